@@ -1,0 +1,76 @@
+"""Every INTEGRATIONS_* setting, with its default, in one place (STYLE habit 1).
+
+A value comes from Django settings when set there (tests use override_settings), else from the
+environment variable of the same name, else the default below. Read lazily, so overrides apply.
+"""
+
+import os
+
+from django.conf import settings
+
+_DEFAULTS = {
+    # seconds a run may stay `receiving` before it is cancelled (SPEC rule 9)
+    "INTEGRATIONS_RECEIVING_TIMEOUT": (int, 86_400),
+    # seconds a run may stay `processing` before staff are alerted (SPEC rule 9)
+    "INTEGRATIONS_STUCK_AFTER": (int, 3_600),
+    # how often the sweeper of rule 8 runs, in seconds
+    "INTEGRATIONS_SWEEP_SECONDS": (int, 60),
+    # a processing run with no sign of life for this long is handed to a worker again
+    "INTEGRATIONS_REQUEUE_AFTER": (int, 300),
+    # how many times the sweeper re-queues a run before failing it
+    "INTEGRATIONS_MAX_ATTEMPTS": (int, 5),
+    # most records in one batch (SPEC section 4)
+    "INTEGRATIONS_MAX_BATCH_RECORDS": (int, 50_000),
+    # most bytes of one batch, after decompression
+    "INTEGRATIONS_MAX_BATCH_BYTES": (int, 64 * 1024 * 1024),
+    # most bytes of one uploaded file
+    "INTEGRATIONS_MAX_UPLOAD_BYTES": (int, 1024 * 1024 * 1024),
+    # records per batch when an uploaded file is split
+    "INTEGRATIONS_UPLOAD_BATCH_RECORDS": (int, 50_000),
+    # API rate per key, DRF notation
+    "INTEGRATIONS_THROTTLE_RATE": (str, "1200/min"),
+    # allow webhook URLs that resolve to private or loopback addresses (tests, development)
+    "INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE": (bool, False),
+    # seconds before a webhook request gives up
+    "INTEGRATIONS_WEBHOOK_TIMEOUT": (int, 10),
+    # staff alerted on failed, needs_review and stuck runs (comma-separated in the environment)
+    "INTEGRATIONS_STAFF_EMAILS": (list, []),
+    # days raw batch payloads and uploads are kept
+    "INTEGRATIONS_RAW_RETENTION_DAYS": (int, 30),
+    # days runs, their errors and deliveries are kept
+    "INTEGRATIONS_RUN_RETENTION_DAYS": (int, 180),
+    # rows deleted per statement by the retention purge
+    "INTEGRATIONS_PURGE_CHUNK": (int, 5_000),
+    # public root of the service, used in links of e-mails and webhooks
+    "INTEGRATIONS_BASE_URL": (str, "http://127.0.0.1:8000"),
+    # hours an Idempotency-Key of run creation is remembered
+    "INTEGRATIONS_IDEMPOTENCY_HOURS": (int, 24),
+    # run tasks in the calling process instead of the queue (tests, `sync_file --wait`)
+    "INTEGRATIONS_RUN_TASKS_INLINE": (bool, False),
+}
+
+
+def _parse(kind, raw):
+    if kind is bool:
+        return str(raw).strip().lower() in {"1", "true", "yes", "on"}
+    if kind is list:
+        if isinstance(raw, (list, tuple)):
+            return list(raw)
+        return [part.strip() for part in str(raw).split(",") if part.strip()]
+    return kind(raw)
+
+
+class Conf:
+    def __getattr__(self, short: str):
+        name = f"INTEGRATIONS_{short}"
+        if name not in _DEFAULTS:
+            raise AttributeError(f"unknown integrations setting {name}")
+        kind, default = _DEFAULTS[name]
+        if hasattr(settings, name):
+            return _parse(kind, getattr(settings, name))
+        if name in os.environ:
+            return _parse(kind, os.environ[name])
+        return default
+
+
+conf = Conf()

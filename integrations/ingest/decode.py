@@ -1,0 +1,254 @@
+"""Decoding: bytes of a batch, or a file, into records. Never reads a file whole into memory.
+
+Batch payloads are stored as received; their content type says how to read them:
+- application/json          {"seq": 1, "records": [...], "deletes": [...]}  (the API)
+- application/x-protobuf    the Batch message of integrations/proto/batch.proto (the API)
+- application/x-ndjson      one record per line (chunks of an uploaded JSON or NDJSON file)
+- text/csv                  a header and rows (chunks of an uploaded CSV file)
+"""
+
+import csv
+import io
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import ijson
+import msgspec
+
+from ..exceptions import MalformedBatch, TooLarge
+
+JSON = "application/json"
+PROTOBUF = "application/x-protobuf"
+NDJSON = "application/x-ndjson"
+CSV = "text/csv"
+FILE_FORMATS = {"json": JSON, "ndjson": NDJSON, "csv": CSV}
+
+
+class Unparseable:
+    """A record that could not be decoded (a bad NDJSON line, a CSV row with extra cells)."""
+
+    __slots__ = ("text", "reason")
+
+    def __init__(self, text: str, reason: str):
+        self.text = text
+        self.reason = reason
+
+
+@dataclass
+class DecodedBatch:
+    seq: int | None
+    records: list[Any]
+    deletes: list[Any] = field(default_factory=list)
+    # records are strings to be coerced (CSV): validation runs msgspec in lax mode
+    lax: bool = False
+    # the decompressed JSON bytes, for the typed fast path
+    json_bytes: bytes | None = None
+
+
+class _Envelope(msgspec.Struct):
+    records: list[msgspec.Raw]
+    deletes: list[msgspec.Raw] = []
+    seq: int | None = None
+
+
+class _GenericEnvelope(msgspec.Struct):
+    records: list[Any]
+    deletes: list[Any] = []
+    seq: int | None = None
+
+
+def decompress(raw: bytes, encoding: str, limit: int) -> bytes:
+    """Undo Content-Encoding, refusing to inflate past `limit` bytes (a gzip bomb is a 413)."""
+    encoding = (encoding or "").strip().lower()
+    if encoding in ("", "identity"):
+        if len(raw) > limit:
+            raise TooLarge(f"batch is {len(raw)} bytes, above the limit of {limit}")
+        return raw
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise MalformedBatch(f"unsupported Content-Encoding {encoding!r}; use gzip")
+    wbits = 31 if encoding != "deflate" else 15
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(raw, limit + 1)
+    except zlib.error as exc:
+        raise MalformedBatch(f"body is not valid {encoding}: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise TooLarge(f"batch inflates beyond the limit of {limit} bytes")
+    if not inflater.eof:
+        raise MalformedBatch(f"body is a truncated {encoding} stream")
+    return out
+
+
+@dataclass
+class EnvelopeSummary:
+    seq: int | None
+    received: int
+    deletes: list[str]
+
+
+def summarize_batch(body: bytes, content_type: str) -> EnvelopeSummary:
+    """Check a decompressed batch body at receipt: well-formed, its seq, its record count.
+
+    Records themselves are not validated here (that is the worker's job); only the envelope."""
+    if content_type == PROTOBUF:
+        from ..proto.codec import decode_batch
+
+        try:
+            seq, records, deletes = decode_batch(body)
+        except ValueError as exc:
+            raise MalformedBatch(f"body is not a valid protobuf Batch: {exc}") from None
+        return EnvelopeSummary(seq=seq, received=len(records), deletes=_check_deletes(deletes))
+    if content_type != JSON:
+        raise MalformedBatch(f"unsupported content type {content_type!r}")
+    try:
+        env = msgspec.json.decode(body, type=_Envelope)
+    except msgspec.ValidationError as exc:
+        raise MalformedBatch(f"body is not a batch object: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise MalformedBatch(f"body is not valid JSON: {exc}") from None
+    deletes = [msgspec.json.decode(d) for d in env.deletes]
+    return EnvelopeSummary(seq=env.seq, received=len(env.records), deletes=_check_deletes(deletes))
+
+
+def _check_deletes(deletes: list) -> list[str]:
+    for i, key in enumerate(deletes):
+        if not isinstance(key, str) or not key or len(key) > 255:
+            raise MalformedBatch("every entry of `deletes` must be a key: a non-empty string of at most 255 characters",
+                                 details={"deletes": {str(i): "not a usable key"}})
+    return deletes
+
+
+def decode_batch(body: bytes, content_type: str) -> DecodedBatch:
+    """A stored, decompressed batch payload as records, for validation."""
+    if content_type == JSON:
+        try:
+            env = msgspec.json.decode(body, type=_GenericEnvelope)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise MalformedBatch(f"stored batch is not a batch object: {exc}") from None
+        return DecodedBatch(seq=env.seq, records=env.records, deletes=env.deletes, json_bytes=body)
+    if content_type == PROTOBUF:
+        from ..proto.codec import decode_batch as decode_proto
+
+        seq, records, deletes = decode_proto(body)
+        return DecodedBatch(seq=seq, records=records, deletes=deletes)
+    if content_type == NDJSON:
+        return DecodedBatch(seq=None, records=list(iter_ndjson(io.BytesIO(body))))
+    if content_type == CSV:
+        return DecodedBatch(seq=None, records=list(iter_csv(io.BytesIO(body))), lax=True)
+    raise MalformedBatch(f"unsupported stored content type {content_type!r}")
+
+
+# --- files: streamed, record by record -------------------------------------------------------
+
+
+def iter_json_array(stream) -> Iterator[Any]:
+    """Items of a top-level JSON array, in constant memory (ijson's C backend)."""
+    try:
+        yield from ijson.items(stream, "item", use_float=True)
+    except ijson.JSONError as exc:
+        raise MalformedBatch(f"file is not a valid JSON array: {exc}") from None
+
+
+def iter_ndjson(stream) -> Iterator[Any]:
+    decoder = msgspec.json.Decoder()
+    for line in stream:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            yield decoder.decode(line)
+        except msgspec.DecodeError as exc:
+            yield Unparseable(line[:2000].decode("utf-8", "replace"), f"line is not valid JSON: {exc}")
+
+
+def iter_csv(stream) -> Iterator[Any]:
+    """Rows as dicts of strings; an empty cell is an absent field (SPEC section 5)."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        header = [h.strip() for h in header]
+        width = len(header)
+        for row in reader:
+            if not row or (len(row) == 1 and row[0] == ""):
+                continue
+            if len(row) > width:
+                yield Unparseable(",".join(row)[:2000], f"row has {len(row)} cells, the header {width}")
+                continue
+            yield {name: cell for name, cell in zip(header, row) if cell != ""}
+    except UnicodeDecodeError as exc:
+        raise MalformedBatch(f"file is not valid UTF-8: {exc}") from None
+    except csv.Error as exc:
+        raise MalformedBatch(f"file is not valid CSV: {exc}") from None
+    finally:
+        text.detach()
+
+
+def iter_file_chunks(stream, fmt: str, size: int) -> Iterator[tuple[bytes, str, int]]:
+    """Split an uploaded file into stored-batch payloads of at most `size` records each:
+    yields (payload bytes, content type, record count). JSON and NDJSON become NDJSON chunks
+    (a bad NDJSON line is kept as it came, to fail as a parse_error); CSV stays CSV."""
+    if fmt == "csv":
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+        reader = csv.reader(text)
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            rows: list[list[str]] = []
+            for row in reader:
+                if not row or (len(row) == 1 and row[0] == ""):
+                    continue
+                rows.append(row)
+                if len(rows) >= size:
+                    yield _csv_bytes(header, rows), CSV, len(rows)
+                    rows = []
+            if rows:
+                yield _csv_bytes(header, rows), CSV, len(rows)
+        except UnicodeDecodeError as exc:
+            raise MalformedBatch(f"file is not valid UTF-8: {exc}") from None
+        except csv.Error as exc:
+            raise MalformedBatch(f"file is not valid CSV: {exc}") from None
+        finally:
+            text.detach()
+        return
+    if fmt == "json":
+        lines = (msgspec.json.encode(item) for item in iter_json_array(stream))
+    elif fmt == "ndjson":
+        lines = (line.strip() for line in stream if line.strip())
+    else:
+        raise MalformedBatch(f"unknown file format {fmt!r}; use json, ndjson or csv")
+    chunk: list[bytes] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= size:
+            yield b"\n".join(chunk) + b"\n", NDJSON, len(chunk)
+            chunk = []
+    if chunk:
+        yield b"\n".join(chunk) + b"\n", NDJSON, len(chunk)
+
+
+def _csv_bytes(header: list[str], rows: list[list[str]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def guess_format(filename: str, explicit: str | None = None) -> str:
+    if explicit:
+        fmt = explicit.lower().strip()
+    else:
+        name = (filename or "").lower()
+        fmt = next((f for f in ("ndjson", "jsonl", "json", "csv") if name.endswith("." + f)), "")
+        fmt = "ndjson" if fmt == "jsonl" else fmt
+    if fmt not in FILE_FORMATS:
+        raise MalformedBatch(
+            f"cannot tell the format of {filename!r}: name it .json, .ndjson or .csv, or pass format=json|ndjson|csv"
+        )
+    return fmt

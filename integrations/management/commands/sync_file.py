@@ -1,0 +1,62 @@
+import json
+import time
+
+from django.core.management.base import CommandError
+
+from ... import services
+from ...models import SyncRun
+from ...queue import inline
+from ._base import ServiceCommand
+
+EXIT = {"succeeded": 0, "failed": 1, "cancelled": 1, "partial": 3, "needs_review": 4}
+
+
+class Command(ServiceCommand):
+    help = "Sync a JSON, NDJSON or CSV file into an integration: sync_file CUSTOMER/INTEGRATION PATH"
+
+    def add_arguments(self, parser):
+        parser.add_argument("integration", help="CUSTOMER/INTEGRATION")
+        parser.add_argument("path")
+        parser.add_argument("--format", choices=["json", "ndjson", "csv"])
+        parser.add_argument("--mode", choices=["full", "incremental"])
+        parser.add_argument("--dry-run", action="store_true")
+        parser.add_argument("--wait", action="store_true",
+                            help="process the run here and wait for its end; exit 0 succeeded, 1 failed or "
+                                 "cancelled, 3 partial, 4 needs_review")
+        parser.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits at most")
+
+    def handle(self, *args, integration, path, format, mode, dry_run, wait, timeout, **options):
+        if "/" not in integration:
+            raise CommandError(f"name the integration as CUSTOMER/INTEGRATION, not {integration!r}")
+        customer_slug, slug = integration.split("/", 1)
+        target = services.integration_get(customer_slug, slug)
+        try:
+            stream = open(path, "rb")
+        except OSError as exc:
+            raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+        with stream:
+            if wait:
+                with inline():  # do the work in this process; a running worker may share it safely
+                    run = services.upload_create(integration=target, stream=stream, filename=path, fmt=format,
+                                                 mode=mode, dry_run=dry_run, source=SyncRun.Source.COMMAND)
+            else:
+                run = services.upload_create(integration=target, stream=stream, filename=path, fmt=format,
+                                             mode=mode, dry_run=dry_run, source=SyncRun.Source.COMMAND)
+        self.stdout.write(str(run.pk))
+        if not wait:
+            return
+        deadline = time.monotonic() + timeout
+        run.refresh_from_db()
+        while run.status not in EXIT:
+            if time.monotonic() > deadline:
+                raise CommandError(f"run {run.pk} is still {run.status} after {timeout:g} seconds")
+            time.sleep(0.5)
+            run.refresh_from_db()
+            if run.status == SyncRun.Status.QUEUED and not run.dry_run:
+                with inline():  # its turn may have come (rule 6)
+                    services.integration_kick(integration_id=run.integration_id)
+                run.refresh_from_db()
+        self.stdout.write(json.dumps({"id": str(run.pk), "status": run.status, "counts": run.counts,
+                                      "message": run.message}, indent=2))
+        if EXIT[run.status]:
+            raise SystemExit(EXIT[run.status])

@@ -1,0 +1,314 @@
+"""The data of the service: who sends (Customer, ApiKey), what (Integration), and each sync
+(SyncRun, SyncBatch, RecordError), plus the engine's staging and the webhook deliveries."""
+
+import uuid
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
+
+
+class Customer(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    contacts = models.JSONField(default=list, blank=True, help_text="Technical contacts (e-mails)")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self):
+        return self.slug
+
+
+class ApiKeyManager(BaseAPIKeyManager):
+    pass
+
+
+class ApiKey(AbstractAPIKey):
+    """A customer's key `<prefix>.<secret>`; only the hash is stored (djangorestframework-api-key)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="api_keys")
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyManager()
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
+
+
+class Mode(models.TextChoices):
+    FULL = "full", "Full snapshot"
+    INCREMENTAL = "incremental", "Incremental"
+
+
+class Integration(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="integrations")
+    slug = models.SlugField(max_length=64)
+    target = models.CharField(max_length=100, help_text="Registered target, e.g. catalog.product")
+    default_mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.FULL)
+    field_map = models.JSONField(
+        default=dict, blank=True, help_text='Customer field -> target field, or null to drop: {"Title": "name"}'
+    )
+    adapter = models.CharField(max_length=100, blank=True, help_text="Registered adapter name")
+    max_error_rate = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of failed records (0..1) above which the run fails",
+    )
+    max_deletes_percent = models.FloatField(
+        default=20.0, validators=[MinValueValidator(0.0), MaxValueValidator(100.0)],
+        help_text="Snapshot deletions above this share of rows (and more than 10) are held for review",
+    )
+    webhook_url = models.URLField(max_length=500, blank=True)
+    webhook_secret = models.CharField(max_length=200, blank=True, help_text="whsec_...")
+    contacts = models.JSONField(default=list, blank=True, help_text="E-mails; empty: the customer's contacts")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["customer__slug", "slug"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "slug"], name="integration_unique_slug"),
+            models.CheckConstraint(
+                condition=Q(max_error_rate__gte=0) & Q(max_error_rate__lte=1), name="integration_error_rate_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_deletes_percent__gte=0) & Q(max_deletes_percent__lte=100),
+                name="integration_deletes_percent_range",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.customer.slug}/{self.slug}"
+
+    @property
+    def recipients(self) -> list[str]:
+        return list(self.contacts or self.customer.contacts or [])
+
+
+class SyncRun(models.Model):
+    class Status(models.TextChoices):
+        RECEIVING = "receiving"
+        QUEUED = "queued"
+        PROCESSING = "processing"
+        NEEDS_REVIEW = "needs_review"
+        SUCCEEDED = "succeeded"
+        PARTIAL = "partial"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    class Source(models.TextChoices):
+        API = "api"
+        UPLOAD = "upload"
+        ADMIN = "admin"
+        COMMAND = "command"
+
+    END_STATES = (Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELLED)
+    # states in which a run of an integration holds back the later runs (rule 6)
+    BLOCKING_STATES = (Status.PROCESSING, Status.NEEDS_REVIEW)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="runs")
+    mode = models.CharField(max_length=16, choices=Mode.choices)
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVING, db_index=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.API)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of a worker")
+
+    received = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    batches_total = models.PositiveIntegerField(default=0)
+    batches_done = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+
+    # the optional integrity check of `complete`
+    expected_batches = models.PositiveIntegerField(null=True, blank=True)
+    expected_records = models.PositiveIntegerField(null=True, blank=True)
+    # an uploaded file, split into batches by a worker
+    upload_name = models.CharField(max_length=500, blank=True)
+    upload_format = models.CharField(max_length=16, blank=True)
+    upload_filename = models.CharField(max_length=255, blank=True)
+    # run creation's Idempotency-Key and a hash of the body it came with
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    idempotency_hash = models.CharField(max_length=64, blank=True)
+    # review of a held run
+    guard_waived = models.BooleanField(default=False)
+    reviewed_by = models.CharField(max_length=150, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    stuck_alerted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["integration", "status", "completed_at"], name="run_queue_idx"),
+            models.Index(fields=["integration", "-created_at"], name="run_list_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["receiving"]) | Q(completed_at__isnull=False) | Q(status="cancelled"),
+                name="run_completed_at_set",
+            ),
+        ]
+
+    def __str__(self):
+        return str(self.id)
+
+    @property
+    def customer(self):
+        return self.integration.customer
+
+    @property
+    def counts(self) -> dict:
+        return {
+            "received": self.received,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "failed": self.failed,
+        }
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.END_STATES
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class SyncBatch(models.Model):
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="batches")
+    seq = models.PositiveIntegerField()
+    payload = models.CharField(max_length=500, help_text="Name of the raw bytes in file storage")
+    content_type = models.CharField(max_length=100, default="application/json")
+    content_encoding = models.CharField(max_length=20, blank=True)
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField(default=0)
+    received = models.PositiveIntegerField(default=0, help_text="Records in the batch")
+    deletes = models.PositiveIntegerField(default=0, help_text="Keys listed for deletion")
+    created_at = models.DateTimeField(auto_now_add=True)
+    validated_at = models.DateTimeField(null=True, blank=True)
+    valid = models.PositiveIntegerField(default=0)
+    invalid = models.PositiveIntegerField(default=0)
+    payload_purged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "seq"], name="batch_unique_seq"),
+            models.CheckConstraint(condition=Q(seq__gte=1), name="batch_seq_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.run_id} #{self.seq}"
+
+
+class RecordError(models.Model):
+    class Code(models.TextChoices):
+        PARSE_ERROR = "parse_error"
+        MISSING_KEY = "missing_key"
+        INVALID = "invalid"
+        UNKNOWN_FIELD = "unknown_field"
+        DUPLICATE_KEY = "duplicate_key"
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="errors")
+    seq = models.PositiveIntegerField()
+    index = models.PositiveIntegerField()
+    key = models.CharField(max_length=255, null=True, blank=True)
+    code = models.CharField(max_length=20, choices=Code.choices)
+    message = models.TextField()
+    fields = models.JSONField(default=dict, blank=True)
+    record = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "seq", "index"]
+        indexes = [
+            models.Index(fields=["run", "seq", "index"], name="error_position_idx"),
+            models.Index(fields=["run", "code"], name="error_code_idx"),
+            models.Index(fields=["run", "key"], name="error_key_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.code} at {self.seq}/{self.index}"
+
+
+class StagedRecord(models.Model):
+    """A valid, mapped record waiting for its run's apply. Deleted when the run ends."""
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="+", db_index=False)
+    seq = models.PositiveIntegerField()
+    index = models.PositiveIntegerField()
+    key = models.CharField(max_length=255)
+    data = models.JSONField()
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "key"], name="staged_run_key_idx")]
+
+
+class StagedDelete(models.Model):
+    """A key listed in a batch's `deletes`."""
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="+", db_index=False)
+    seq = models.PositiveIntegerField()
+    key = models.CharField(max_length=255)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "key"], name="staged_delete_run_key_idx")]
+
+
+class WebhookDelivery(models.Model):
+    """One event to deliver to an integration's webhook URL; retried until it lands or gives up."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=40)
+    webhook_id = models.CharField(max_length=64, unique=True)
+    event_timestamp = models.DateTimeField()
+    url = models.URLField(max_length=500)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+
+
+class WebhookAttempt(models.Model):
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["delivery", "number"]

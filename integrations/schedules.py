@@ -1,0 +1,23 @@
+"""The periodic tasks of the service, created idempotently after every migrate (never twice)."""
+
+from .conf import conf
+
+
+def schedule_specs() -> dict[str, dict]:
+    from django_q.models import Schedule
+
+    sweep_minutes = max(1, round(conf.SWEEP_SECONDS / 60))  # django-q2 intervals are whole minutes
+    return {
+        "integrations.sweep": {"func": "integrations.tasks.sweep", "schedule_type": Schedule.MINUTES,
+                               "minutes": sweep_minutes},
+        "integrations.deliver_webhooks": {"func": "integrations.tasks.deliver_due_webhooks",
+                                          "schedule_type": Schedule.MINUTES, "minutes": 1},
+        "integrations.purge": {"func": "integrations.tasks.purge", "schedule_type": Schedule.DAILY},
+    }
+
+
+def ensure_schedules(sender=None, using="default", **kwargs):
+    from django_q.models import Schedule
+
+    for name, spec in schedule_specs().items():
+        Schedule.objects.using(using).update_or_create(name=name, defaults={**spec, "repeats": -1})

@@ -1,0 +1,32 @@
+"""The service layer: every action of the spec, called alike by the API, the admin, the commands
+and the tasks. Reads live in selectors.py."""
+
+from .processing import (
+    batch_validate,
+    dry_run_start,
+    integration_kick,
+    record_task_error,
+    run_apply,
+    run_cleanup,
+    run_fail,
+    run_process,
+    sweep,
+    upload_split,
+)
+from .runs import batch_receive, run_cancel, run_complete, run_create, run_retry, run_review, upload_create
+from .setup import (
+    api_key_create,
+    api_key_revoke,
+    customer_create,
+    customer_get,
+    integration_create,
+    integration_get,
+    validate_integration_settings,
+)
+
+__all__ = [
+    "api_key_create", "api_key_revoke", "batch_receive", "batch_validate", "customer_create", "customer_get",
+    "dry_run_start", "integration_create", "integration_get", "integration_kick", "record_task_error", "run_apply",
+    "run_cancel", "run_cleanup", "run_complete", "run_create", "run_fail", "run_process", "run_retry", "run_review",
+    "sweep", "upload_create", "upload_split", "validate_integration_settings",
+]

@@ -1,0 +1,224 @@
+"""The life of a run as its sender drives it: create, receive batches, complete, cancel, upload;
+and as staff decide it: review, retry. Processing itself is in processing.py."""
+
+import hashlib
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .. import storage
+from ..conf import conf
+from ..exceptions import Conflict, IdempotencyMismatch, InvalidInput, TooLarge
+from ..ingest import decode
+from ..models import Integration, Mode, SyncBatch, SyncRun
+from ..queue import enqueue
+
+Status = SyncRun.Status
+
+
+def run_create(*, integration: Integration, mode: str | None = None, dry_run: bool = False,
+               source: str = SyncRun.Source.API, idempotency_key: str = "", fingerprint: str = "") -> tuple[SyncRun, bool]:
+    """Open a run (`receiving`). With an idempotency key seen within 24 hours for this customer,
+    return that run instead (created False), or refuse when the request differs."""
+    mode = mode or integration.default_mode
+    if mode not in Mode.values:
+        raise InvalidInput(f"mode must be one of {', '.join(Mode.values)}", details={"mode": mode})
+    body_hash = hashlib.sha256(f"{integration.pk}|{mode}|{bool(dry_run)}|{fingerprint}".encode()).hexdigest()
+    with transaction.atomic():
+        if idempotency_key:
+            since = timezone.now() - timedelta(hours=conf.IDEMPOTENCY_HOURS)
+            previous = (SyncRun.objects.select_related("integration__customer")
+                        .filter(integration__customer_id=integration.customer_id, idempotency_key=idempotency_key,
+                                created_at__gte=since).order_by("-created_at").first())
+            if previous is not None:
+                if previous.idempotency_hash != body_hash:
+                    raise IdempotencyMismatch(
+                        "this Idempotency-Key was used with another request; use a new key for a new run",
+                        details={"run": str(previous.pk)},
+                    )
+                return previous, False
+        run = SyncRun.objects.create(integration=integration, mode=mode, dry_run=bool(dry_run), source=source,
+                                     idempotency_key=idempotency_key, idempotency_hash=body_hash if idempotency_key else "")
+    return run, True
+
+
+def batch_receive(*, run: SyncRun, seq: int | None, body: bytes, content_type: str,
+                  content_encoding: str = "") -> tuple[SyncBatch, bool]:
+    """Accept one batch: check its envelope, store its raw bytes, then record it.
+
+    Returns (batch, created). The same seq with the same bytes again returns the first batch;
+    other bytes under a seq already taken, or a run no longer receiving, is a Conflict."""
+    if run.status != Status.RECEIVING:
+        raise Conflict(f"run is {run.status}, not receiving batches", details={"status": run.status})
+    plain = decode.decompress(body, content_encoding, conf.MAX_BATCH_BYTES)
+    summary = decode.summarize_batch(plain, content_type)
+    if summary.received > conf.MAX_BATCH_RECORDS:
+        raise TooLarge(f"batch has {summary.received} records, above the limit of {conf.MAX_BATCH_RECORDS}",
+                       details={"records": summary.received, "limit": conf.MAX_BATCH_RECORDS})
+    seq = seq if seq is not None else summary.seq
+    if seq is None or not isinstance(seq, int) or seq < 1:
+        raise InvalidInput("a batch needs `seq`, an integer from 1", details={"seq": "required"})
+    if summary.seq is not None and summary.seq != seq:
+        raise InvalidInput(f"seq {summary.seq} of the body differs from seq {seq} of the request")
+    sha = hashlib.sha256(body).hexdigest()
+
+    existing = SyncBatch.objects.filter(run=run, seq=seq).first()
+    if existing is not None:
+        return _same_batch(existing, sha)
+    ext = "pb" if content_type == decode.PROTOBUF else "json"
+    name = storage.save_bytes(storage.payload_name(run.pk, f"batch-{seq:06d}-{sha[:12]}", ext + (".gz" if content_encoding else "")), body)
+    try:
+        with transaction.atomic():
+            locked = SyncRun.objects.select_for_update().get(pk=run.pk)
+            if locked.status != Status.RECEIVING:
+                raise Conflict(f"run is {locked.status}, not receiving batches", details={"status": locked.status})
+            batch = SyncBatch.objects.create(
+                run=locked, seq=seq, payload=name, content_type=content_type, content_encoding=content_encoding or "",
+                sha256=sha, size=len(body), received=summary.received, deletes=len(summary.deletes),
+            )
+    except IntegrityError:
+        storage.delete_payload(name)
+        return _same_batch(SyncBatch.objects.get(run=run, seq=seq), sha)
+    except Conflict:
+        storage.delete_payload(name)
+        raise
+    return batch, True
+
+
+def _same_batch(existing: SyncBatch, sha: str) -> tuple[SyncBatch, bool]:
+    if existing.sha256 != sha:
+        raise Conflict(f"batch {existing.seq} was already received with other content",
+                       details={"seq": existing.seq})
+    return existing, False
+
+
+def run_complete(*, run: SyncRun, expected_batches: int | None = None,
+                 expected_records: int | None = None) -> tuple[SyncRun, bool]:
+    """Close a run to new batches and queue it. (run, changed): completing again changes nothing."""
+    with transaction.atomic():
+        run = SyncRun.objects.select_for_update().select_related("integration__customer").get(pk=run.pk)
+        if run.status != Status.RECEIVING:
+            if run.completed_at is not None:
+                return run, False
+            raise Conflict(f"run is {run.status} and cannot be completed", details={"status": run.status})
+        batches = list(SyncBatch.objects.filter(run=run).values_list("seq", "received"))
+        n_batches, n_records = len(batches), sum(r for _, r in batches)
+        mismatch = {}
+        if expected_batches is not None and expected_batches != n_batches:
+            mismatch["batches"] = {"expected": expected_batches, "received": n_batches}
+        if expected_records is not None and expected_records != n_records:
+            mismatch["records"] = {"expected": expected_records, "received": n_records}
+        if mismatch:
+            raise Conflict("the run did not receive what the integrity check says was sent", details=mismatch)
+        run.expected_batches, run.expected_records = expected_batches, expected_records
+        _queue(run, batches_total=n_batches, received=n_records)
+    return run, True
+
+
+def upload_create(*, integration: Integration, stream, filename: str, fmt: str | None = None,
+                  mode: str | None = None, dry_run: bool = False, source: str = SyncRun.Source.UPLOAD) -> SyncRun:
+    """A whole file as one run, queued at once; a worker splits it into batches (streamed)."""
+    fmt = decode.guess_format(filename, fmt)
+    mode = mode or integration.default_mode
+    if mode not in Mode.values:
+        raise InvalidInput(f"mode must be one of {', '.join(Mode.values)}", details={"mode": mode})
+    size = getattr(stream, "size", None)
+    if size is not None and size > conf.MAX_UPLOAD_BYTES:
+        raise TooLarge(f"file is {size} bytes, above the limit of {conf.MAX_UPLOAD_BYTES}")
+    run = SyncRun(integration=integration, mode=mode, dry_run=bool(dry_run), source=source,
+                  upload_format=fmt, upload_filename=(filename or "")[-255:])
+    name = storage.save_stream(storage.payload_name(run.pk, "upload", f"file.{fmt}"), stream)
+    with transaction.atomic():
+        run.upload_name = name
+        run.save()
+        _queue(run, batches_total=0, received=0)
+    return run
+
+
+def _queue(run: SyncRun, *, batches_total: int, received: int) -> None:
+    """receiving -> queued; a full run supersedes the held runs before it (rule 6)."""
+    now = timezone.now()
+    run.status = Status.QUEUED
+    run.completed_at = now
+    run.batches_total = batches_total
+    run.received = received
+    run.save()
+    if run.dry_run:
+        enqueue("integrations.tasks.start_dry_run", run.pk)
+        return
+    if run.mode == Mode.FULL:
+        held = SyncRun.objects.select_for_update().filter(integration_id=run.integration_id, dry_run=False,
+                                                          status=Status.NEEDS_REVIEW).exclude(pk=run.pk)
+        for old in held:
+            _finish(old, Status.CANCELLED, f"superseded by run {run.pk}")
+    enqueue("integrations.tasks.kick_integration", run.integration_id)
+
+
+def run_cancel(*, run: SyncRun, reason: str = "cancelled") -> SyncRun:
+    with transaction.atomic():
+        run = SyncRun.objects.select_for_update().get(pk=run.pk)
+        if run.status not in (Status.RECEIVING, Status.QUEUED, Status.PROCESSING, Status.NEEDS_REVIEW):
+            raise Conflict(f"run is {run.status}; only a run not yet applied can be cancelled",
+                           details={"status": run.status})
+        blocking = run.status in SyncRun.BLOCKING_STATES
+        _finish(run, Status.CANCELLED, reason)
+        if blocking and not run.dry_run:
+            enqueue("integrations.tasks.kick_integration", run.integration_id)
+    return run
+
+
+def run_review(*, run: SyncRun, approve: bool, user: str = "") -> SyncRun:
+    """Approve (apply with the guard waived, against the table as it is now) or reject a held run."""
+    with transaction.atomic():
+        run = SyncRun.objects.select_for_update().get(pk=run.pk)
+        if run.status != Status.NEEDS_REVIEW:
+            raise Conflict(f"run is {run.status}, not held for review", details={"status": run.status})
+        run.reviewed_by, run.reviewed_at = user[:150], timezone.now()
+        if not approve:
+            _finish(run, Status.CANCELLED, f"rejected at review{' by ' + user if user else ''}")
+            if not run.dry_run:
+                enqueue("integrations.tasks.kick_integration", run.integration_id)
+            return run
+        if run.dry_run:
+            raise Conflict("a dry run shows what would happen; it cannot be approved", details={"dry_run": True})
+        run.guard_waived = True
+        run.status = Status.PROCESSING
+        run.heartbeat_at = timezone.now()
+        run.save()
+        enqueue("integrations.tasks.apply_run", run.pk)
+    return run
+
+
+def run_retry(*, run: SyncRun, source: str = SyncRun.Source.ADMIN) -> SyncRun:
+    """A new run from the stored batches (or upload) of a failed or cancelled run."""
+    if run.status not in (Status.FAILED, Status.CANCELLED):
+        raise Conflict(f"run is {run.status}; only failed or cancelled runs can be retried")
+    batches = list(run.batches.all())
+    if any(b.payload_purged_at for b in batches):
+        raise Conflict("the raw batches of this run have expired; it cannot be retried")
+    with transaction.atomic():
+        new = SyncRun.objects.create(integration=run.integration, mode=run.mode, dry_run=run.dry_run, source=source,
+                                     retry_of=run, upload_name=run.upload_name, upload_format=run.upload_format,
+                                     upload_filename=run.upload_filename)
+        if not run.upload_name:
+            SyncBatch.objects.bulk_create(
+                SyncBatch(run=new, seq=b.seq, payload=b.payload, content_type=b.content_type,
+                          content_encoding=b.content_encoding, sha256=b.sha256, size=b.size, received=b.received,
+                          deletes=b.deletes) for b in batches
+            )
+        _queue(new, batches_total=len(batches) if not run.upload_name else 0,
+               received=sum(b.received for b in batches) if not run.upload_name else 0)
+    return new
+
+
+def _finish(run: SyncRun, status: str, message: str) -> None:
+    """Put a run in an end state (or back in review) and schedule what follows an end."""
+    now = timezone.now()
+    run.status = status
+    run.message = message
+    run.finished_at = now
+    if status == Status.CANCELLED:
+        run.created = run.updated = run.unchanged = run.deleted = 0
+    run.save()
+    enqueue("integrations.tasks.run_finished", run.pk, status)
