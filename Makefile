@@ -34,6 +34,12 @@ test: install
 	@if echo "$$DATABASE_URL" | grep -q '^postgres'; then \
 	  echo "=== PostgreSQL: $$DATABASE_URL"; $(PY) -m pytest -q $(PYTEST_ARGS); fi
 
+# Regenerate the protobuf modules of the server and the client from the one .proto file.
+proto: install
+	$(PY) -m grpc_tools.protoc -Iintegrations/proto --python_out=integrations/proto integrations/proto/batch.proto
+	@if [ -d client/src/integrations_client/proto ]; then \
+	  $(PY) -m grpc_tools.protoc -Iintegrations/proto --python_out=client/src/integrations_client/proto integrations/proto/batch.proto; fi
+
 lint: install
 	$(VENV)/bin/ruff check .
 

@@ -36,3 +36,29 @@ def run_errors(run: SyncRun, code: str | None = None):
     if code:
         errors = errors.filter(code=code)
     return errors
+
+
+def run_representation(run: SyncRun, *, base_url: str | None = None) -> dict:
+    """The run object of SPEC section 4, used alike by the API and the webhooks."""
+    from .conf import conf
+
+    def iso(value):
+        return value.isoformat().replace("+00:00", "Z") if value else None
+
+    base = (base_url if base_url is not None else conf.BASE_URL).rstrip("/")
+    return {
+        "id": str(run.pk),
+        "integration": run.integration.slug,
+        "mode": run.mode,
+        "dry_run": run.dry_run,
+        "status": run.status,
+        "source": run.source,
+        "created_at": iso(run.created_at),
+        "completed_at": iso(run.completed_at),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "counts": run.counts,
+        "progress": {"batches_total": run.batches_total, "batches_done": run.batches_done},
+        "message": run.message,
+        "errors_url": f"{base}/api/v1/runs/{run.pk}/errors/",
+    }

@@ -1,0 +1,116 @@
+"""Protobuf batches <-> Python records. The message is defined in batch.proto (one file for the
+server and the client); batch_pb2.py is generated from it with grpcio-tools' protoc."""
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+from google.protobuf.message import DecodeError
+
+from . import batch_pb2
+
+NULL = batch_pb2.NULL_VALUE
+
+
+def _to_python(value: batch_pb2.Value):
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "decimal_value":
+        return value.decimal_value
+    if kind == "null_value":
+        return None
+    if kind == "list_value":
+        return [_to_python(v) for v in value.list_value.values]
+    if kind == "object_value":
+        return {k: _to_python(v) for k, v in value.object_value.fields.items()}
+    raise ValueError("a value has no kind")
+
+
+_ABSENT = object()
+
+
+def decode_batch(data: bytes) -> tuple[int | None, list[dict], list[str]]:
+    """(seq or None, records, deletes). Raises ValueError on a malformed message."""
+    batch = batch_pb2.Batch()
+    try:
+        batch.ParseFromString(data)
+    except DecodeError as exc:
+        raise ValueError(str(exc) or "not a Batch message") from None
+    fields = list(batch.fields)
+    width = len(fields)
+    if len(set(fields)) != width:
+        raise ValueError("field names repeat")
+    records = []
+    for n, record in enumerate(batch.records):
+        values = record.values
+        if len(values) > width:
+            raise ValueError(f"record {n} has {len(values)} values for {width} fields")
+        out = {}
+        for name, value in zip(fields, values):
+            kind = value.WhichOneof("kind")
+            if kind is None:
+                continue  # absent
+            if kind == "string_value":
+                out[name] = value.string_value
+            elif kind == "int_value":
+                out[name] = value.int_value
+            elif kind == "bool_value":
+                out[name] = value.bool_value
+            elif kind == "decimal_value":
+                out[name] = value.decimal_value
+            else:
+                out[name] = _to_python(value)
+        records.append(out)
+    return (batch.seq or None), records, list(batch.deletes)
+
+
+def _set(value: batch_pb2.Value, obj) -> None:
+    if obj is None:
+        value.null_value = NULL
+    elif isinstance(obj, bool):
+        value.bool_value = obj
+    elif isinstance(obj, int):
+        if -(2**63) <= obj < 2**63:
+            value.int_value = obj
+        else:
+            value.decimal_value = str(obj)
+    elif isinstance(obj, float):
+        value.double_value = obj
+    elif isinstance(obj, Decimal):
+        value.decimal_value = str(obj)
+    elif isinstance(obj, str):
+        value.string_value = obj
+    elif isinstance(obj, dict):
+        target = value.object_value
+        target.SetInParent()
+        for k, v in obj.items():
+            _set(target.fields[str(k)], v)
+    elif isinstance(obj, (list, tuple)):
+        target = value.list_value
+        target.SetInParent()
+        for item in obj:
+            _set(target.values.add(), item)
+    else:
+        value.string_value = str(obj)
+
+
+def encode_batch(records: Iterable[dict], *, seq: int | None = None, deletes: Iterable[str] = ()) -> bytes:
+    records = list(records)
+    fields: dict[str, int] = {}
+    for record in records:
+        for name in record:
+            fields.setdefault(name, len(fields))
+    batch = batch_pb2.Batch(seq=seq or 0, fields=list(fields), deletes=list(deletes))
+    width = len(fields)
+    for record in records:
+        pb_record = batch.records.add()
+        slots = [pb_record.values.add() for _ in range(width)]
+        for name, obj in record.items():
+            _set(slots[fields[name]], obj)
+    return batch.SerializeToString()
