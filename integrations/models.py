@@ -312,3 +312,20 @@ class WebhookAttempt(models.Model):
 
     class Meta:
         ordering = ["delivery", "number"]
+
+
+class RunNotification(models.Model):
+    """That the e-mails of one event of a run (run.failed, run.stuck, ...) were sent: a task
+    delivered twice (at-least-once brokers, the sweeper) sends them once."""
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="notifications")
+    event = models.CharField(max_length=40)
+    recipients = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "created_at"]
+        constraints = [models.UniqueConstraint(fields=["run", "event"], name="notification_unique_event")]
+
+    def __str__(self):
+        return f"{self.run_id} {self.event}"
