@@ -166,6 +166,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"ModeEnum": ["full", "incremental"]},
 }
 
 # --- Security (production: DEBUG false, HTTPS in front) --------------------------------------

@@ -1,0 +1,180 @@
+"""Input serializers (what a request may carry) and output serializers (what an answer holds).
+
+Outputs take their data from the same place as the webhooks (selectors.run_representation); the
+declared fields are what the OpenAPI schema shows, and a test checks the two agree."""
+
+from rest_framework import serializers
+
+from .. import selectors
+from ..models import Mode, RecordError, SyncRun
+
+FILE_FORMATS = ("json", "ndjson", "csv")
+
+
+class StrictInput(serializers.Serializer):
+    """An input that refuses fields it does not know (a typo must not be silently ignored)."""
+
+    def to_internal_value(self, data):
+        if hasattr(data, "keys"):
+            unknown = sorted(set(data.keys()) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true or false only ("yes", 1 or "false" are refused)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+
+class RunCreateInput(StrictInput):
+    """Both fields optional; unknown fields are refused."""
+
+    mode = serializers.ChoiceField(choices=Mode.values, required=False,
+                                   help_text="`full`: the run is the complete snapshot; default: the integration's mode")
+    dry_run = StrictBooleanField(required=False, default=False,
+                                 help_text="validate and diff only; nothing is applied")
+
+
+class RunCompleteInput(StrictInput):
+    """The optional integrity check: what the sender says it sent."""
+
+    batches = serializers.IntegerField(min_value=0, required=False, help_text="number of batches sent")
+    records = serializers.IntegerField(min_value=0, required=False, help_text="number of records sent")
+
+
+class BatchInput(serializers.Serializer):
+    """The JSON batch (documentation: the view stores the raw bytes and the engine reads them)."""
+
+    seq = serializers.IntegerField(min_value=1, help_text="1, 2, 3, ... within the run")
+    records = serializers.ListField(child=serializers.DictField(), max_length=50_000,
+                                    help_text="at most 50,000 records")
+    deletes = serializers.ListField(child=serializers.CharField(min_length=1, max_length=255), required=False,
+                                    help_text="keys to delete, in any mode")
+
+
+class UploadInput(StrictInput):
+    """A whole file as one run."""
+
+    file = serializers.FileField(help_text="JSON array, NDJSON or CSV")
+    format = serializers.ChoiceField(choices=FILE_FORMATS, required=False,
+                                     help_text="default: from the file name's extension")
+    mode = serializers.ChoiceField(choices=Mode.values, required=False)
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+
+class ErrorsQuery(StrictInput):
+    code = serializers.ChoiceField(choices=RecordError.Code.values, required=False)
+    format = serializers.ChoiceField(choices=("json", "csv"), required=False, default="json")
+    page = serializers.IntegerField(min_value=1, required=False)
+    page_size = serializers.IntegerField(min_value=1, required=False)
+
+
+class PageQuery(StrictInput):
+    page = serializers.IntegerField(min_value=1, required=False)
+    page_size = serializers.IntegerField(min_value=1, required=False)
+
+
+# --- outputs -----------------------------------------------------------------------------------
+
+
+class CountsOutput(serializers.Serializer):
+    received = serializers.IntegerField()
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    deleted = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class ProgressOutput(serializers.Serializer):
+    batches_total = serializers.IntegerField()
+    batches_done = serializers.IntegerField()
+
+
+def base_url(context) -> str | None:
+    request = context.get("request") if context else None
+    return request.build_absolute_uri("/") if request is not None else None
+
+
+class RunOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    integration = serializers.CharField(help_text="the integration's slug")
+    mode = serializers.ChoiceField(choices=Mode.values)
+    dry_run = serializers.BooleanField()
+    status = serializers.ChoiceField(choices=SyncRun.Status.values)
+    source = serializers.ChoiceField(choices=SyncRun.Source.values)
+    created_at = serializers.DateTimeField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    counts = CountsOutput()
+    progress = ProgressOutput()
+    message = serializers.CharField(allow_blank=True, help_text="human-readable summary")
+    errors_url = serializers.URLField()
+
+    def to_representation(self, run):
+        return selectors.run_representation(run, base_url=base_url(self.context))
+
+
+class IntegrationOutput(serializers.Serializer):
+    slug = serializers.CharField()
+    target = serializers.CharField(help_text="e.g. catalog.product")
+    default_mode = serializers.ChoiceField(choices=Mode.values)
+    max_error_rate = serializers.FloatField()
+    max_deletes_percent = serializers.FloatField()
+    created_at = serializers.DateTimeField()
+    runs_url = serializers.URLField()
+
+    def to_representation(self, integration):
+        base = (base_url(self.context) or "").rstrip("/")
+        return {
+            "slug": integration.slug,
+            "target": integration.target,
+            "default_mode": integration.default_mode,
+            "max_error_rate": integration.max_error_rate,
+            "max_deletes_percent": integration.max_deletes_percent,
+            "created_at": serializers.DateTimeField().to_representation(integration.created_at),
+            "runs_url": f"{base}/api/v1/integrations/{integration.slug}/runs/",
+        }
+
+
+class BatchOutput(serializers.Serializer):
+    seq = serializers.IntegerField()
+    received = serializers.IntegerField(help_text="records in this batch")
+    status = serializers.ChoiceField(choices=["received"])
+
+    def to_representation(self, batch):
+        return {"seq": batch.seq, "received": batch.received, "status": "received"}
+
+
+class RecordErrorOutput(serializers.Serializer):
+    seq = serializers.IntegerField(help_text="the batch")
+    index = serializers.IntegerField(help_text="0-based position in the batch's records")
+    key = serializers.CharField(allow_null=True, help_text="null when no key could be read")
+    code = serializers.ChoiceField(choices=RecordError.Code.values)
+    message = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
+                                   help_text="field -> its messages")
+    record = serializers.JSONField(allow_null=True, help_text="the record as it was received")
+
+    def to_representation(self, error):
+        return {"seq": error.seq, "index": error.index, "key": error.key, "code": error.code,
+                "message": error.message, "fields": error.fields or {}, "record": error.record}
+
+
+class ErrorDetailOutput(serializers.Serializer):
+    code = serializers.CharField(help_text="machine-readable, e.g. not_found, conflict, too_large")
+    message = serializers.CharField()
+    details = serializers.DictField(help_text="more about the error; {} when nothing more is known")
+
+
+class ErrorOutput(serializers.Serializer):
+    error = ErrorDetailOutput()
