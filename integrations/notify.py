@@ -1,13 +1,122 @@
-"""Reporting back (SPEC section 6): webhooks and e-mail. Filled in by the reporting issue."""
+"""Reporting back (SPEC section 6): what happens after a run reaches an end state or needs_review,
+and when a run is stuck. Webhooks are in webhooks.py; the e-mails are here.
+
+- the customer's contacts (Integration.recipients) hear about failed, partial and needs_review runs;
+- staff (INTEGRATIONS_STAFF_EMAILS) about failed, needs_review and stuck runs.
+Dry runs are previews (often a staff member's, from the admin's "sync a file" page): they get
+their webhook, never an e-mail. Each event's e-mails are sent once (RunNotification), whatever
+the number of times its task is delivered.
+"""
+
+import contextlib
+import logging
+
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import NoReverseMatch, reverse
+
+from . import webhooks
+from .conf import conf
+from .models import RecordError, RunNotification, SyncRun
+from .selectors import run_errors
+
+log = logging.getLogger("integrations")
+Status = SyncRun.Status
+
+CUSTOMER_EVENTS = (Status.FAILED, Status.PARTIAL, Status.NEEDS_REVIEW)
+STAFF_EVENTS = (Status.FAILED, Status.NEEDS_REVIEW)
+ERRORS_IN_MAIL = 20
+STUCK = "stuck"
 
 
 def run_event(*, run_id, status: str) -> None:
-    """Called after a run reaches an end state or needs_review."""
+    """Called (as a task) after a run reaches an end state or needs_review."""
+    run = SyncRun.objects.select_related("integration__customer").filter(pk=run_id).first()
+    if run is None:
+        return
+    delivery, created = webhooks.delivery_create(run=run, status=status)
+    if delivery is not None and created:
+        webhooks.attempt(delivery_id=delivery.pk)  # at once; failures wait for deliver_due()
+    if run.dry_run:
+        return
+    recipients = run.integration.recipients if status in CUSTOMER_EVENTS else []
+    staff = conf.STAFF_EMAILS if status in STAFF_EVENTS else []
+    if recipients or staff:
+        with _once(run, f"run.{status}", [*recipients, *staff]) as first:
+            if first:
+                context = run_context(run, status)
+                if recipients:
+                    _send("run_report", context, recipients)
+                if staff:
+                    _send("staff_alert", context, staff)
 
 
 def stuck_alert(*, run_id) -> None:
     """Called once when a run has been processing longer than INTEGRATIONS_STUCK_AFTER."""
+    run = SyncRun.objects.select_related("integration__customer").filter(pk=run_id).first()
+    staff = conf.STAFF_EMAILS
+    if run is None or not staff or run.status != Status.PROCESSING:
+        return
+    with _once(run, "run.stuck", staff) as first:
+        if first:
+            _send("staff_alert", run_context(run, STUCK), staff)
 
 
 def deliver_due() -> int:
-    return 0
+    """The schedule's task: send the webhook retries that are due."""
+    return webhooks.deliver_due()
+
+
+def run_context(run: SyncRun, event: str) -> dict:
+    integration = run.integration
+    base = conf.BASE_URL.rstrip("/")
+    errors = list(run_errors(run)[:ERRORS_IN_MAIL]) if event != STUCK else []
+    total_errors = RecordError.objects.filter(run=run).count() if errors else 0
+    return {
+        "run": run,
+        "event": event,
+        "status_label": {"needs_review": "needs review", STUCK: "stuck"}.get(event, event),
+        "integration": integration,
+        "customer": integration.customer,
+        "counts": run.counts,
+        "errors": errors,
+        "more_errors": max(0, total_errors - len(errors)),
+        "errors_csv_url": f"{base}/api/v1/runs/{run.pk}/errors/?format=csv",
+        "run_url": f"{base}/api/v1/runs/{run.pk}/",
+        "admin_url": base + _admin_path(run),
+        "stuck_after_minutes": conf.STUCK_AFTER // 60,
+    }
+
+
+def _send(template: str, context: dict, to: list[str]) -> None:
+    subject = " ".join(render_to_string(f"integrations/email/{template}_subject.txt", context).split())
+    text = render_to_string(f"integrations/email/{template}.txt", context)
+    html = render_to_string(f"integrations/email/{template}.html", context)
+    message = EmailMultiAlternatives(subject=subject, body=text, to=list(to))
+    message.attach_alternative(html, "text/html")
+    message.send()
+
+
+@contextlib.contextmanager
+def _once(run: SyncRun, event: str, recipients: list[str]):
+    """Yield True the first time an event's e-mails go out, False when an earlier delivery of the
+    task sent them. If sending fails, the mark is taken back so that the task's retry sends them."""
+    try:
+        with transaction.atomic():
+            notice = RunNotification.objects.create(run=run, event=event, recipients=list(recipients))
+    except IntegrityError:
+        yield False
+        return
+    try:
+        yield True
+    except Exception:
+        notice.delete()
+        raise
+
+
+def _admin_path(run: SyncRun) -> str:
+    try:
+        return reverse("admin:integrations_syncrun_change", args=[run.pk])
+    except NoReverseMatch:
+        return f"/admin/integrations/syncrun/{run.pk}/change/"

@@ -1,0 +1,252 @@
+"""Webhooks (SPEC section 6), per the Standard Webhooks scheme.
+
+One event of a run (run.succeeded, run.needs_review, ...) is one WebhookDelivery with a stable
+`webhook-id` and event timestamp; each try is a WebhookAttempt. The first try happens at once; a
+failed one is tried again by `deliver_due()` (a django-q2 schedule, every minute) after a backoff,
+so no worker ever sleeps waiting for a retry. A delivery is claimed by moving its next_attempt_at
+forward in one conditional UPDATE, so two workers never send the same try twice at once.
+"""
+
+import hashlib
+import ipaddress
+import json
+import logging
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import requests
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError
+from django.utils import timezone
+from standardwebhooks import Webhook
+
+from .conf import conf
+from .models import SyncRun, WebhookAttempt, WebhookDelivery
+from .selectors import run_representation
+
+log = logging.getLogger("integrations")
+
+# seconds to wait before try n+1 after try n failed: 1st try at once, then 5 s, 5 min, 30 min,
+# 2 h, 5 h, 10 h, 10 h; eight tries over about 27 hours, then the delivery has failed.
+BACKOFF = (5, 300, 1_800, 7_200, 18_000, 36_000, 36_000)
+MAX_ATTEMPTS = len(BACKOFF) + 1
+# a Retry-After above this is not honoured to the letter (a receiver cannot park us for a week)
+MAX_RETRY_AFTER = 36_000
+# answers that will not change by sending the same request again: stop at once
+PERMANENT_STATUSES = {410, 413, 415}
+# how many due deliveries one deliver_due() call sends, and for how long at most
+DUE_BATCH = 200
+DUE_BUDGET_SECONDS = 45
+USER_AGENT = "integrations-webhooks/1.0"
+
+Status = WebhookDelivery.Status
+
+
+class Refused(Exception):
+    """The URL may not be called (a private address, a bad scheme): a failed try, not a crash."""
+
+    def __init__(self, message: str, *, permanent: bool = True):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+# --- events ---------------------------------------------------------------------------------
+
+def webhook_id_for(run_id, event: str) -> str:
+    """Stable for one event of one run, so a task delivered twice creates one delivery."""
+    return "msg_" + hashlib.sha256(f"{run_id}|{event}".encode()).hexdigest()[:32]
+
+
+def delivery_create(*, run: SyncRun, status: str) -> tuple[WebhookDelivery | None, bool]:
+    """The delivery of the event `run.<status>` when the integration has a webhook URL.
+    Returns (delivery, created); an event already recorded is returned as it is."""
+    integration = run.integration
+    if not integration.webhook_url:
+        return None, False
+    event = f"run.{status}"
+    webhook_id = webhook_id_for(run.pk, event)
+    existing = WebhookDelivery.objects.filter(webhook_id=webhook_id).first()
+    if existing is not None:
+        return existing, False
+    # the time of the event: when the run reached this state (the same on every retry)
+    happened = run.finished_at if run.status == status and run.finished_at else timezone.now()
+    data = run_representation(run)
+    data["status"] = status  # the state of this event, even if the run has moved on since
+    payload = {"type": event, "timestamp": _iso(happened), "data": data}
+    try:
+        delivery = WebhookDelivery.objects.create(
+            run=run, event=event, webhook_id=webhook_id, event_timestamp=happened, url=integration.webhook_url,
+            payload=payload, status=Status.PENDING, next_attempt_at=timezone.now(),
+        )
+    except IntegrityError:  # the same event recorded by a concurrent task
+        return WebhookDelivery.objects.get(webhook_id=webhook_id), False
+    return delivery, True
+
+
+def body_of(delivery: WebhookDelivery) -> str:
+    """The exact bytes sent. Keys sorted: the stored JSON (jsonb) does not keep their order."""
+    return json.dumps(delivery.payload, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":"))
+
+
+def sign_headers(*, secret: str, webhook_id: str, body: str, at: datetime) -> dict[str, str]:
+    at = at.astimezone(UTC)
+    headers = {"webhook-id": webhook_id, "webhook-timestamp": str(int(at.timestamp()))}
+    if secret:
+        headers["webhook-signature"] = Webhook(secret).sign(webhook_id, at, body)
+    return headers
+
+
+# --- sending --------------------------------------------------------------------------------
+
+def deliver_due(*, now: datetime | None = None, limit: int = DUE_BATCH) -> int:
+    """Send every pending delivery whose next try is due; returns how many tries were made."""
+    started = time.monotonic()
+    now = now or timezone.now()
+    due = list(WebhookDelivery.objects.filter(status=Status.PENDING, next_attempt_at__lte=now)
+               .order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
+    sent = 0
+    for pk in due:
+        if time.monotonic() - started > DUE_BUDGET_SECONDS:
+            break  # the next call of the schedule goes on; a run of the schedule stays short
+        if attempt(delivery_id=pk) is not None:
+            sent += 1
+    return sent
+
+
+def attempt(*, delivery_id) -> WebhookAttempt | None:
+    """One try of a pending delivery that is due, recorded; None when it is not ours to send."""
+    delivery = _claim(delivery_id)
+    if delivery is None:
+        return None
+    integration = delivery.run.integration
+    number = delivery.attempts + 1
+    started_at = timezone.now()
+    clock = time.monotonic()
+    status_code, error, retry_after, permanent = None, "", None, False
+    url = integration.webhook_url or ""
+    try:
+        if not url:
+            raise Refused("the integration has no webhook URL any more")
+        check_url(url)
+        body = body_of(delivery)
+        headers = {"content-type": "application/json", "user-agent": USER_AGENT,
+                   **sign_headers(secret=integration.webhook_secret, webhook_id=delivery.webhook_id, body=body,
+                                  at=started_at)}
+        response = requests.post(url, data=body.encode(), headers=headers, timeout=conf.WEBHOOK_TIMEOUT,
+                                 allow_redirects=False)
+        status_code = response.status_code
+        response.close()
+        if not 200 <= status_code < 300:
+            error = f"HTTP {status_code}"
+            if 300 <= status_code < 400:
+                error += f": redirect to {response.headers.get('location', '?')} not followed"
+            if status_code in (429, 503):
+                retry_after = parse_retry_after(response.headers.get("retry-after"), now=started_at)
+            permanent = status_code in PERMANENT_STATUSES
+    except Refused as exc:
+        error, permanent = str(exc), exc.permanent
+    except requests.Timeout:
+        error = f"timed out after {conf.WEBHOOK_TIMEOUT} s"
+    except requests.RequestException as exc:
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+    except Exception as exc:  # a bad secret, say: record it and try again later (staff may fix it)
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+    duration_ms = int((time.monotonic() - clock) * 1000)
+    return _record(delivery, number=number, url=url, started_at=started_at, duration_ms=duration_ms,
+                   status_code=status_code, error=error, retry_after=retry_after, permanent=permanent)
+
+
+def _claim(delivery_id) -> WebhookDelivery | None:
+    now = timezone.now()
+    delivery = WebhookDelivery.objects.select_related("run__integration").filter(
+        pk=delivery_id, status=Status.PENDING, next_attempt_at__lte=now).first()
+    if delivery is None:
+        return None
+    # a lease: if this worker dies mid-request, the delivery is due again after it
+    lease = now + timedelta(seconds=conf.WEBHOOK_TIMEOUT + 120)
+    claimed = WebhookDelivery.objects.filter(
+        pk=delivery.pk, status=Status.PENDING, attempts=delivery.attempts,
+        next_attempt_at=delivery.next_attempt_at).update(next_attempt_at=lease)
+    return delivery if claimed == 1 else None
+
+
+def _record(delivery: WebhookDelivery, *, number: int, url: str, started_at, duration_ms: int, status_code,
+            error: str, retry_after: int | None, permanent: bool) -> WebhookAttempt:
+    delivered = status_code is not None and 200 <= status_code < 300
+    next_at = None
+    if not delivered and not permanent and number < MAX_ATTEMPTS:
+        delay = BACKOFF[number - 1]
+        if retry_after is not None:
+            delay = min(max(retry_after, 1), MAX_RETRY_AFTER)
+        next_at = timezone.now() + timedelta(seconds=delay)
+    if delivered:
+        status = Status.DELIVERED
+    elif next_at is None:
+        status = Status.FAILED
+        if not permanent:
+            error = f"{error} (gave up after {number} attempts)"
+    else:
+        status = Status.PENDING
+    attempt_row = WebhookAttempt.objects.create(
+        delivery=delivery, number=number, started_at=started_at, duration_ms=duration_ms,
+        status_code=status_code, error=error, next_attempt_at=next_at,
+    )
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status=status, attempts=number, next_attempt_at=next_at, last_status_code=status_code,
+        last_error=error, url=url or delivery.url,
+    )
+    if not delivered:
+        log.info("webhook %s try %d to %s failed: %s", delivery.webhook_id, number, url, error)
+    return attempt_row
+
+
+# --- rules ----------------------------------------------------------------------------------
+
+def check_url(url: str) -> None:
+    """Refuse what a webhook may not call: other schemes, and hosts any of whose addresses is
+    private, loopback, link-local or otherwise not public (unless WEBHOOK_ALLOW_PRIVATE)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Refused(f"refused: {url!r} is not an http(s) URL")
+    if conf.WEBHOOK_ALLOW_PRIVATE:
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
+        raise Refused(f"could not resolve {parts.hostname}: {exc}", permanent=False) from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        if not is_public(address):
+            raise Refused(f"refused: {parts.hostname} resolves to the non-public address {address} "
+                          "(INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE is off)")
+
+
+def is_public(address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return not (address.is_private or address.is_loopback or address.is_link_local or address.is_multicast
+                or address.is_reserved or address.is_unspecified or not address.is_global)
+
+
+def parse_retry_after(value: str | None, *, now: datetime) -> int | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0, int((when - now).total_seconds()))
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
