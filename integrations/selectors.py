@@ -62,3 +62,28 @@ def run_representation(run: SyncRun, *, base_url: str | None = None) -> dict:
         "message": run.message,
         "errors_url": f"{base}/api/v1/runs/{run.pk}/errors/",
     }
+
+
+def held_run_deletions(run: SyncRun, *, limit: int = 20) -> tuple[int, list[str]]:
+    """What approving a held run would delete if applied now: (how many rows, a sample of their keys).
+
+    The rule of ingest.apply.plan_and_apply: an owner's row goes when its key is listed in the run's
+    deletes and absent from its records; in a full run (with no keyless failed record) also when its
+    key is absent from the records and from the failed records."""
+    from django.db.models import Exists, OuterRef, Q
+
+    from .models import StagedDelete, StagedRecord
+    from .targets import get_target
+
+    target = get_target(run.integration.target)
+    key = target.key_field
+    rows = target.owner_rows(run.integration.customer_id)
+    in_run = Exists(StagedRecord.objects.filter(run=run, key=OuterRef(key)))
+    listed = Exists(StagedDelete.objects.filter(run=run, key=OuterRef(key)))
+    gone = Q(listed)
+    if run.mode == "full" and not RecordError.objects.filter(run=run, key__isnull=True).exists():
+        failed_key = Exists(RecordError.objects.filter(run=run, key=OuterRef(key)))
+        gone |= ~Q(failed_key)
+    doomed = rows.exclude(in_run).filter(gone)
+    sample = list(doomed.order_by(key).values_list(key, flat=True)[:limit])
+    return doomed.count(), sample

@@ -1,0 +1,180 @@
+"""Customers, with their integrations and API keys inline. A key is created by the service and
+shown once (a message); revoking one is a button that acts at once."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.validators import validate_email
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from .. import services
+from ..exceptions import IntegrationsError
+from ..models import ApiKey, Customer, Integration
+
+
+class EmailListField(forms.CharField):
+    """A list of e-mail addresses typed one per line or separated by commas."""
+
+    widget = forms.Textarea(attrs={"rows": 2, "cols": 60})
+
+    def prepare_value(self, value):
+        if isinstance(value, (list, tuple)):
+            return "\n".join(value)
+        return value
+
+    def to_python(self, value):
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        text = (value or "").replace(",", "\n").replace(";", "\n")
+        return [part.strip() for part in text.splitlines() if part.strip()]
+
+    def validate(self, value):
+        if self.required and not value:
+            raise forms.ValidationError(self.error_messages["required"], code="required")
+        for email in value:
+            try:
+                validate_email(email)
+            except forms.ValidationError:
+                raise forms.ValidationError(f"{email!r} is not an e-mail address") from None
+
+    def has_changed(self, initial, data):
+        return list(initial or []) != self.to_python(data)
+
+
+class CustomerForm(forms.ModelForm):
+    contacts = EmailListField(required=False, help_text="Technical contacts, one e-mail per line")
+
+    class Meta:
+        model = Customer
+        fields = ["slug", "name", "is_active", "contacts"]
+
+
+class IntegrationInline(admin.TabularInline):
+    model = Integration
+    fields = ("slug", "target", "default_mode", "is_active", "max_error_rate", "max_deletes_percent")
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False  # an integration is set up on its own page, where every setting is validated
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    fields = ("name", "prefix", "created", "expiry_date", "last_used_at", "revoked", "revoke_button")
+    readonly_fields = ("prefix", "created", "last_used_at", "revoked", "revoke_button")
+    extra = 0
+    can_delete = False
+    verbose_name = "API key"
+    verbose_name_plural = "API keys (a new key is shown once, after saving)"
+
+    def get_fields(self, request, obj=None):
+        fields = list(self.fields)
+        if not self.has_change_permission(request, obj):
+            fields.remove("revoke_button")
+        return fields
+
+    @admin.display(description="")
+    def revoke_button(self, key):
+        if not key.pk:
+            return ""
+        if key.revoked:
+            return "revoked"
+        url = reverse("admin:integrations_customer_revoke_key", args=[key.customer_id, key.prefix])
+        return format_html(
+            '<button type="submit" class="button revoke-key" formaction="{}" formnovalidate '
+            'onclick="return confirm(\'Revoke key {}? Requests with it are refused at once.\')">Revoke</button>',
+            url, key.prefix,
+        )
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    form = CustomerForm
+    list_display = ("slug", "name", "is_active", "integration_count", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("slug", "name")
+    readonly_fields = ("created_at",)
+    inlines = [IntegrationInline, ApiKeyInline]
+
+    def get_queryset(self, request):
+        from django.db.models import Count
+
+        return super().get_queryset(request).annotate(n_integrations=Count("integrations"))
+
+    @admin.display(description="integrations", ordering="n_integrations")
+    def integration_count(self, customer):
+        return customer.n_integrations
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not ApiKey:
+            return super().save_formset(request, form, formset, change)
+        # existing keys: name and expiry may change; new keys come from the service, shown once
+        for key_form in formset.forms:
+            if not key_form.has_changed() or key_form.cleaned_data.get("DELETE"):
+                continue
+            data = key_form.cleaned_data
+            if key_form.instance.pk:
+                key_form.save()
+                continue
+            key, raw = services.api_key_create(customer=form.instance, name=data.get("name") or "default")
+            if data.get("expiry_date"):
+                key.expiry_date = data["expiry_date"]
+                key.save(update_fields=["expiry_date"])
+            messages.warning(
+                request,
+                format_html(
+                    'New API key {} for {}: <code class="new-api-key">{}</code> — copy it now, it is not shown again.',
+                    key.name, form.instance.slug, raw,
+                ),
+            )
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    def get_urls(self):
+        urls = [
+            path("<int:customer_id>/revoke-key/<str:prefix>/", self.admin_site.admin_view(self.revoke_key_view),
+                 name="integrations_customer_revoke_key"),
+        ]
+        return urls + super().get_urls()
+
+    def revoke_key_view(self, request, customer_id, prefix):
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:integrations_customer_change", args=[customer_id]))
+        customer = get_object_or_404(Customer, pk=customer_id)
+        if not self.has_change_permission(request, customer):
+            raise PermissionDenied
+        if not ApiKey.objects.filter(customer=customer, prefix=prefix).exists():
+            messages.error(request, f"{customer.slug} has no API key {prefix}")
+        else:
+            try:
+                services.api_key_revoke(prefix=prefix)
+                messages.success(request, f"API key {prefix} is revoked: requests with it are refused from now on.")
+            except IntegrationsError as exc:
+                messages.error(request, exc.message)
+        return HttpResponseRedirect(reverse("admin:integrations_customer_change", args=[customer.pk]))
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("prefix", "name", "customer", "created", "expiry_date", "last_used_at", "revoked")
+    list_filter = ("revoked", "customer")
+    search_fields = ("prefix", "name", "customer__slug")
+    list_select_related = ("customer",)
+    fields = ("customer", "name", "prefix", "created", "expiry_date", "last_used_at", "revoked")
+    readonly_fields = ("customer", "prefix", "created", "last_used_at", "revoked")
+    actions = ["revoke_keys"]
+
+    def has_add_permission(self, request):
+        return False  # keys are created on their customer's page (or `create_api_key`): shown once there
+
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    def revoke_keys(self, request, queryset):
+        prefixes = list(queryset.filter(revoked=False).values_list("prefix", flat=True))
+        for prefix in prefixes:
+            services.api_key_revoke(prefix=prefix)
+        messages.success(request, f"{len(prefixes)} API key(s) revoked.")

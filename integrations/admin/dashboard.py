@@ -1,0 +1,128 @@
+"""The admin index: the last 14 days of runs by status as a server-rendered SVG chart, the
+integrations failing now (last run failed or held) and the stuck runs."""
+
+from datetime import datetime, time, timedelta
+
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import TruncDate
+from django.urls import reverse
+from django.utils import timezone
+
+from ..conf import conf
+from ..models import Integration, SyncRun
+from .common import STATUS_COLOURS
+
+Status = SyncRun.Status
+DAYS = 14
+# bottom to top in a bar: the settled outcomes first, then what is still moving
+CHART_ORDER = (Status.SUCCEEDED, Status.PARTIAL, Status.NEEDS_REVIEW, Status.FAILED, Status.CANCELLED,
+               Status.PROCESSING, Status.QUEUED, Status.RECEIVING)
+SETTLED = (Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELLED, Status.NEEDS_REVIEW)
+
+WIDTH, HEIGHT = 760, 250
+LEFT, RIGHT, TOP, BOTTOM = 36, 10, 14, 34
+
+
+def runs_by_day(now=None) -> tuple[list, dict]:
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    days = [today - timedelta(days=DAYS - 1 - i) for i in range(DAYS)]
+    start = timezone.make_aware(datetime.combine(days[0], time.min))
+    counts: dict = {day: {} for day in days}
+    rows = (SyncRun.objects.filter(created_at__gte=start)
+            .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+            .values("day", "status").annotate(n=Count("id")).order_by())
+    for row in rows:
+        if row["day"] in counts:
+            counts[row["day"]][row["status"]] = row["n"]
+    return days, counts
+
+
+def _nice_ceiling(value: int) -> int:
+    for step in (4, 8, 12, 20, 40, 60, 100, 200, 400, 600, 1000):
+        if value <= step:
+            return step
+    magnitude = 10 ** (len(str(value)) - 1)
+    return ((value + magnitude - 1) // magnitude) * magnitude
+
+
+def chart(now=None) -> dict:
+    """Everything the SVG template draws, computed here: bars, grid lines, labels, legend."""
+    days, counts = runs_by_day(now)
+    totals = [sum(counts[d].values()) for d in days]
+    top = _nice_ceiling(max(totals) or 1)
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    slot = plot_w / DAYS
+    bar_w = slot * 0.66
+    changelist = reverse("admin:integrations_syncrun_changelist")
+    bars = []
+    for i, day in enumerate(days):
+        x = LEFT + i * slot + (slot - bar_w) / 2
+        y = TOP + plot_h
+        segments = []
+        for status in CHART_ORDER:
+            n = counts[day].get(status, 0)
+            if not n:
+                continue
+            h = plot_h * n / top
+            y -= h
+            segments.append({
+                "x": round(x, 1), "y": round(y, 1), "w": round(bar_w, 1), "h": round(max(h, 0.5), 1),
+                "colour": STATUS_COLOURS[status], "status": status, "n": n,
+                "url": f"{changelist}?status__exact={status}&created_at__day={day.day}"
+                       f"&created_at__month={day.month}&created_at__year={day.year}",
+            })
+        bars.append({
+            "day": day, "label": day.strftime("%d %b"), "total": totals[i], "segments": segments,
+            "label_x": round(LEFT + i * slot + slot / 2, 1), "total_y": round(y - 4, 1),
+        })
+    grid = []
+    for k in range(5):
+        value = top * k // 4
+        grid.append({"y": round(TOP + plot_h - plot_h * k / 4, 1), "value": value})
+    present = {s for d in days for s in counts[d]}
+    legend = [{"status": s, "label": s.replace("_", " "), "colour": STATUS_COLOURS[s]}
+              for s in CHART_ORDER if s in present or s in (Status.SUCCEEDED, Status.FAILED)]
+    return {
+        "width": WIDTH, "height": HEIGHT, "left": LEFT, "right": WIDTH - RIGHT, "bottom": TOP + plot_h,
+        "label_y": TOP + plot_h + 16, "bars": bars, "grid": grid, "legend": legend, "total": sum(totals),
+        "first": days[0], "last": days[-1],
+    }
+
+
+def failing_integrations():
+    """Integrations whose latest settled (non dry) run failed or is held for review."""
+    last = (SyncRun.objects.filter(integration=OuterRef("pk"), dry_run=False, status__in=SETTLED)
+            .order_by("-created_at"))
+    failing = list(
+        Integration.objects.select_related("customer")
+        .annotate(last_status=Subquery(last.values("status")[:1]), last_run_id=Subquery(last.values("pk")[:1]),
+                  last_message=Subquery(last.values("message")[:1]),
+                  last_finished=Subquery(last.values("finished_at")[:1]))
+        .filter(last_status__in=[Status.FAILED, Status.NEEDS_REVIEW])
+        .order_by("-last_finished")[:50]
+    )
+    for integration in failing:
+        integration.last_label = integration.last_status.replace("_", " ")
+    return failing
+
+
+def stuck_runs(now=None):
+    since = (now or timezone.now()) - timedelta(seconds=conf.STUCK_AFTER)
+    return list(SyncRun.objects.filter(status=Status.PROCESSING, started_at__lt=since)
+                .select_related("integration__customer").order_by("started_at")[:50])
+
+
+def dashboard_context(request) -> dict:
+    if not request.user.has_perm("integrations.view_syncrun"):
+        return {}
+    now = timezone.now()
+    return {
+        "sync_dashboard": True,
+        "sync_chart": chart(now),
+        "sync_failing": failing_integrations(),
+        "sync_stuck": stuck_runs(now),
+        "sync_stuck_after": conf.STUCK_AFTER,
+        "sync_held": SyncRun.objects.filter(status=Status.NEEDS_REVIEW, dry_run=False).count(),
+        "sync_runs_url": reverse("admin:integrations_syncrun_changelist"),
+    }

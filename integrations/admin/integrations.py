@@ -1,0 +1,222 @@
+"""Integrations: every setting, validated against the registries by the same service the commands
+use, and the "Sync a file" page (upload, preview as a dry run, then run it for real)."""
+
+import ipaddress
+import uuid
+from urllib.parse import urlsplit
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from .. import services, storage
+from ..conf import conf
+from ..exceptions import IntegrationsError
+from ..models import Integration, Mode, SyncRun
+from ..selectors import run_errors
+from ..targets import adapter_names, target_names
+from .common import LIVE_STATES, status_badge
+from .customers import EmailListField
+
+
+def _target_choices():
+    return [(name, name) for name in target_names()]
+
+
+def _adapter_choices():
+    return [("", "— none —")] + [(name, name) for name in adapter_names()]
+
+
+def webhook_address_problem(url: str) -> str | None:
+    """A webhook URL naming a loopback or private address is refused (SPEC section 6) unless
+    INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE; names are resolved again at delivery time."""
+    if not url or conf.WEBHOOK_ALLOW_PRIVATE:
+        return None
+    host = (urlsplit(url).hostname or "").strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return "webhook URL points to this machine (localhost); it would never reach the customer"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if not address.is_global:
+        return f"webhook URL points to the private or loopback address {address}"
+    return None
+
+
+class IntegrationForm(forms.ModelForm):
+    target = forms.ChoiceField(choices=_target_choices, help_text="A registered sync target")
+    adapter = forms.ChoiceField(choices=_adapter_choices, required=False,
+                                help_text="Customer-specific logic applied to each record before validation")
+    field_map = forms.JSONField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 60, "class": "vLargeTextField"}),
+        help_text='JSON object: customer field -> target field, or null to drop it, e.g. {"Title": "name", "Legacy": null}',
+    )
+    contacts = EmailListField(required=False, help_text="One e-mail per line; empty: the customer's contacts")
+    webhook_url = forms.URLField(required=False, max_length=500, assume_scheme="https",
+                                 widget=forms.URLInput(attrs={"size": 60}),
+                                 help_text="Receives a signed POST on every end state of a run")
+
+    class Meta:
+        model = Integration
+        fields = ["customer", "slug", "target", "default_mode", "is_active", "field_map", "adapter",
+                  "max_error_rate", "max_deletes_percent", "webhook_url", "webhook_secret", "contacts"]
+        widgets = {"webhook_secret": forms.TextInput(attrs={"size": 50, "autocomplete": "off"})}
+
+    def clean(self):
+        data = super().clean()
+        if data.get("field_map") is None:
+            data["field_map"] = {}
+        if "target" not in data:
+            return data
+        try:
+            data["field_map"] = services.validate_integration_settings(
+                target=data["target"], field_map=data["field_map"], adapter=data.get("adapter") or "",
+                webhook_url=data.get("webhook_url") or "", webhook_secret=data.get("webhook_secret") or "",
+            )
+        except IntegrationsError as exc:
+            field = next((name for name in exc.details if name in self.fields), None)
+            self.add_error(field, exc.message)
+        problem = webhook_address_problem(data.get("webhook_url") or "")
+        if problem:
+            self.add_error("webhook_url", problem)
+        return data
+
+
+class SyncFileForm(forms.Form):
+    file = forms.FileField(help_text="A JSON array, NDJSON (one record per line) or CSV file")
+    format = forms.ChoiceField(
+        choices=[("", "by the file name"), ("json", "JSON array"), ("ndjson", "NDJSON"), ("csv", "CSV")],
+        required=False,
+    )
+    mode = forms.ChoiceField(choices=Mode.choices, widget=forms.RadioSelect,
+                             help_text="Full: rows absent from the file are deleted. Incremental: upserts only.")
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    form = IntegrationForm
+    list_display = ("__str__", "customer", "target", "default_mode", "is_active", "last_run", "sync_file_link")
+    list_filter = ("is_active", "target", "default_mode", "customer")
+    search_fields = ("slug", "customer__slug", "customer__name")
+    list_select_related = ("customer",)
+    readonly_fields = ("created_at",)
+    fieldsets = [
+        (None, {"fields": ["customer", "slug", "target", "default_mode", "is_active", "created_at"]}),
+        ("Mapping", {"fields": ["field_map", "adapter"]}),
+        ("Error policy and deletion guard", {"fields": ["max_error_rate", "max_deletes_percent"]}),
+        ("Reporting back", {"fields": ["webhook_url", "webhook_secret", "contacts"]}),
+    ]
+
+    def get_queryset(self, request):
+        last = SyncRun.objects.filter(integration=OuterRef("pk"), dry_run=False).order_by("-created_at")
+        return super().get_queryset(request).annotate(
+            last_run_status=Subquery(last.values("status")[:1]), last_run_id=Subquery(last.values("pk")[:1])
+        )
+
+    @admin.display(description="last run", ordering="last_run_status")
+    def last_run(self, integration):
+        if not integration.last_run_status:
+            return "–"
+        url = reverse("admin:integrations_syncrun_change", args=[integration.last_run_id])
+        return format_html('<a href="{}">{}</a>', url, status_badge(integration.last_run_status))
+
+    @admin.display(description="")
+    def sync_file_link(self, integration):
+        url = reverse("admin:integrations_integration_sync_file", args=[integration.pk])
+        return format_html('<a href="{}">Sync a file</a>', url)
+
+    def get_urls(self):
+        return [
+            path("<path:object_id>/sync-file/", self.admin_site.admin_view(self.sync_file_view),
+                 name="integrations_integration_sync_file"),
+        ] + super().get_urls()
+
+    # --- "Sync a file" --------------------------------------------------------------------------
+    def sync_file_view(self, request, object_id):
+        integration = self.get_object(request, unquote(object_id))
+        if integration is None:
+            raise Http404("no such integration")
+        if not self.has_change_permission(request, integration):
+            raise PermissionDenied
+        here = reverse("admin:integrations_integration_sync_file", args=[integration.pk])
+        preview = self._preview_run(integration, request.POST.get("preview") or request.GET.get("preview"))
+        form = SyncFileForm(initial={"mode": integration.default_mode})
+
+        if request.method == "POST" and "_run" in request.POST:
+            if preview is None:
+                raise Http404("no such preview")
+            return self._run_for_real(request, integration, preview, here)
+        if request.method == "POST":
+            form = SyncFileForm(request.POST, request.FILES)
+            if form.is_valid():
+                upload = form.cleaned_data["file"]
+                dry_run = "_sync" not in request.POST
+                try:
+                    run = services.upload_create(
+                        integration=integration, stream=upload, filename=upload.name,
+                        fmt=form.cleaned_data["format"] or None, mode=form.cleaned_data["mode"],
+                        dry_run=dry_run, source=SyncRun.Source.ADMIN,
+                    )
+                except IntegrationsError as exc:
+                    form.add_error("file", exc.message)
+                else:
+                    if dry_run:
+                        return HttpResponseRedirect(f"{here}?preview={run.pk}")
+                    messages.success(request, f"Run {run.pk} of {upload.name} started.")
+                    return HttpResponseRedirect(reverse("admin:integrations_syncrun_change", args=[run.pk]))
+
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Sync a file into {integration}",
+            "integration": integration,
+            "form": form,
+            "preview": preview,
+            "preview_live": preview is not None and preview.status in LIVE_STATES,
+            "preview_done": preview is not None and preview.status not in LIVE_STATES + (SyncRun.Status.RECEIVING,),
+            "preview_errors": list(run_errors(preview)[:10]) if preview is not None else [],
+            "errors_url": (reverse("admin:integrations_recorderror_changelist") + f"?run={preview.pk}")
+            if preview is not None else "",
+            "has_view_permission": True,
+        }
+        return TemplateResponse(request, "integrations/admin/sync_file.html", context)
+
+    def _preview_run(self, integration, run_id):
+        if not run_id:
+            return None
+        try:
+            uuid.UUID(str(run_id))
+        except ValueError:
+            raise Http404("no such preview") from None
+        run = SyncRun.objects.select_related("integration__customer").filter(
+            pk=run_id, integration=integration, dry_run=True).first()
+        if run is None:
+            raise Http404("no such preview")
+        return run
+
+    def _run_for_real(self, request, integration, preview, here):
+        """The real run gets its own copy of the previewed file, read back from storage."""
+        if not preview.upload_name:
+            messages.error(request, "this preview has no stored file; upload it again")
+            return HttpResponseRedirect(here)
+        try:
+            with storage.open_payload(preview.upload_name) as stream:
+                run = services.upload_create(
+                    integration=integration, stream=stream, filename=preview.upload_filename,
+                    fmt=preview.upload_format, mode=preview.mode, dry_run=False, source=SyncRun.Source.ADMIN,
+                )
+        except FileNotFoundError:
+            messages.error(request, "the previewed file has expired from storage; upload it again")
+            return HttpResponseRedirect(here)
+        except IntegrationsError as exc:
+            messages.error(request, exc.message)
+            return HttpResponseRedirect(f"{here}?preview={preview.pk}")
+        messages.success(request, f"Run {run.pk} of {preview.upload_filename} started (previewed as {preview.pk}).")
+        return HttpResponseRedirect(reverse("admin:integrations_syncrun_change", args=[run.pk]))
