@@ -1,0 +1,328 @@
+"""The client of the batch API (SPEC section 4): one `sync()` call, and the calls it is made of.
+
+    client = Client("https://integrations.example.com", api_key)
+    report = client.sync("products", records)          # any iterable of dicts, streamed
+    print(report.status, report.counts)
+
+A Client holds one HTTP session (connection reuse); use one per thread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import IO, Any
+from urllib.parse import quote, urljoin
+
+import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from . import __version__
+from .encoding import BatchEncoder, EncodedBatch
+from .errors import ApiError, TransportError, WaitTimeout, error_class
+from .multipart import MultipartFile
+from .report import SETTLED_STATES, Report
+from .retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
+
+MAX_BATCH_RECORDS = 50_000
+# A batch answer is quick (the server stores the bytes); `complete` only queues the run.
+DEFAULT_TIMEOUT = (10.0, 120.0)
+
+# Called after each batch is accepted: (the batch answer, records sent so far).
+Progress = Callable[[dict[str, Any], int], None]
+
+
+class Client:
+    def __init__(self, base_url: str, api_key: str, *, timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+                 retry: RetryPolicy | None = None, format: str = "protobuf", compress: bool = True,
+                 session: requests.Session | None = None):
+        """`base_url` is the server's root (e.g. http://127.0.0.1:8000); the API is under /api/v1/.
+        `format` is how batches travel: "protobuf" (default) or "json"; `compress` gzips them."""
+        if not api_key:
+            raise ValueError("an API key is required")
+        self.base_url = base_url.rstrip("/")
+        self.api_url = self.base_url + "/api/v1/"
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.format = format
+        self.compress = compress
+        BatchEncoder(format)  # refuse an unknown format now, not at the first batch
+        self.session = session or requests.Session()
+        self.session.headers.update({
+            "Authorization": f"Bearer {api_key}",
+            "Accept": "application/json",
+            "User-Agent": f"integrations-client/{__version__} python-requests/{requests.__version__}",
+        })
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.base_url!r})"
+
+    # --- transport -----------------------------------------------------------------------------
+    def _url(self, path: str) -> str:
+        return urljoin(self.api_url, path)
+
+    def request(self, method: str, path: str, *, idempotent: bool = True, timeout=None,
+                rewind: Callable[[], None] | None = None, **kwargs) -> requests.Response:
+        """One API call, retried on connection errors, 429 and 5xx; any other error status raises.
+
+        `idempotent` False (an upload) retries only what the server surely did not act on: a
+        connection that was never made, a 429 or a 503. `rewind` is called before every retry
+        (to seek a streamed body back to its start)."""
+        url = path if path.startswith(("http://", "https://")) else self._url(path)
+        retries = 0
+        while True:
+            try:
+                response = self.session.request(method, url, timeout=timeout or self.timeout, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if retries >= self.retry.max_retries or not (idempotent or _never_sent(exc)):
+                    raise TransportError(f"{method} {url} failed after {retries + 1} attempt(s): {exc}") from exc
+                retries += 1
+                time.sleep(self.retry.delay(retries))
+                if rewind:
+                    rewind()
+                continue
+            if response.status_code < 400:
+                return response
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            retryable = response.status_code in RETRY_STATUSES and (idempotent or response.status_code in (429, 503))
+            if (retryable and retries < self.retry.max_retries
+                    and (retry_after is None or retry_after <= self.retry.max_retry_after)):
+                response.close()
+                retries += 1
+                time.sleep(self.retry.delay(retries, retry_after))
+                if rewind:
+                    rewind()
+                continue
+            raise _api_error(response, method, url, retry_after)
+
+    def _json(self, method: str, path: str, **kwargs) -> Any:
+        response = self.request(method, path, **kwargs)
+        if not response.content:
+            return {}
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(response.status_code, "bad_response",
+                           f"the server answered {response.status_code} with a body that is not JSON: "
+                           f"{response.text[:200]!r}", method=method, url=response.url) from None
+
+    # --- the calls of the API ------------------------------------------------------------------
+    def list_integrations(self) -> list[dict[str, Any]]:
+        return list(self._pages("integrations/"))
+
+    def create_run(self, integration: str, *, mode: str | None = "full", dry_run: bool = False,
+                   idempotency_key: str | None = None) -> dict[str, Any]:
+        """Open a run (`receiving`). The Idempotency-Key makes a retried create return the same run."""
+        body: dict[str, Any] = {"dry_run": bool(dry_run)}
+        if mode is not None:
+            body["mode"] = mode
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
+        return self._json("POST", f"integrations/{_seg(integration)}/runs/", json=body, headers=headers)
+
+    def list_runs(self, integration: str) -> Iterator[dict[str, Any]]:
+        """The integration's runs, newest first."""
+        return self._pages(f"integrations/{_seg(integration)}/runs/")
+
+    def encode_batch(self, records: Iterable[Mapping[str, Any]], *, seq: int,
+                     deletes: Iterable[str] = ()) -> EncodedBatch:
+        encoder = BatchEncoder(self.format, compress=self.compress)
+        for record in records:
+            encoder.add(record)
+        return encoder.finish(seq, deletes)
+
+    def post_batch(self, run_id: str, records: Iterable[Mapping[str, Any]] | EncodedBatch, *, seq: int | None = None,
+                   deletes: Iterable[str] = ()) -> dict[str, Any]:
+        """Post one batch (records, or a batch encoded before); a retry re-posts the very same bytes.
+
+        Answers {"seq", "received", "status": "received"}."""
+        if isinstance(records, EncodedBatch):
+            batch = records
+        else:
+            if seq is None:
+                raise TypeError("post_batch needs the batch's seq (1, 2, ...)")
+            batch = self.encode_batch(records, seq=seq, deletes=deletes)
+        return self._json("POST", f"runs/{_seg(run_id)}/batches/", data=batch.body, headers=batch.headers)
+
+    def complete(self, run_id: str, *, batches: int | None = None, records: int | None = None) -> dict[str, Any]:
+        """Close the run to batches and queue it. With counts, the server checks it got them all (409 if not)."""
+        body = {k: v for k, v in (("batches", batches), ("records", records)) if v is not None}
+        return self._json("POST", f"runs/{_seg(run_id)}/complete/", json=body)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        return self._json("GET", f"runs/{_seg(run_id)}/")
+
+    def cancel(self, run_id: str) -> dict[str, Any]:
+        """Cancel a run not yet applied (409 ConflictError once it is)."""
+        return self._json("POST", f"runs/{_seg(run_id)}/cancel/")
+
+    def iter_errors(self, run_id: str, *, code: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every record error of a run, fetched page by page as you iterate."""
+        params = {"page_size": 500, **({"code": code} if code else {})}
+        return self._pages(f"runs/{_seg(run_id)}/errors/", params=params)
+
+    def errors_csv(self, run_id: str, out: IO[bytes], *, code: str | None = None) -> None:
+        """Write the run's errors as CSV (the record's own fields plus error_code and error_message) to `out`."""
+        params = {"format": "csv", **({"code": code} if code else {})}
+        response = self.request("GET", f"runs/{_seg(run_id)}/errors/", params=params, stream=True,
+                                headers={"Accept": "text/csv"})
+        with response:
+            for chunk in response.iter_content(64 * 1024):
+                out.write(chunk)
+
+    def upload_file(self, integration: str, file: str | os.PathLike | IO[bytes], *, format: str | None = None,
+                    mode: str | None = None, dry_run: bool = False, wait: bool = False,
+                    poll_timeout: float = 3600.0, on_poll: Callable[[dict[str, Any]], None] | None = None
+                    ) -> Report:
+        """Send a whole file (JSON array, NDJSON or CSV) to POST integrations/{slug}/uploads/.
+
+        The file is streamed from disk, never read into memory; the server splits it into batches,
+        types CSV cells by the target's schema, and completes the run itself. An upload has no
+        idempotency key, so it is retried only when the server surely did not take it."""
+        if isinstance(file, (str, os.PathLike)):
+            with open(file, "rb") as fp:
+                return self.upload_file(integration, fp, format=format, mode=mode, dry_run=dry_run, wait=wait,
+                                        poll_timeout=poll_timeout, on_poll=on_poll)
+        fields = {k: v for k, v in (("format", format), ("mode", mode)) if v}
+        if dry_run:
+            fields["dry_run"] = "true"
+        filename = os.path.basename(getattr(file, "name", "") or f"upload.{format or 'json'}")
+        body = MultipartFile(file, filename=filename, fields=fields)
+        run = self._json("POST", f"integrations/{_seg(integration)}/uploads/", data=body, headers=body.headers,
+                         idempotent=False, rewind=body.rewind)
+        if wait:
+            return self.wait(run["id"], timeout=poll_timeout, on_poll=on_poll)
+        return self._report(run)
+
+    # --- waiting -------------------------------------------------------------------------------
+    def wait(self, run_id: str, *, timeout: float = 3600.0, interval: float = 0.5, max_interval: float = 5.0,
+             on_poll: Callable[[dict[str, Any]], None] | None = None) -> Report:
+        """Poll the run with backoff until an end state or needs_review; WaitTimeout after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.get_run(run_id)
+            if on_poll:
+                on_poll(run)
+            if run.get("status") in SETTLED_STATES:
+                return self._report(run)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WaitTimeout(run_id, timeout, run)
+            time.sleep(min(interval, left))
+            interval = min(max_interval, interval * 1.5)
+
+    # --- one call ------------------------------------------------------------------------------
+    def sync(self, integration: str, records: Iterable[Mapping[str, Any]], *, mode: str | None = "full",
+             batch_size: int = MAX_BATCH_RECORDS, wait: bool = True, dry_run: bool = False,
+             deletes: Iterable[str] = (), poll_timeout: float = 3600.0, progress: Progress | None = None,
+             on_poll: Callable[[dict[str, Any]], None] | None = None) -> Report:
+        """Create a run, stream `records` into batches of `batch_size`, complete, and (wait=True) wait.
+
+        `records` is consumed lazily: one batch is encoded, posted and dropped before the next is
+        read. `deletes` (keys to delete explicitly) ride along in batches of the same size. If a
+        batch cannot be delivered, the run is cancelled (best effort) and the error raised, so no
+        half-sent run is left open. Returns the Report of the run (queued when wait=False)."""
+        if not 1 <= batch_size <= MAX_BATCH_RECORDS:
+            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_RECORDS}")
+        run = self.create_run(integration, mode=mode, dry_run=dry_run)
+        run_id = run["id"]
+        sent = batches = 0
+        try:
+            for batch in self.iter_batches(records, batch_size=batch_size, deletes=deletes):
+                answer = self.post_batch(run_id, batch)
+                batches += 1
+                sent += batch.records
+                if progress:
+                    progress(answer, sent)
+            run = self.complete(run_id, batches=batches, records=sent)
+        except BaseException:
+            self._cancel_quietly(run_id)
+            raise
+        if wait:
+            return self.wait(run_id, timeout=poll_timeout, on_poll=on_poll)
+        return self._report(run)
+
+    def iter_batches(self, records: Iterable[Mapping[str, Any]], *, batch_size: int = MAX_BATCH_RECORDS,
+                     deletes: Iterable[str] = ()) -> Iterator[EncodedBatch]:
+        """Encoded batches (seq 1, 2, ...) of `records`, read lazily; the last explicit deletes may
+        come in batches of their own. An empty input still makes one (empty) batch: an empty snapshot."""
+        rows = iter(records)
+        keys = iter(deletes)
+        for seq in itertools.count(1):
+            encoder = BatchEncoder(self.format, compress=self.compress)
+            for record in itertools.islice(rows, batch_size):
+                encoder.add(record)
+            chunk = list(itertools.islice(keys, batch_size))
+            if seq > 1 and encoder.count == 0 and not chunk:
+                return
+            yield encoder.finish(seq, chunk)
+            if encoder.count < batch_size and len(chunk) < batch_size:
+                return
+
+    def _cancel_quietly(self, run_id: str) -> None:
+        previous, self.retry = self.retry, RetryPolicy(max_retries=1, base_delay=0.2)
+        try:
+            self.cancel(run_id)
+        except Exception:  # the run expires on the server after INTEGRATIONS_RECEIVING_TIMEOUT anyway
+            pass
+        finally:
+            self.retry = previous
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _report(self, run: dict[str, Any]) -> Report:
+        return Report(run, self.iter_errors)
+
+    def _pages(self, path: str, params: dict | None = None) -> Iterator[dict[str, Any]]:
+        url: str | None = path
+        while url:
+            page = self._json("GET", url, params=params)
+            if isinstance(page, list):  # an unpaginated list
+                yield from page
+                return
+            yield from page.get("results", [])
+            url = page.get("next")
+            params = None  # `next` carries the query
+
+
+def _seg(value: Any) -> str:
+    return quote(str(value), safe="")
+
+
+def _never_sent(exc: Exception) -> bool:
+    """True when the request surely did not reach the server (the connection was never made)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, NewConnectionError)
+
+
+def _api_error(response: requests.Response, method: str, url: str, retry_after: float | None) -> ApiError:
+    code, message, details = f"http_{response.status_code}", response.reason or "error", {}
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error = body["error"]
+        code = str(error.get("code") or code)
+        message = str(error.get("message") or message)
+        details = error.get("details") or {}
+    elif isinstance(body, dict) and "detail" in body:  # a plain DRF error
+        message = str(body["detail"])
+    elif response.text:
+        message = f"{message}: {response.text[:200]}"
+    return error_class(response.status_code)(response.status_code, code, message, details, method=method, url=url,
+                                             retry_after=retry_after)
