@@ -18,8 +18,12 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
+import requests.utils
+import urllib3
+import urllib3.connection
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from standardwebhooks import Webhook
 
@@ -77,10 +81,11 @@ def delivery_create(*, run: SyncRun, status: str) -> tuple[WebhookDelivery | Non
     data["status"] = status  # the state of this event, even if the run has moved on since
     payload = {"type": event, "timestamp": _iso(happened), "data": data}
     try:
-        delivery = WebhookDelivery.objects.create(
-            run=run, event=event, webhook_id=webhook_id, event_timestamp=happened, url=integration.webhook_url,
-            payload=payload, status=Status.PENDING, next_attempt_at=timezone.now(),
-        )
+        with transaction.atomic():
+            delivery = WebhookDelivery.objects.create(
+                run=run, event=event, webhook_id=webhook_id, event_timestamp=happened, url=integration.webhook_url,
+                payload=payload, status=Status.PENDING, next_attempt_at=timezone.now(),
+            )
     except IntegrityError:  # the same event recorded by a concurrent task
         return WebhookDelivery.objects.get(webhook_id=webhook_id), False
     return delivery, True
@@ -135,8 +140,9 @@ def attempt(*, delivery_id) -> WebhookAttempt | None:
         headers = {"content-type": "application/json", "user-agent": USER_AGENT,
                    **sign_headers(secret=integration.webhook_secret, webhook_id=delivery.webhook_id, body=body,
                                   at=started_at)}
-        response = requests.post(url, data=body.encode(), headers=headers, timeout=conf.WEBHOOK_TIMEOUT,
-                                 allow_redirects=False)
+        with _session(url) as session:
+            response = session.post(url, data=body.encode(), headers=headers, timeout=conf.WEBHOOK_TIMEOUT,
+                                    allow_redirects=False)
         status_code = response.status_code
         response.close()
         if not 200 <= status_code < 300:
@@ -223,6 +229,56 @@ def check_url(url: str) -> None:
         if not is_public(address):
             raise Refused(f"refused: {parts.hostname} resolves to the non-public address {address} "
                           "(INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE is off)")
+
+
+class _GuardedHTTPConnection(urllib3.connection.HTTPConnection):
+    """Checks the address actually connected to: the host may resolve differently now than when
+    check_url() looked (DNS rebinding)."""
+
+    def _new_conn(self):
+        sock = super()._new_conn()
+        _check_peer(sock, self.host)
+        return sock
+
+
+class _GuardedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def _new_conn(self):
+        sock = super()._new_conn()
+        _check_peer(sock, self.host)
+        return sock
+
+
+class _GuardedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+class _GuardedAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+
+
+def _check_peer(sock, host) -> None:
+    address = ipaddress.ip_address(sock.getpeername()[0].split("%", 1)[0])
+    if not is_public(address):
+        sock.close()
+        raise Refused(f"refused: {host} connected to the non-public address {address} "
+                      "(INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE is off)")
+
+
+def _session(url: str) -> requests.Session:
+    session = requests.Session()
+    # through an egress proxy of the environment (HTTPS_PROXY), the proxy is the peer: check_url()
+    # has vetted the host, the proxy's own rules do the rest
+    via_proxy = bool(requests.utils.get_environ_proxies(url))
+    if not conf.WEBHOOK_ALLOW_PRIVATE and not via_proxy:
+        session.mount("http://", _GuardedAdapter())
+        session.mount("https://", _GuardedAdapter())
+    return session
 
 
 def is_public(address) -> bool:

@@ -297,3 +297,18 @@ def test_the_url_and_secret_of_now_are_used_for_retries(hooked, httpserver):
     delivery = WebhookDelivery.objects.get(run=run)
     assert delivery.status == "delivered" and delivery.url.endswith("/hook")
     Webhook(new_secret).verify(receiver.requests[0]["body"], receiver.requests[0]["headers"])
+
+
+def test_the_connected_address_is_checked_too(httpserver, settings):
+    """A host that resolved to a public address for check_url() and to a private one at connect
+    time (DNS rebinding) is refused at the socket."""
+    settings.INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE = False
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    url = httpserver.url_for("/hook")
+    with pytest.raises(webhooks.Refused, match="connected to the non-public address 127.0.0.1"):
+        with webhooks._session(url) as session:
+            session.post(url, data=b"{}", timeout=5)
+    assert len(httpserver.log) == 0
+    settings.INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE = True
+    with webhooks._session(url) as session:
+        assert session.post(url, data=b"{}", timeout=5).status_code == 200
