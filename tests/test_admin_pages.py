@@ -11,6 +11,7 @@ from integrations import services
 from integrations.models import ApiKey, RecordError, SyncRun
 
 from .browser import scenarios
+from .browser.scenarios import fast_password_hashing  # noqa: F401  (autouse fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

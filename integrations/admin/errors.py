@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from ..models import RecordError, SyncRun, WebhookAttempt, WebhookDelivery
-from .common import DELIVERY_COLOURS, pretty_json, status_badge
+from .common import DELIVERY_COLOURS, IntegrationListFilter, pretty_json, status_badge
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -56,7 +56,7 @@ class RunFilter(admin.SimpleListFilter):
 @admin.register(RecordError)
 class RecordErrorAdmin(ReadOnlyAdmin):
     list_display = ("key_or_dash", "code", "short_message", "run_link", "integration", "seq", "index")
-    list_filter = (RunFilter, "code", "run__integration", "run__integration__customer")
+    list_filter = (RunFilter, "code", ("run__integration", IntegrationListFilter), "run__integration__customer")
     search_fields = ("=key",)
     search_help_text = "The record's key (exact)."
     list_select_related = ("run__integration__customer",)
@@ -113,7 +113,7 @@ class AttemptInline(admin.TabularInline):
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ("event", "delivery_status", "run_link", "url", "attempts", "last_status_code", "created_at")
-    list_filter = ("status", "event", "run__integration")
+    list_filter = ("status", "event", ("run__integration", IntegrationListFilter))
     search_fields = ("webhook_id", "url")
     list_select_related = ("run__integration",)
     fields = ("run_link", "event", "delivery_status", "webhook_id", "event_timestamp", "url", "attempts",

@@ -1,9 +1,7 @@
 """Integrations: every setting, validated against the registries by the same service the commands
 use, and the "Sync a file" page (upload, preview as a dry run, then run it for real)."""
 
-import ipaddress
 import uuid
-from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin, messages
@@ -15,8 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from .. import services, storage
-from ..conf import conf
+from .. import services, storage, webhooks
 from ..exceptions import IntegrationsError
 from ..models import Integration, Mode, SyncRun
 from ..selectors import run_errors
@@ -31,23 +28,6 @@ def _target_choices():
 
 def _adapter_choices():
     return [("", "— none —")] + [(name, name) for name in adapter_names()]
-
-
-def webhook_address_problem(url: str) -> str | None:
-    """A webhook URL naming a loopback or private address is refused (SPEC section 6) unless
-    INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE; names are resolved again at delivery time."""
-    if not url or conf.WEBHOOK_ALLOW_PRIVATE:
-        return None
-    host = (urlsplit(url).hostname or "").strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return "webhook URL points to this machine (localhost); it would never reach the customer"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if not address.is_global:
-        return f"webhook URL points to the private or loopback address {address}"
-    return None
 
 
 class IntegrationForm(forms.ModelForm):
@@ -83,9 +63,11 @@ class IntegrationForm(forms.ModelForm):
         except IntegrationsError as exc:
             field = next((name for name in exc.details if name in self.fields), None)
             self.add_error(field, exc.message)
-        problem = webhook_address_problem(data.get("webhook_url") or "")
-        if problem:
-            self.add_error("webhook_url", problem)
+        if data.get("webhook_url") and "webhook_url" not in self.errors:
+            try:
+                webhooks.check_url(data["webhook_url"])  # the rule deliveries follow (SPEC section 6)
+            except webhooks.Refused as exc:
+                self.add_error("webhook_url", str(exc))
         return data
 
 

@@ -23,6 +23,7 @@ from ..selectors import held_run_deletions, run_errors
 from .common import (
     DELIVERY_COLOURS,
     LIVE_STATES,
+    IntegrationListFilter,
     can_review,
     errors_csv_rows,
     format_duration,
@@ -137,7 +138,7 @@ class SyncRunAdmin(RunSearchMixin, admin.ModelAdmin):
     list_display = ("short_id", "status_badge", "customer", "integration_link", "mode_label", "counts",
                     "duration", "progress", "created_at")
     list_display_links = ("short_id",)
-    list_filter = ("status", "integration__customer", "integration", "mode", "dry_run", "source", "created_at")
+    list_filter = ("status", "integration__customer", ("integration", IntegrationListFilter), "mode", "dry_run", "source", "created_at")
     list_select_related = ("integration__customer",)
     list_per_page = 100
     search_fields = ("id",)

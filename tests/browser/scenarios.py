@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
@@ -17,6 +18,12 @@ from integrations.models import Customer, Integration, SyncRun, WebhookAttempt, 
 from ..conftest import product, sync
 
 PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Import into a test module to hash the test users' passwords in microseconds, not a second."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def make_superuser(username="boss"):
