@@ -48,7 +48,7 @@ class JSONOnly(BaseContentNegotiation):
 def _errors(*codes: int) -> dict:
     descriptions = {
         400: "invalid request", 401: "no, a bad, a revoked or an expired API key",
-        403: "the key's customer is not active", 404: "no such integration or run (for this key)",
+        403: "the key's customer is not active", 404: "no such integration, run or page (for this key)",
         409: "conflict with the run's state or an earlier batch", 413: "body too large",
         415: "unsupported Content-Type or Content-Encoding", 422: "Idempotency-Key reused with another body",
         429: "throttled; see the Retry-After header",
@@ -102,7 +102,7 @@ class IntegrationListView(ApiListView):
         return selectors.integrations_for(self.customer).order_by("-created_at", "slug")
 
     @extend_schema(summary="The key's customer's integrations", responses={200: s.IntegrationOutput(many=True),
-                   **_errors(400, *COMMON)})
+                   **_errors(400, *COMMON, 404)})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
