@@ -48,3 +48,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) db.sqlite3* test_db.sqlite3* var staticfiles
+
+# Peak memory of the Python client syncing 1,000,000 records to a live local server (target < 200 MB).
+.PHONY: bench-client
+bench-client: install
+	$(PY) bench/client_memory.py
