@@ -136,6 +136,18 @@ def test_malformed_batches_400(api, run_id, body, content_type, fragment):
     assert not SyncBatch.objects.exists()
 
 
+def test_protobuf_record_wider_than_its_fields_400(api, run_id):
+    from integrations.proto import batch_pb2
+
+    message = batch_pb2.Batch(seq=1, fields=["sku"])
+    record = message.records.add()
+    record.values.add().string_value = "A"
+    record.values.add().string_value = "one too many"
+    response = post_batch(api, run_id, message.SerializeToString(), content_type=PROTOBUF_TYPE)
+    assert response.status_code == 400
+    assert "record 0 has 2 values for 1 fields" in error_of(response)["message"]
+
+
 def test_truncated_gzip_400(api, run_id):
     compressed = gzip.compress(json_body(1, records(50)))
     response = api.generic("POST", f"{API}/runs/{run_id}/batches/", compressed[: len(compressed) // 2],

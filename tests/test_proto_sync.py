@@ -48,3 +48,35 @@ def test_codec_round_trip_of_every_value_kind():
          "attributes": {"size": "L", "dims": [1, 2.5, None], "nested": {"ok": False}}},
         {"sku": "B", "price": 1.25, "note": None},
     ]
+
+
+def test_summary_counts_without_decoding_and_refuses_what_decoding_refuses():
+    from integrations.proto import batch_pb2
+    from integrations.proto.codec import decode_batch, encode_batch, summarize_batch
+
+    body = encode_batch([{"sku": "A"}, {"sku": "B", "name": "b"}], seq=3, deletes=["C"])
+    assert summarize_batch(body) == (3, 2, ["C"])
+    too_wide = batch_pb2.Batch(seq=1, fields=["sku"])
+    too_wide.records.add().values.add().string_value = "A"
+    too_wide.records[0].values.add().string_value = "extra"
+    repeated = batch_pb2.Batch(seq=1, fields=["sku", "sku"])
+    for message in (too_wide, repeated):
+        data = message.SerializeToString()
+        for function in (summarize_batch, decode_batch):
+            with pytest.raises(ValueError):
+                function(data)
+    with pytest.raises(ValueError):
+        summarize_batch(b"\xff\xff\xff")
+
+
+def test_a_value_without_kind_inside_a_list_or_object_is_null():
+    from integrations.proto import batch_pb2
+    from integrations.proto.codec import decode_batch
+
+    message = batch_pb2.Batch(seq=1, fields=["sku", "attributes"])
+    record = message.records.add()
+    record.values.add().string_value = "A"
+    attributes = record.values.add().object_value
+    attributes.fields["empty"].SetInParent()
+    attributes.fields["list"].list_value.values.add()
+    assert decode_batch(message.SerializeToString())[1] == [{"sku": "A", "attributes": {"empty": None, "list": [None]}}]

@@ -93,13 +93,13 @@ def summarize_batch(body: bytes, content_type: str) -> EnvelopeSummary:
 
     Records themselves are not validated here (that is the worker's job); only the envelope."""
     if content_type == PROTOBUF:
-        from ..proto.codec import decode_batch
+        from ..proto.codec import summarize_batch as summarize_proto
 
         try:
-            seq, records, deletes = decode_batch(body)
+            seq, received, deletes = summarize_proto(body)  # counts records without decoding them
         except ValueError as exc:
             raise MalformedBatch(f"body is not a valid protobuf Batch: {exc}") from None
-        return EnvelopeSummary(seq=seq, received=len(records), deletes=_check_deletes(deletes))
+        return EnvelopeSummary(seq=seq, received=received, deletes=_check_deletes(deletes))
     if content_type != JSON:
         raise MalformedBatch(f"unsupported content type {content_type!r}")
     try:
