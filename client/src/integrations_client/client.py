@@ -22,12 +22,15 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from . import __version__
 from .encoding import BatchEncoder, EncodedBatch
-from .errors import ApiError, TransportError, WaitTimeout, error_class
+from .errors import ApiError, ConflictError, TransportError, WaitTimeout, error_class
 from .multipart import MultipartFile
 from .report import SETTLED_STATES, Report
 from .retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
 
 MAX_BATCH_RECORDS = 50_000
+# A batch is closed early when its records reach this size before compression: well under the
+# server's INTEGRATIONS_MAX_BATCH_BYTES (64 MiB by default), so wide records never make a 413.
+MAX_BATCH_BYTES = 32 * 1024 * 1024
 # A batch answer is quick (the server stores the bytes); `complete` only queues the run.
 DEFAULT_TIMEOUT = (10.0, 120.0)
 
@@ -38,7 +41,7 @@ Progress = Callable[[dict[str, Any], int], None]
 class Client:
     def __init__(self, base_url: str, api_key: str, *, timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
                  retry: RetryPolicy | None = None, format: str = "protobuf", compress: bool = True,
-                 session: requests.Session | None = None):
+                 session: requests.Session | None = None, max_batch_bytes: int = MAX_BATCH_BYTES):
         """`base_url` is the server's root (e.g. http://127.0.0.1:8000); the API is under /api/v1/.
         `format` is how batches travel: "protobuf" (default) or "json"; `compress` gzips them."""
         if not api_key:
@@ -49,6 +52,7 @@ class Client:
         self.retry = retry or RetryPolicy()
         self.format = format
         self.compress = compress
+        self.max_batch_bytes = max_batch_bytes
         BatchEncoder(format)  # refuse an unknown format now, not at the first batch
         self.session = session or requests.Session()
         self.session.headers.update({
@@ -164,8 +168,14 @@ class Client:
         return self._json("GET", f"runs/{_seg(run_id)}/")
 
     def cancel(self, run_id: str) -> dict[str, Any]:
-        """Cancel a run not yet applied (409 ConflictError once it is)."""
-        return self._json("POST", f"runs/{_seg(run_id)}/cancel/")
+        """Cancel a run not yet applied (409 ConflictError once it is). Cancelling a cancelled run
+        returns it, so a cancel retried after a lost answer does not fail."""
+        try:
+            return self._json("POST", f"runs/{_seg(run_id)}/cancel/")
+        except ConflictError as exc:
+            if exc.details.get("status") == "cancelled":
+                return self.get_run(run_id)
+            raise
 
     def iter_errors(self, run_id: str, *, code: str | None = None) -> Iterator[dict[str, Any]]:
         """Every record error of a run, fetched page by page as you iterate."""
@@ -255,19 +265,27 @@ class Client:
 
     def iter_batches(self, records: Iterable[Mapping[str, Any]], *, batch_size: int = MAX_BATCH_RECORDS,
                      deletes: Iterable[str] = ()) -> Iterator[EncodedBatch]:
-        """Encoded batches (seq 1, 2, ...) of `records`, read lazily; the last explicit deletes may
-        come in batches of their own. An empty input still makes one (empty) batch: an empty snapshot."""
+        """Encoded batches (seq 1, 2, ...) of `records`, read lazily: at most `batch_size` records,
+        or fewer once they reach `max_batch_bytes`. Explicit deletes ride along, `batch_size` keys
+        per batch (the last may come in batches of their own). An empty input still makes one
+        empty batch: an empty snapshot."""
         rows = iter(records)
         keys = iter(deletes)
+        exhausted = False
         for seq in itertools.count(1):
             encoder = BatchEncoder(self.format, compress=self.compress)
-            for record in itertools.islice(rows, batch_size):
+            while not exhausted and encoder.count < batch_size and encoder.size < self.max_batch_bytes:
+                try:
+                    record = next(rows)
+                except StopIteration:
+                    exhausted = True
+                    break
                 encoder.add(record)
             chunk = list(itertools.islice(keys, batch_size))
             if seq > 1 and encoder.count == 0 and not chunk:
                 return
             yield encoder.finish(seq, chunk)
-            if encoder.count < batch_size and len(chunk) < batch_size:
+            if exhausted and len(chunk) < batch_size:
                 return
 
     def _cancel_quietly(self, run_id: str) -> None:

@@ -106,6 +106,7 @@ class BatchEncoder:
         self.compress = compress
         self.compresslevel = compresslevel
         self.count = 0
+        self.size = 0  # bytes of the records so far, before compression (a close estimate)
         if fmt == "protobuf":
             self._batch = batch_pb2.Batch()
             self._fields: dict[str, int] = {}
@@ -120,12 +121,15 @@ class BatchEncoder:
         if self.format == "protobuf":
             self._add_protobuf(record)
         else:
-            self._parts.append(self._json.encode(record if isinstance(record, dict) else dict(record)))
+            part = self._json.encode(record if isinstance(record, dict) else dict(record))
+            self._parts.append(part)
+            self.size += (len(part) if part.isascii() else len(part.encode())) + 1
         self.count += 1
 
     def _add_protobuf(self, record: Mapping[str, Any]) -> None:
         fields = self._fields
-        values = self._batch.records.add().values
+        pb_record = self._batch.records.add()
+        values = pb_record.values
         for name, obj in record.items():
             index = fields.get(name)
             if index is None:
@@ -137,6 +141,7 @@ class BatchEncoder:
             while len(values) <= index:
                 values.add()
             _set(values[index], obj)
+        self.size += pb_record.ByteSize() + 4  # with its tag and length prefix
 
     def finish(self, seq: int, deletes: Iterable[str] = ()) -> EncodedBatch:
         deletes = list(deletes)
