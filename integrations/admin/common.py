@@ -51,7 +51,7 @@ def progress_bar(run: SyncRun):
     colour = STATUS_COLOURS.get(run.status, "#1f6fb2")
     return format_html(
         '<span class="run-progress" title="{} of {} batches validated" style="display:inline-flex;align-items:center;'
-        'gap:6px"><span style="display:inline-block;width:80px;height:8px;background:#e0e0e0;border-radius:4px;'
+        'gap:6px"><span style="display:inline-block;width:44px;height:8px;background:#e0e0e0;border-radius:4px;'
         'overflow:hidden"><span style="display:block;height:8px;width:{}%;background:{}"></span></span>'
         '<span style="font-size:11px">{}/{}</span></span>',
         done, total, share, colour, done, total,

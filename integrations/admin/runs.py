@@ -46,15 +46,13 @@ def counts_summary(run: SyncRun):
         ("received", run.received, "rcv"), ("created", run.created, "new"), ("updated", run.updated, "upd"),
         ("unchanged", run.unchanged, "same"), ("deleted", run.deleted, "del"), ("failed", run.failed, "fail"),
     ]
-    def style(name, value):
-        if name == "failed" and value:
-            return "color:#c62828;font-weight:600"
-        return "color:#999" if not value else ""
-
+    # received always; the others only when not zero, so the column stays narrow
+    shown = [(n, v, short) for n, v, short in parts if v or n == "received"]
     return format_html(
-        '<span class="run-counts" style="font-size:11px;white-space:nowrap">{}</span>',
-        format_html_join(" · ", '<span class="count-{}" title="{}" style="{}">{} {}</span>',
-                         ((n, n, style(n, v), v, short) for n, v, short in parts)),
+        '<span class="run-counts" style="font-size:11px;display:inline-block;min-width:130px;max-width:190px">{}</span>',
+        format_html_join(" · ", '<span class="count-{}" title="{}" style="white-space:nowrap;{}">{} {}</span>',
+                         ((n, n, "color:#c62828;font-weight:600" if n == "failed" else "", v, short)
+                          for n, v, short in shown)),
     )
 
 
@@ -136,7 +134,7 @@ class RunSearchMixin:
 @admin.register(SyncRun)
 class SyncRunAdmin(RunSearchMixin, admin.ModelAdmin):
     list_display = ("short_id", "status_badge", "customer", "integration_link", "mode_label", "counts",
-                    "duration", "progress", "created_at")
+                    "duration", "progress", "created_on")
     list_display_links = ("short_id",)
     list_filter = ("status", "integration__customer", ("integration", IntegrationListFilter), "mode", "dry_run", "source", "created_at")
     list_select_related = ("integration__customer",)
@@ -147,15 +145,15 @@ class SyncRunAdmin(RunSearchMixin, admin.ModelAdmin):
     actions = ["approve_runs", "reject_runs", "cancel_runs", "retry_runs", "download_errors"]
     inlines = [BatchInline, DeliveryInline]
     fieldsets = [
-        ("Run", {"fields": ["status_badge", "integration_link", "customer", "mode", "dry_run", "source",
-                            "upload_filename", "retry_of_link", "retried_as"]}),
-        ("Counts", {"fields": ["counts_table", "progress"]}),
-        ("Timings", {"fields": ["created_at", "completed_at", "started_at", "finished_at", "duration",
-                                "heartbeat_at", "attempts"]}),
-        ("Outcome", {"fields": ["message", "last_error", "reviewed_by", "reviewed_at"]}),
+        ("Run", {"fields": ["status_badge", "integration_link", "customer", "mode_label"]}),
+        ("Counts", {"fields": ["counts_table", "progress", "message"]}),
         ("First errors", {"fields": ["first_errors"]}),
+        ("Timings", {"fields": ["created_at", "completed_at", "started_at", "finished_at", "duration",
+                                "heartbeat_at"]}),
+        ("Origin and review", {"fields": ["source", "upload_filename", "retry_of_link", "retried_as",
+                                          "reviewed_by", "reviewed_at", "attempts", "last_error"]}),
     ]
-    readonly_fields = ["status_badge", "integration_link", "customer", "mode", "dry_run", "source",
+    readonly_fields = ["status_badge", "integration_link", "customer", "mode_label", "source",
                        "upload_filename", "retry_of_link", "retried_as", "counts_table", "progress", "created_at",
                        "completed_at", "started_at", "finished_at", "duration", "heartbeat_at", "attempts",
                        "message", "last_error", "reviewed_by", "reviewed_at", "first_errors"]
@@ -200,6 +198,11 @@ class SyncRunAdmin(RunSearchMixin, admin.ModelAdmin):
             return format_html('{} <span style="color:#8a6d3b;font-size:11px">(dry run)</span>', run.mode)
         return run.mode
 
+    @admin.display(description="created at", ordering="created_at")
+    def created_on(self, run):
+        at = timezone.localtime(run.created_at)
+        return format_html('<span style="white-space:nowrap" title="{}">{}</span>', at.isoformat(), at.strftime("%d %b %H:%M"))
+
     @admin.display(description="counts")
     def counts(self, run):
         return counts_summary(run)
@@ -207,9 +210,9 @@ class SyncRunAdmin(RunSearchMixin, admin.ModelAdmin):
     @admin.display(description="duration")
     def duration(self, run):
         if run.duration is not None:
-            return format_duration(run.duration)
+            return format_html('<span style="white-space:nowrap">{}</span>', format_duration(run.duration))
         if run.status == Status.PROCESSING and run.started_at:
-            return f"running {format_duration(timezone.now() - run.started_at)}"
+            return format_html('<span title="still running" style="white-space:nowrap">{}…</span>', format_duration(timezone.now() - run.started_at))
         return "–"
 
     @admin.display(description="progress")
