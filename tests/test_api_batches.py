@@ -124,6 +124,7 @@ def test_batch_to_a_run_not_receiving_409(api, integration):
     (b'{"seq": "one", "records": []}', JSON_TYPE, "not a batch object"),
     (b'{"records": []}', JSON_TYPE, "seq"),
     (b'{"seq": 0, "records": []}', JSON_TYPE, "seq"),
+    (b'{"seq": 2147483648, "records": []}', JSON_TYPE, "seq"),
     (b'{"seq": 1, "records": [], "deletes": [5]}', JSON_TYPE, "deletes"),
     (b"\xff\xfe garbage \x00\x01", PROTOBUF_TYPE, "protobuf"),
 ])

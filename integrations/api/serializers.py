@@ -46,14 +46,14 @@ class RunCreateInput(StrictInput):
 class RunCompleteInput(StrictInput):
     """The optional integrity check: what the sender says it sent."""
 
-    batches = serializers.IntegerField(min_value=0, required=False, help_text="number of batches sent")
-    records = serializers.IntegerField(min_value=0, required=False, help_text="number of records sent")
+    batches = serializers.IntegerField(min_value=0, max_value=2_147_483_647, required=False, help_text="number of batches sent")
+    records = serializers.IntegerField(min_value=0, max_value=2_147_483_647, required=False, help_text="number of records sent")
 
 
 class BatchInput(serializers.Serializer):
     """The JSON batch (documentation: the view stores the raw bytes and the engine reads them)."""
 
-    seq = serializers.IntegerField(min_value=1, help_text="1, 2, 3, ... within the run")
+    seq = serializers.IntegerField(min_value=1, max_value=2_147_483_647, help_text="1, 2, 3, ... within the run")
     records = serializers.ListField(child=serializers.DictField(), max_length=50_000,
                                     help_text="at most 50,000 records")
     deletes = serializers.ListField(child=serializers.CharField(min_length=1, max_length=255), required=False,

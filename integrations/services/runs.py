@@ -57,8 +57,8 @@ def batch_receive(*, run: SyncRun, seq: int | None, body: bytes, content_type: s
         raise TooLarge(f"batch has {summary.received} records, above the limit of {conf.MAX_BATCH_RECORDS}",
                        details={"records": summary.received, "limit": conf.MAX_BATCH_RECORDS})
     seq = seq if seq is not None else summary.seq
-    if seq is None or not isinstance(seq, int) or seq < 1:
-        raise InvalidInput("a batch needs `seq`, an integer from 1", details={"seq": "required"})
+    if seq is None or not isinstance(seq, int) or not 1 <= seq <= 2_147_483_647:  # the column's range
+        raise InvalidInput("a batch needs `seq`, an integer from 1 to 2147483647", details={"seq": "required"})
     if summary.seq is not None and summary.seq != seq:
         raise InvalidInput(f"seq {summary.seq} of the body differs from seq {seq} of the request")
     sha = hashlib.sha256(body).hexdigest()
