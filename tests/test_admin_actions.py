@@ -308,3 +308,15 @@ def test_sync_now_without_preview(boss, world):
     run = SyncRun.objects.get(integration=world.feed, source=SyncRun.Source.ADMIN)
     assert run.status == S.SUCCEEDED and run.created == 3 and not run.dry_run
     assert any("started" in m for m in page_messages(done))
+
+
+def test_preview_follows_a_run_that_a_worker_has_not_finished(boss, world, settings):
+    settings.INTEGRATIONS_RUN_TASKS_INLINE = False  # the tasks go to the django-q2 queue, as in production
+    url = reverse("admin:integrations_integration_sync_file", args=[world.feed.pk])
+    upload = SimpleUploadedFile("p.ndjson", FILES["ndjson"].encode())
+    response = boss.post(url, {"file": upload, "mode": "full", "_preview": "1"}, follow=True)
+    html = response.content.decode()
+    preview = SyncRun.objects.get(integration=world.feed, dry_run=True)
+    assert preview.status == S.QUEUED
+    assert 'data-status="queued"' in html and 'http-equiv="refresh"' in html and "Checking the file" in html
+    assert "run-for-real" not in html  # offered once the preview has ended
