@@ -293,7 +293,7 @@ def test_sync_file_preview_shows_errors_and_refuses_bad_files(boss, world):
     response = boss.post(url, {"file": bad, "mode": "full", "_preview": "1"}, follow=True)
     html = response.content.decode()
     assert 'data-status="failed"' in html and "Run for real, this file would fail" in html
-    assert "First errors" in html and "All 1 errors" in html
+    assert "First errors" in html and "All 1 error →" in html
     unknown = SimpleUploadedFile("data.txt", b"hello")
     html = boss.post(url, {"file": unknown, "mode": "full", "_preview": "1"}).content.decode()
     assert "cannot tell the format of" in html

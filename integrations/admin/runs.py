@@ -254,11 +254,12 @@ class SyncRunAdmin(RunSearchMixin, admin.ModelAdmin):
              for e in errors),
         )
         csv_url = reverse("admin:integrations_syncrun_errors_csv", args=[run.pk])
+        total = run.failed or len(errors)
         return format_html(
             '<table class="first-errors"><thead><tr><th>batch</th><th>index</th><th>key</th><th>code</th>'
             '<th>message</th></tr></thead><tbody>{}</tbody></table>'
-            '<p><a class="all-errors" href="{}">All {} errors →</a> · <a href="{}">Download as CSV</a></p>',
-            rows, errors_url(run.pk), run.failed or len(errors), csv_url,
+            '<p><a class="all-errors" href="{}">All {} error{} →</a> · <a href="{}">Download as CSV</a></p>',
+            rows, errors_url(run.pk), total, "" if total == 1 else "s", csv_url,
         )
 
     # --- the run page -------------------------------------------------------------------------
