@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.test import override_settings
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from integrations import services
 from integrations.models import ApiKey, Customer, SyncRun
@@ -167,11 +168,14 @@ def test_throttled_per_key_with_retry_after(api, integration, other_api):
 # --- Django- and DRF-level refusals are JSON too ---------------------------------------------
 
 
-def test_unknown_urls_under_api_are_json_404(api):
+def test_unknown_urls_under_api_are_json_404(api_key):
+    api = APIClient(enforce_csrf_checks=True)  # as a real client: Django's CSRF check is on
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key}")
     for path in ("/api/v1/nope/", "/api/v1/runs/", "/api/v2/integrations/", "/api/", "/api/v1/integrations"):
-        response = api.get(path)
-        assert response.status_code == 404, path
-        assert error_of(response)["code"] == "not_found"
+        for method in ("get", "post", "delete"):
+            response = getattr(api, method)(path)
+            assert response.status_code == 404, (method, path)
+            assert error_of(response)["code"] == "not_found"
 
 
 def test_wrong_method_is_json_405(api, run_id):

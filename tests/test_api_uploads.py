@@ -121,3 +121,12 @@ def test_large_upload_is_streamed_not_refused_by_djangos_form_limits(api, integr
     assert run.status == "queued" and run.upload_format == "ndjson"
     with default_storage.open(run.upload_name, "rb") as stored:
         assert stored.read() == content
+
+
+def test_oversized_form_field_is_json_413(api, integration, settings):
+    # Django refuses non-file form data beyond DATA_UPLOAD_MAX_MEMORY_SIZE; the answer is still JSON
+    big = "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+    response = upload(api, "p.json", b"[]", mode=big)
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "too_large"
+    assert not SyncRun.objects.exists()

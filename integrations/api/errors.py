@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -93,6 +94,7 @@ def exception_handler(exc, context):
 # --- plain Django views (unknown URLs, Django-level failures) ----------------------------------
 
 
+@csrf_exempt  # a POST to an unknown URL is a 404, not a CSRF refusal (there are no cookies in this API)
 def api_not_found(request, *args, **kwargs):
     """The catch-all of /api/: an unknown URL is a JSON 404, never an HTML page."""
     hint = "" if request.path.endswith("/") else " (API paths end with a slash)"
