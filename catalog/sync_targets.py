@@ -11,6 +11,7 @@ from integrations.targets import Target, register, register_adapter
 from .models import Product
 
 PRICE_LIMIT = Decimal(10_000_000_000)
+CENT = Decimal("0.01")
 MAX_QUANTITY = 2_147_483_647
 
 
@@ -21,7 +22,7 @@ def check_price(value: Decimal) -> Decimal:
         raise ValueError("Must be at least 0.")
     if value >= PRICE_LIMIT:
         raise ValueError("Must be less than 10,000,000,000.")
-    if value.as_tuple().exponent < -2 and value != value.quantize(Decimal("0.01")):
+    if value != value.quantize(CENT):  # in range, so quantize cannot overflow
         raise ValueError("At most 2 decimal places.")
     return value
 

@@ -249,20 +249,6 @@ class RecordError(models.Model):
         return f"{self.code} at {self.seq}/{self.index}"
 
 
-class StagedRecord(models.Model):
-    """A valid, mapped record waiting for its run's apply. Deleted when the run ends."""
-
-    id = models.BigAutoField(primary_key=True)
-    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="+", db_index=False)
-    seq = models.PositiveIntegerField()
-    index = models.PositiveIntegerField()
-    key = models.CharField(max_length=255)
-    data = models.JSONField()
-
-    class Meta:
-        indexes = [models.Index(fields=["run", "key"], name="staged_run_key_idx")]
-
-
 class StagedDelete(models.Model):
     """A key listed in a batch's `deletes`."""
 

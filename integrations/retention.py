@@ -23,7 +23,6 @@ from .models import (
     RecordError,
     RunNotification,
     StagedDelete,
-    StagedRecord,
     SyncBatch,
     SyncRun,
     WebhookAttempt,
@@ -139,8 +138,8 @@ def _purge_runs(run_cutoff, chunk: int, dry_run: bool, report: dict) -> None:
         report["runs_deleted"] = expired.count()
         report["batches_deleted"] = SyncBatch.objects.filter(run__in=ids).count()
         report["errors_deleted"] = RecordError.objects.filter(run__in=ids).count()
-        report["staged_deleted"] = (StagedRecord.objects.filter(run__in=ids).count()
-                                    + StagedDelete.objects.filter(run__in=ids).count())
+        # staged records leave with their run's end (cleanup_run); listed deletes stay until here
+        report["staged_deleted"] = StagedDelete.objects.filter(run__in=ids).count()
         report["deliveries_deleted"] = WebhookDelivery.objects.filter(run__in=ids).count()
         report["attempts_deleted"] = WebhookAttempt.objects.filter(delivery__run__in=ids).count()
         report["notifications_deleted"] = RunNotification.objects.filter(run__in=ids).count()
@@ -153,7 +152,6 @@ def _purge_runs(run_cutoff, chunk: int, dry_run: bool, report: dict) -> None:
         report["attempts_deleted"] += _delete_chunked(WebhookAttempt.objects.filter(delivery__in=delivery_ids), chunk)
         report["deliveries_deleted"] += _delete_chunked(WebhookDelivery.objects.filter(run_id__in=run_ids), chunk)
         report["errors_deleted"] += _delete_chunked(RecordError.objects.filter(run_id__in=run_ids), chunk)
-        report["staged_deleted"] += _delete_chunked(StagedRecord.objects.filter(run_id__in=run_ids), chunk)
         report["staged_deleted"] += _delete_chunked(StagedDelete.objects.filter(run_id__in=run_ids), chunk)
         report["notifications_deleted"] += _delete_chunked(RunNotification.objects.filter(run_id__in=run_ids), chunk)
         report["batches_deleted"] += _delete_chunked(SyncBatch.objects.filter(run_id__in=run_ids), chunk)

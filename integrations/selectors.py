@@ -72,13 +72,15 @@ def held_run_deletions(run: SyncRun, *, limit: int = 20) -> tuple[int, list[str]
     key is absent from the records and from the failed records."""
     from django.db.models import Exists, OuterRef, Q
 
-    from .models import StagedDelete, StagedRecord
+    from .ingest import staging
+    from .models import StagedDelete
     from .targets import get_target
 
     target = get_target(run.integration.target)
     key = target.key_field
     rows = target.owner_rows(run.integration.customer_id)
-    in_run = Exists(StagedRecord.objects.filter(run=run, key=OuterRef(key)))
+    staging.ensure_table(target)
+    in_run = Exists(staging.staged(target, run.pk).filter(key=OuterRef(key)))
     listed = Exists(StagedDelete.objects.filter(run=run, key=OuterRef(key)))
     gone = Q(listed)
     if run.mode == "full" and not RecordError.objects.filter(run=run, key__isnull=True).exists():

@@ -6,7 +6,9 @@ import pytest
 
 from catalog.models import Product
 from integrations import services
-from integrations.models import RecordError, StagedRecord, SyncRun
+from integrations.ingest import staging
+from integrations.models import RecordError, SyncRun
+from integrations.targets import get_target
 
 from .conftest import product, sync
 
@@ -27,7 +29,7 @@ def test_first_load_creates_and_counts(integration, customer):
     assert run.counts == {"received": 2, "created": 2, "updated": 0, "unchanged": 0, "deleted": 0, "failed": 0}
     b = rows(customer)["B"]
     assert (b.quantity, b.active, b.attributes, b.price) == (3, False, {"c": 1}, Decimal("9.99"))
-    assert StagedRecord.objects.count() == 0  # staging cleaned after the end
+    assert not staging.staged(get_target("catalog.product"), run.pk).exists()  # staging cleaned after the end
 
 
 def test_unchanged_records_are_not_rewritten(integration, customer):

@@ -13,8 +13,9 @@ from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Sum
 from django.utils import timezone
 
-from ..models import RecordError, StagedDelete, StagedRecord, SyncBatch, SyncRun
+from ..models import RecordError, StagedDelete, SyncBatch, SyncRun
 from ..targets import Target
+from . import staging
 from .validate import DUPLICATE_KEY
 
 Status = SyncRun.Status
@@ -35,6 +36,7 @@ class Outcome:
 def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
     integration = run.integration
     owner_id = integration.customer_id
+    refresh_statistics(target)
     mark_cross_batch_duplicates(run, target)
 
     received = SyncBatch.objects.filter(run=run).aggregate(n=Sum("received"))["n"] or 0
@@ -49,7 +51,7 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
                      f"max_error_rate of {integration.max_error_rate:.1%}: nothing was applied."),
         )
 
-    staged = StagedRecord.objects.filter(run=run)
+    staged = staging.staged(target, run.pk)
     rows = target.owner_rows(owner_id)
     key = target.key_field
     in_run = Exists(staged.filter(key=OuterRef(key)))
@@ -106,10 +108,22 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
     return Outcome(status, received, created, updated, unchanged, deleted, failed, message)
 
 
+def refresh_statistics(target: Target) -> None:
+    """PostgreSQL plans the set-based statements from table statistics; the staging table has just
+    grown by the whole run, and a stale estimate turns the anti-joins into nested loops
+    (PERFORMANCE.md lesson 3). ANALYZE samples a bounded number of rows, so this stays cheap."""
+    if connection.vendor != "postgresql":
+        return
+    q = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {q(staging.stage_model(target)._meta.db_table)}")
+        cursor.execute(f"ANALYZE {q(target.model._meta.db_table)}")
+
+
 def mark_cross_batch_duplicates(run: SyncRun, target: Target) -> int:
     """Rule 2's duplicate_key across batches (within a batch, validation found them already):
     of all records of the run with one key, valid or not, the first keeps it."""
-    staged = StagedRecord.objects.filter(run=run)
+    staged = staging.staged(target, run.pk)
     dup_keys = set(
         staged.values("key").alias(n=Count("id")).filter(n__gt=1).values_list("key", flat=True)
     )
@@ -122,8 +136,8 @@ def mark_cross_batch_duplicates(run: SyncRun, target: Target) -> int:
     first_seen: dict[str, tuple[int, int]] = {}
     for k, seq, index in RecordError.objects.filter(run=run, key__in=dup_keys).values_list("key", "seq", "index"):
         first_seen[k] = min(first_seen.get(k, (seq, index)), (seq, index))
-    losers: list[StagedRecord] = []
-    by_key: dict[str, list[StagedRecord]] = defaultdict(list)
+    losers: list = []
+    by_key: dict[str, list] = defaultdict(list)
     for rec in staged.filter(key__in=dup_keys).order_by("seq", "index"):
         by_key[rec.key].append(rec)
     for k, recs in by_key.items():
@@ -134,10 +148,11 @@ def mark_cross_batch_duplicates(run: SyncRun, target: Target) -> int:
                 losers.append(rec)
     RecordError.objects.bulk_create(
         RecordError(run=run, seq=r.seq, index=r.index, key=r.key, code=DUPLICATE_KEY,
-                    message=f"key {r.key!r} appeared earlier in this run; the first one stays", record=r.data)
+                    message=f"key {r.key!r} appeared earlier in this run; the first one stays",
+                    record=staging.row_values(target, r))
         for r in losers
     )
-    StagedRecord.objects.filter(pk__in=[r.pk for r in losers]).delete()
+    staged.filter(pk__in=[r.pk for r in losers]).delete()
     return len(losers)
 
 
@@ -149,10 +164,9 @@ def diff_counts(run: SyncRun, target: Target, owner_id) -> tuple[int, int, int]:
     if connection.vendor == "postgresql":
         return _pg_diff_counts(run, target, owner_id)
     created = updated = unchanged = 0
-    for chunk in _staged_chunks(run):
+    for chunk in _staged_chunks(run, target):
         existing = _existing(target, owner_id, [k for k, _ in chunk])
-        for k, data in chunk:
-            values = _values(target, data)
+        for k, values in chunk:
             if k not in existing:
                 created += 1
             elif existing[k] == values:
@@ -171,11 +185,10 @@ def upsert(run: SyncRun, target: Target, owner_id) -> tuple[int, int]:
     now = timezone.now()
     created = updated = 0
     update_fields = list(target.fields) + ([target.touch_field] if target.touch_field else [])
-    for chunk in _staged_chunks(run):
+    for chunk in _staged_chunks(run, target):
         existing = _existing(target, owner_id, [k for k, _ in chunk])
         writes = []
-        for k, data in chunk:
-            values = _values(target, data)
+        for k, values in chunk:
             if k in existing:
                 if existing[k] == values:
                     continue
@@ -194,20 +207,18 @@ def upsert(run: SyncRun, target: Target, owner_id) -> tuple[int, int]:
     return created, updated
 
 
-def _staged_chunks(run: SyncRun, size: int = 2000):
+def _staged_chunks(run: SyncRun, target: Target, size: int = 2000):
+    """The run's staged records as (key, {field: value}), in chunks: bounded memory."""
     chunk = []
-    for row in StagedRecord.objects.filter(run=run).order_by("id").values_list("key", "data").iterator(size):
-        chunk.append(row)
+    names = target.fields
+    rows = staging.staged(target, run.pk).order_by("id").values_list("key", *names).iterator(size)
+    for key, *values in rows:
+        chunk.append((key, dict(zip(names, values))))
         if len(chunk) >= size:
             yield chunk
             chunk = []
     if chunk:
         yield chunk
-
-
-def _values(target: Target, data: dict) -> dict:
-    meta = target.model._meta
-    return {name: meta.get_field(name).to_python(data[name]) for name in target.fields}
 
 
 def _existing(target: Target, owner_id, keys: list[str]) -> dict[str, dict]:
@@ -218,12 +229,11 @@ def _existing(target: Target, owner_id, keys: list[str]) -> dict[str, dict]:
 def _pg_source(target: Target) -> tuple[str, list[str]]:
     """The staged records of a run as typed rows, and the target's column names."""
     meta = target.model._meta
+    stage = staging.stage_model(target)._meta
+    q = connection.ops.quote_name
     cols = [meta.get_field(name).column for name in target.fields]
-    types = [meta.get_field(name).db_type(connection) for name in target.fields]
-    record_def = ", ".join(f'{connection.ops.quote_name(c)} {t}' for c, t in zip(cols, types))
-    staged = StagedRecord._meta.db_table
-    sql = (f"SELECT s.key, r.* FROM {staged} s CROSS JOIN LATERAL jsonb_to_record(s.data) AS r({record_def}) "
-           f"WHERE s.run_id = %s")
+    select = ", ".join(f"s.{q(stage.get_field(name).column)} AS {q(col)}" for name, col in zip(target.fields, cols))
+    sql = f"SELECT s.key, {select} FROM {q(stage.db_table)} s WHERE s.run_id = %s"
     return sql, cols
 
 

@@ -39,7 +39,7 @@ class Unparseable:
 @dataclass
 class DecodedBatch:
     seq: int | None
-    records: list[Any]
+    records: list[Any] | None  # None: not decoded yet (JSON: see json_bytes)
     deletes: list[Any] = field(default_factory=list)
     # records are strings to be coerced (CSV): validation runs msgspec in lax mode
     lax: bool = False
@@ -120,14 +120,20 @@ def _check_deletes(deletes: list) -> list[str]:
     return deletes
 
 
+def decode_json_batch(body: bytes) -> DecodedBatch:
+    """A JSON batch as generic records (the slow path, when the typed decode found a problem)."""
+    try:
+        env = msgspec.json.decode(body, type=_GenericEnvelope)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise MalformedBatch(f"stored batch is not a batch object: {exc}") from None
+    return DecodedBatch(seq=env.seq, records=env.records, deletes=env.deletes, json_bytes=body)
+
+
 def decode_batch(body: bytes, content_type: str) -> DecodedBatch:
     """A stored, decompressed batch payload as records, for validation."""
     if content_type == JSON:
-        try:
-            env = msgspec.json.decode(body, type=_GenericEnvelope)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise MalformedBatch(f"stored batch is not a batch object: {exc}") from None
-        return DecodedBatch(seq=env.seq, records=env.records, deletes=env.deletes, json_bytes=body)
+        # decoded lazily: the validator's typed fast path reads the bytes directly
+        return DecodedBatch(seq=None, records=None, json_bytes=body)
     if content_type == PROTOBUF:
         from ..proto.codec import decode_batch as decode_proto
 

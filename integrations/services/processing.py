@@ -13,17 +13,17 @@ import traceback
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from .. import storage
 from ..conf import conf
 from ..exceptions import IntegrationsError
-from ..ingest import decode
+from ..ingest import decode, staging
 from ..ingest.apply import plan_and_apply
 from ..ingest.stage import stage_batch
 from ..ingest.validate import Validator
-from ..models import Integration, RecordError, StagedDelete, StagedRecord, SyncBatch, SyncRun
+from ..models import Integration, RecordError, StagedDelete, SyncBatch, SyncRun
 from ..queue import enqueue
 from ..targets import get_adapter, get_target
 from .runs import _finish
@@ -126,6 +126,7 @@ def batch_validate(*, batch_id) -> None:
     except (IntegrationsError, OSError) as exc:
         message = getattr(exc, "message", str(exc))
         return run_fail(run_id=run.pk, message=f"batch {batch.seq} could not be read: {message}")
+    staging.ensure_table(target)
     with transaction.atomic():
         locked = SyncBatch.objects.select_for_update().get(pk=batch.pk)
         run_now = SyncRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
@@ -147,6 +148,11 @@ def _apply_when_validated(run_id) -> None:
 
 def run_apply(*, run_id) -> SyncRun | None:
     """The one transaction of a run: decide and write, and record the end state with it."""
+    integration_target = (SyncRun.objects.filter(pk=run_id).values_list("integration__target", flat=True).first())
+    if integration_target is None:
+        return None
+    target = get_target(integration_target)
+    staging.ensure_table(target)
     with transaction.atomic():
         run = SyncRun.objects.select_for_update().select_related("integration__customer").filter(pk=run_id).first()
         if run is None or run.status != Status.PROCESSING:
@@ -156,7 +162,10 @@ def run_apply(*, run_id) -> SyncRun | None:
         if not run.dry_run:
             # at most one run of an integration applies at a time (rule 6)
             Integration.objects.select_for_update().get(pk=run.integration_id)
-        outcome = plan_and_apply(run, get_target(run.integration.target))
+        if not _staging_complete(run, target):
+            _restage(run, target)
+            return run
+        outcome = plan_and_apply(run, target)
         for name in ("received", "created", "updated", "unchanged", "deleted", "failed"):
             setattr(run, name, getattr(outcome, name))
         run.batches_done = run.batches_total
@@ -166,6 +175,27 @@ def run_apply(*, run_id) -> SyncRun | None:
         if not run.dry_run and outcome.status != Status.NEEDS_REVIEW:
             enqueue("integrations.tasks.kick_integration", run.integration_id)
     return run
+
+
+def _staging_complete(run: SyncRun, target) -> bool:
+    """Every valid record of every batch is in the staging table (an UNLOGGED table loses its
+    rows in PostgreSQL's crash recovery: then the run is validated again, never applied short)."""
+    sums = SyncBatch.objects.filter(run=run).aggregate(valid=Sum("valid"), invalid=Sum("invalid"))
+    errors = RecordError.objects.filter(run=run).count()
+    cross_batch_duplicates = errors - (sums["invalid"] or 0)
+    return staging.staged(target, run.pk).count() == (sums["valid"] or 0) - cross_batch_duplicates
+
+
+def _restage(run: SyncRun, target) -> None:
+    log.warning("run %s: staged rows missing (database crash?); validating its batches again", run.pk)
+    staging.staged(target, run.pk).delete()
+    RecordError.objects.filter(run=run).delete()
+    StagedDelete.objects.filter(run=run).delete()
+    SyncBatch.objects.filter(run=run).update(validated_at=None, valid=0, invalid=0)
+    run.batches_done = 0
+    run.heartbeat_at = timezone.now()
+    run.save(update_fields=["batches_done", "heartbeat_at"])
+    enqueue("integrations.tasks.process_run", run.pk)
 
 
 def run_fail(*, run_id, message: str) -> SyncRun | None:
@@ -185,10 +215,13 @@ def run_fail(*, run_id, message: str) -> SyncRun | None:
 
 def run_cleanup(*, run_id) -> None:
     """Drop the staging rows of a run that has ended (its errors stay)."""
-    status = SyncRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
-    if status is not None and status not in SyncRun.END_STATES:
+    run = SyncRun.objects.filter(pk=run_id).select_related("integration").first()
+    if run is not None and run.status not in SyncRun.END_STATES:
         return
-    StagedRecord.objects.filter(run_id=run_id).delete()
+    if run is not None:
+        target = get_target(run.integration.target)
+        staging.ensure_table(target)
+        staging.staged(target, run_id).delete()
     StagedDelete.objects.filter(run_id=run_id).delete()
 
 
