@@ -278,3 +278,16 @@ def test_adapter_rejection_is_a_record_error(customer):
     run = sync(integration, [product("A", active="maybe")])
     err = RecordError.objects.get(run=run)
     assert err.code == "invalid" and "Y nor N" in err.message
+
+
+def test_nul_characters_are_invalid_not_a_crash(integration, customer):
+    integration.max_error_rate = 1
+    integration.save()
+    run = sync(integration, [product("A"), product("B", name="bad\u0000name"), product("C", attributes={"k\u0000": 1}),
+                             product("D\u0000")])
+    assert run.status == S.PARTIAL
+    codes = {e["index"]: e["code"] for e in errors(run)}
+    assert codes == {1: "invalid", 2: "invalid", 3: "invalid"}
+    assert set(rows(customer)) == {"A"}
+    bad = RecordError.objects.get(run=run, index=1)
+    assert bad.key == "B" and "name" in bad.fields

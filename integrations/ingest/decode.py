@@ -9,6 +9,7 @@ Batch payloads are stored as received; their content type says how to read them:
 
 import csv
 import io
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class DecodedBatch:
     lax: bool = False
     # the decompressed JSON bytes, for the typed fast path
     json_bytes: bytes | None = None
+    # the payload may hold a NUL character (checked record by record only then)
+    nul_possible: bool = True
 
 
 class _Envelope(msgspec.Struct):
@@ -78,6 +81,8 @@ def decompress(raw: bytes, encoding: str, limit: int) -> bytes:
         raise TooLarge(f"batch inflates beyond the limit of {limit} bytes")
     if not inflater.eof:
         raise MalformedBatch(f"body is a truncated {encoding} stream")
+    if inflater.unused_data:  # a second gzip member or trailing bytes: never dropped silently
+        raise MalformedBatch(f"body has data after the end of its {encoding} stream")
     return out
 
 
@@ -104,12 +109,42 @@ def summarize_batch(body: bytes, content_type: str) -> EnvelopeSummary:
         raise MalformedBatch(f"unsupported content type {content_type!r}")
     try:
         env = msgspec.json.decode(body, type=_Envelope)
+        # skipping over records (msgspec.Raw) checks neither their text's UTF-8 nor their depth,
+        # and a worker that cannot read, store or encode a stored batch fails the whole run
+        body.decode("utf-8")
     except msgspec.ValidationError as exc:
         raise MalformedBatch(f"body is not a batch object: {exc}") from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise MalformedBatch(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedBatch(f"body is nested more than {MAX_NESTING} levels deep") from None
+    if _nested_deeper_than(body, MAX_NESTING):
+        raise MalformedBatch(f"body is nested more than {MAX_NESTING} levels deep")
     deletes = [msgspec.json.decode(d) for d in env.deletes]
     return EnvelopeSummary(seq=env.seq, received=len(env.records), deletes=_check_deletes(deletes))
+
+
+# most levels of arrays and objects in a JSON batch, the envelope included (protobuf's own limit is
+# 100 too); deeper values cannot be stored and encoded again without exhausting Python's stack
+MAX_NESTING = 100
+_NOT_STRUCTURE = bytes(set(range(256)) - set(b'"[]{}'))
+_STRING = re.compile(rb'"[^"]*"')
+
+
+def _nested_deeper_than(body: bytes, limit: int) -> bool:
+    """Whether valid JSON nests arrays and objects more than `limit` levels deep, at C speed:
+    drop escapes, keep only quotes and brackets, drop strings, then peel innermost pairs."""
+    if b"\\" in body:
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    shape = body.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in shape:  # strings holding brackets
+        shape = _STRING.sub(b"", shape)
+    for _ in range(limit):
+        if not shape:
+            return False
+        # one level a round: a pair emptied by this round's replacements waits for the next
+        shape = shape.replace(b"[]", b".").replace(b"{}", b".").replace(b".", b"")
+    return bool(shape)
 
 
 def _check_deletes(deletes: list) -> list[str]:
@@ -126,7 +161,8 @@ def decode_json_batch(body: bytes) -> DecodedBatch:
         env = msgspec.json.decode(body, type=_GenericEnvelope)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise MalformedBatch(f"stored batch is not a batch object: {exc}") from None
-    return DecodedBatch(seq=env.seq, records=env.records, deletes=env.deletes, json_bytes=body)
+    return DecodedBatch(seq=env.seq, records=env.records, deletes=env.deletes, json_bytes=body,
+                        nul_possible=b"\\u0000" in body)
 
 
 def decode_batch(body: bytes, content_type: str) -> DecodedBatch:
@@ -139,10 +175,11 @@ def decode_batch(body: bytes, content_type: str) -> DecodedBatch:
 
         seq, records, deletes = decode_proto(body)
         return DecodedBatch(seq=seq, records=records, deletes=deletes)
+    nul = b"\x00" in body or b"\\u0000" in body
     if content_type == NDJSON:
-        return DecodedBatch(seq=None, records=list(iter_ndjson(io.BytesIO(body))))
+        return DecodedBatch(seq=None, records=list(iter_ndjson(io.BytesIO(body))), nul_possible=nul)
     if content_type == CSV:
-        return DecodedBatch(seq=None, records=list(iter_csv(io.BytesIO(body))), lax=True)
+        return DecodedBatch(seq=None, records=list(iter_csv(io.BytesIO(body))), lax=True, nul_possible=nul)
     raise MalformedBatch(f"unsupported stored content type {content_type!r}")
 
 

@@ -11,8 +11,9 @@ def stage_batch(*, run_id, seq: int, result: BatchResult, target) -> None:
     staging.write(target, run_id, seq, result.valid)
     if result.problems:
         RecordError.objects.bulk_create(
-            (RecordError(run_id=run_id, seq=seq, index=p.index, key=p.key, code=p.code, message=p.message,
-                         fields=p.fields, record=p.record) for p in result.problems),
+            (RecordError(run_id=run_id, seq=seq, index=p.index, key=_storable(p.key), code=p.code,
+                         message=_storable(p.message), fields=_storable(p.fields), record=_storable(p.record))
+             for p in result.problems),
             batch_size=1000,
         )
     if result.deletes:
@@ -20,3 +21,14 @@ def stage_batch(*, run_id, seq: int, result: BatchResult, target) -> None:
             (StagedDelete(run_id=run_id, seq=seq, key=key) for key in dict.fromkeys(result.deletes)),
             batch_size=2000,
         )
+
+
+def _storable(value):
+    """A value PostgreSQL can store: NUL characters (refused in text and JSON) become U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value

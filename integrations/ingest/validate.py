@@ -56,6 +56,7 @@ class Validator:
         self.field_map = field_map or {}
         self.adapter = adapter
         self.key_field = target.key_field
+        self.nul_possible = True  # PostgreSQL stores no NUL in text or JSON: such records are refused
 
     # --- the batch -----------------------------------------------------------------------------
     def validate(self, batch: DecodedBatch) -> BatchResult:
@@ -78,6 +79,7 @@ class Validator:
             return result
         if batch.records is None:
             batch = decode_json_batch(batch.json_bytes)
+        self.nul_possible = batch.nul_possible
         result = BatchResult(deletes=_usable_keys(batch.deletes), received=len(batch.records))
         checked = (self.check(i, raw, lax=batch.lax) for i, raw in enumerate(batch.records))
         self._collect(result, checked)
@@ -87,9 +89,16 @@ class Validator:
         """All records valid as sent, decoded and checked in C; None when anything needs care."""
         if batch.json_bytes is None or self.field_map or self.adapter or batch.lax:
             return None
+        if b"\\u0000" in batch.json_bytes:
+            return None  # a NUL character somewhere: the careful path refuses it per record
         try:
             envelope = msgspec.json.decode(batch.json_bytes, type=_typed_envelope(self.target.schema))
         except (msgspec.ValidationError, msgspec.DecodeError):
+            return None
+        # a blank key ("   ") passes a schema's length bound but is no usable key (missing_key):
+        # the checker one by one must see it, or its fate would depend on its batch's other records
+        key = self.key_field
+        if not all(getattr(rec, key).strip() for rec in envelope.records):
             return None
         return envelope.records, envelope.deletes
 
@@ -133,6 +142,12 @@ class Validator:
             if isinstance(record, Problem):
                 record.index, record.key, record.record = index, _readable_key(key), raw
                 return record
+        nul = _fields_with_nul(record) if self.nul_possible else None
+        if nul:
+            return Problem(index, _readable_key(key) if "\x00" not in key else None, INVALID,
+                           f"invalid field(s): {', '.join(nul)}",
+                           fields={name: ["NUL characters (\\u0000) are not allowed."] for name in nul},
+                           record=raw)
         try:
             return index, key, msgspec.convert(record, self.target.schema, strict=not lax)
         except (msgspec.ValidationError, ValueError, TypeError, ArithmeticError):
@@ -194,7 +209,22 @@ class Validator:
 
 
 def _usable_keys(deletes) -> list[str]:
-    return [d for d in deletes if isinstance(d, str) and 0 < len(d) <= MAX_KEY_LENGTH]
+    return [d for d in deletes if isinstance(d, str) and 0 < len(d) <= MAX_KEY_LENGTH and "\x00" not in d]
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _fields_with_nul(record: dict) -> list[str]:
+    """Fields holding a NUL character, which PostgreSQL cannot store in text or JSON."""
+    return [str(name).replace("\x00", "\\u0000") for name, value in record.items() if _has_nul(name) or _has_nul(value)]
 
 
 def _clean_message(text: str) -> str:

@@ -108,7 +108,8 @@ def upload_split(*, run_id) -> None:
         locked.received = sum(b.received for b in created)
         locked.heartbeat_at = timezone.now()
         locked.save(update_fields=["batches_total", "received", "heartbeat_at"])
-        enqueue("integrations.tasks.process_run", run.pk)
+        # an empty file has no batch to validate: straight to the apply (an empty snapshot)
+        enqueue("integrations.tasks.process_run" if created else "integrations.tasks.apply_run", run.pk)
 
 
 def batch_validate(*, batch_id) -> None:

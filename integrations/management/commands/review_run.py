@@ -2,6 +2,7 @@ from django.core.management.base import CommandError
 
 from ... import services
 from ...models import SyncRun
+from ...queue import inline
 from ._base import ServiceCommand
 
 
@@ -18,7 +19,9 @@ class Command(ServiceCommand):
         run = SyncRun.objects.filter(pk=run_id).first() if _is_uuid(run_id) else None
         if run is None:
             raise CommandError(f"unknown run {run_id}")
-        run = services.run_review(run=run, approve=approve, user="manage.py review_run")
+        with inline():  # the approved run is applied here and now; a running worker may share it safely
+            run = services.run_review(run=run, approve=approve, user="manage.py review_run")
+        run.refresh_from_db()
         self.stdout.write(f"run {run.pk} {'approved' if approve else 'rejected'}: {run.status}")
 
 

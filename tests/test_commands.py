@@ -1,0 +1,121 @@
+"""SPEC section 8: the management commands, run as a user runs them (subprocesses: real exit
+statuses, one-line errors, no tracebacks) against the test database."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from catalog.models import Product
+from integrations.models import ApiKey, SyncRun
+
+ROOT = Path(settings.BASE_DIR)
+
+
+def database_url() -> str:
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    return f"postgres://{s['USER'] or 'postgres'}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.fixture
+def manage(transactional_db, tmp_path):
+    env = {**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": str(tmp_path / "media"),
+           "INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE": "true", "EMAIL_URL": "dummymail://"}
+    env.pop("REDIS_URL", None)
+
+    def run(*args, check=None):
+        proc = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=180)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        if check is not None:
+            assert proc.returncode == check, (proc.returncode, proc.stdout, proc.stderr)
+        return proc
+
+    return run
+
+
+def write(tmp_path, name, records):
+    path = tmp_path / name
+    path.write_text(json.dumps(records))
+    return str(path)
+
+
+def rec(sku, **kw):
+    return {"sku": sku, "name": sku, "price": "1.00", "currency": "EUR", **kw}
+
+
+def test_setup_commands_and_their_errors(manage):
+    manage("create_customer", "acme", "--name", "Acme", "--email", "it@acme.example", check=0)
+    out = manage("create_customer", "acme", "--name", "Again", check=1)
+    assert "already exists" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert manage("create_customer", "bad", "--name", "B", "--email", "not-an-email", check=1).stderr.strip()
+    manage("create_integration", "acme", "products", "--target", "catalog.product", "--max-error-rate", "0.1",
+           "--field-map", '{"Title": "name"}', check=0)
+    assert "unknown customer" in manage("create_integration", "nobody", "p", "--target", "catalog.product", check=1).stderr
+    assert "unknown target" in manage("create_integration", "acme", "p2", "--target", "catalog.nothing", check=1).stderr
+    assert "not valid JSON" in manage("create_integration", "acme", "p3", "--target", "catalog.product",
+                                      "--field-map", "{oops", check=1).stderr
+    assert "not a field" in manage("create_integration", "acme", "p4", "--target", "catalog.product",
+                                   "--field-map", '{"a": "colour"}', check=1).stderr
+    assert manage("create_integration", "acme", "products", "--target", "catalog.product", check=1).stderr
+    out = manage("create_api_key", "acme", "--name", "ci", check=0)
+    key = out.stdout.strip().splitlines()[-1]
+    prefix, secret = key.split(".")
+    assert ApiKey.objects.get_from_key(key).customer.slug == "acme"
+    manage("revoke_api_key", prefix, check=0)
+    assert ApiKey.objects.get(prefix=prefix).revoked
+    assert manage("revoke_api_key", "nosuch", check=1).stderr
+    assert manage("create_api_key", "nobody", check=1).stderr
+
+
+def test_sync_file_wait_exit_statuses(manage, tmp_path):
+    manage("create_customer", "acme", "--name", "Acme", check=0)
+    manage("create_integration", "acme", "products", "--target", "catalog.product", "--max-error-rate", "0.5",
+           check=0)
+    ok = write(tmp_path, "ok.json", [rec(f"S{i}") for i in range(15)])
+    out = manage("sync_file", "acme/products", ok, "--wait", check=0)
+    report = json.loads(out.stdout[out.stdout.index("{"):])
+    assert report["status"] == "succeeded" and report["counts"]["created"] == 15
+    partial = write(tmp_path, "partial.json", [rec(f"S{i}") for i in range(15)] + [rec("BAD", price=-1)])
+    assert manage("sync_file", "acme/products", partial, "--wait", check=3).returncode == 3
+    failing = write(tmp_path, "fail.json", [rec("X", price=-1), rec("Y", price=-1), rec("S1")])
+    manage("sync_file", "acme/products", failing, "--wait", check=1)
+    held = write(tmp_path, "held.json", [rec("S1")])
+    out = manage("sync_file", "acme/products", held, "--wait", check=4)
+    run_id = out.stdout.strip().splitlines()[0]
+    assert SyncRun.objects.get(pk=run_id).status == "needs_review"
+    dry = write(tmp_path, "dry.json", [rec("S1", name="changed")])
+    manage("sync_file", "acme/products", dry, "--mode", "incremental", "--dry-run", "--wait", check=0)
+    assert Product.objects.get(sku="S1").name == "S1"
+    # review_run approves the held run; an unknown or not-held run is refused
+    manage("review_run", run_id, "--approve", check=0)
+    assert SyncRun.objects.get(pk=run_id).status == "succeeded"
+    assert Product.objects.count() == 1
+    assert manage("review_run", run_id, "--approve", check=1).stderr
+    assert manage("review_run", "00000000-0000-0000-0000-000000000000", "--reject", check=1).stderr
+    assert manage("review_run", "not-a-uuid", "--reject", check=1).stderr
+
+
+def test_sync_file_bad_input(manage, tmp_path):
+    manage("create_customer", "acme", "--name", "Acme", check=0)
+    manage("create_integration", "acme", "products", "--target", "catalog.product", check=0)
+    assert "cannot read" in manage("sync_file", "acme/products", str(tmp_path / "missing.json"), check=1).stderr
+    assert "unknown integration" in manage("sync_file", "acme/nothing", str(tmp_path / "x.json"), check=1).stderr
+    assert "CUSTOMER/INTEGRATION" in manage("sync_file", "products", str(tmp_path / "x.json"), check=1).stderr
+    odd = tmp_path / "data.txt"
+    odd.write_text("[]")
+    assert "format" in manage("sync_file", "acme/products", str(odd), check=1).stderr
+    assert manage("sync_file", "acme/products", str(odd), "--format", "json", "--wait", check=0).returncode == 0
+    csv_path = tmp_path / "p.csv"
+    csv_path.write_text("sku,name,price,currency\nA,a,1,EUR\n")
+    out = manage("sync_file", "acme/products", str(csv_path), "--mode", "incremental", "--wait", check=0)
+    assert '"created": 1' in out.stdout
+    # a bad argument is argparse's usage error
+    assert manage("sync_file", "acme/products", str(csv_path), "--mode", "sideways").returncode == 2
