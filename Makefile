@@ -53,3 +53,33 @@ clean:
 .PHONY: bench-client
 bench-client: install
 	$(PY) bench/client_memory.py
+
+# --- Production shape (docs/DEPLOY.md): gunicorn + two django-q2 clusters, from the environment.
+# Needs DATABASE_URL (PostgreSQL) and REDIS_URL (or CACHE_URL for the ORM broker), e.g.
+#   make serve-prod DATABASE_URL=postgres://postgres@127.0.0.1:5432/integrations REDIS_URL=redis://127.0.0.1:6379/0
+# SECRET_KEY defaults to a fresh random one per start here (set it in .env for a real deployment).
+PROD_ENV = DJANGO_SETTINGS_MODULE=project.settings_production \
+  SECRET_KEY="$${SECRET_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))')}" \
+  ALLOWED_HOSTS="$${ALLOWED_HOSTS:-127.0.0.1,localhost}" SECURE_SSL_REDIRECT="$${SECURE_SSL_REDIRECT:-false}" \
+  HOST=$(HOST) PORT=$(PORT)
+.PHONY: serve-prod test-faults load
+serve-prod: install
+	@export $(PROD_ENV); \
+	  $(PY) manage.py migrate --noinput && $(PY) manage.py collectstatic --noinput -v0 && \
+	  $(PY) manage.py check --deploy && \
+	  echo "gunicorn on http://$(HOST):$(PORT)/ and two django-q2 clusters (Ctrl-C stops all)" && \
+	  trap 'kill 0' INT TERM EXIT; \
+	  $(VENV)/bin/gunicorn -c gunicorn.conf.py project.wsgi & \
+	  $(PY) manage.py qcluster & \
+	  $(PY) manage.py qcluster & \
+	  wait
+
+# The fault tests alone (they also run in the PostgreSQL pass of `make test`): real processes, kill -9.
+test-faults: install
+	@echo "$$DATABASE_URL" | grep -q '^postgres' || { echo "test-faults needs DATABASE_URL=postgres://..."; exit 2; }
+	$(PY) -m pytest -q -s tests/faults $(PYTEST_ARGS)
+
+# Load test (not in CI): 20 clients of 10 customers posting 10,000-record batches for 2 minutes against
+# the production shape on loopback; figures into docs/RELIABILITY.md.
+load: install
+	$(PY) bench/load.py
