@@ -3,6 +3,7 @@
 The batch view reads its raw bytes itself (they are stored as received); this parser exists so the
 schema and content negotiation know the media type, and for any view that wants the records."""
 
+from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
@@ -12,6 +13,17 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 # media types read as the protobuf batch; the first is the canonical one
 PROTOBUF_ALIASES = (PROTOBUF, "application/protobuf", "application/vnd.google.protobuf")
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's, with a too deeply nested body a 400 like any other malformed JSON (the standard
+    library's decoder raises RecursionError, which DRF would let through as a 500)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - the body is nested too deeply") from None
 
 
 class ProtobufParser(BaseParser):

@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import generics
 from rest_framework.exceptions import UnsupportedMediaType, ValidationError
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,7 +23,7 @@ from . import serializers as s
 from .auth import ApiKeyAuthentication, HasActiveCustomerKey
 from .errors import exception_handler
 from .pagination import ApiPagination
-from .parsers import JSON, PROTOBUF, ProtobufParser, media_type_of
+from .parsers import JSON, PROTOBUF, JSONParser, ProtobufParser, media_type_of
 from .throttling import ApiKeyRateThrottle
 
 CONTENT_ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")

@@ -120,7 +120,10 @@ def summarize_batch(body: bytes, content_type: str) -> EnvelopeSummary:
         raise MalformedBatch(f"body is nested more than {MAX_NESTING} levels deep") from None
     if _nested_deeper_than(body, MAX_NESTING):
         raise MalformedBatch(f"body is nested more than {MAX_NESTING} levels deep")
-    deletes = [msgspec.json.decode(d) for d in env.deletes]
+    try:
+        deletes = [msgspec.json.decode(d) for d in env.deletes]
+    except msgspec.ValidationError as exc:  # 1e400: out of a float's range
+        raise MalformedBatch(f"body is not a batch object: {exc} (in `deletes`)") from None
     return EnvelopeSummary(seq=env.seq, received=len(env.records), deletes=_check_deletes(deletes))
 
 
@@ -189,9 +192,57 @@ def decode_batch(body: bytes, content_type: str) -> DecodedBatch:
 def iter_json_array(stream) -> Iterator[Any]:
     """Items of a top-level JSON array, in constant memory (ijson's C backend)."""
     try:
-        yield from ijson.items(stream, "item", use_float=True)
+        yield from ijson.items(_NestingGuard(stream, MAX_NESTING), "item", use_float=True)
     except ijson.JSONError as exc:
         raise MalformedBatch(f"file is not a valid JSON array: {exc}") from None
+
+
+class _NestingGuard:
+    """A binary stream of JSON that refuses, chunk by chunk as it is read, to nest deeper than
+    `limit`: ijson's C backend keeps a prefix string per open level, so its memory grows with the
+    square of the depth (200 KB of "[" would take tens of GB). Strings are followed across chunks;
+    the bound it checks is exact at chunk ends and at most one chunk's inner depth above the truth."""
+
+    def __init__(self, stream, limit: int):
+        self.stream, self.limit = stream, limit
+        self.depth = 0
+        self.in_string = False
+        self.carry = b""  # an odd trailing backslash: it escapes the next chunk's first byte
+
+    def read(self, size=-1):
+        data = self.stream.read(size)
+        if data:
+            self._check(data)
+        return data
+
+    def _check(self, data: bytes) -> None:
+        text = self.carry + data
+        run = len(text) - len(text.rstrip(b"\\"))
+        self.carry = b"\\" if run % 2 else b""
+        if run % 2:
+            text = text[:-1]
+        if b"\\" in text:
+            text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+        shape = text.translate(None, _NOT_STRUCTURE)
+        if self.in_string:
+            shape = b'"' + shape
+        self.in_string = shape.count(b'"') % 2 == 1
+        if self.in_string:
+            shape += b'"'
+        shape = shape.replace(b'""', b"")
+        if b'"' in shape:
+            shape = _STRING.sub(b"", shape)
+        inner = 0
+        while shape.count(b"[]") or shape.count(b"{}"):
+            inner += 1
+            if inner > self.limit:
+                break
+            shape = shape.replace(b"[]", b".").replace(b"{}", b".").replace(b".", b"")
+        opens = shape.count(b"[") + shape.count(b"{")
+        closes = len(shape) - opens  # what is left: closes of earlier chunks' levels, then new opens
+        if max(self.depth, self.depth - closes + opens) + inner > self.limit:
+            raise MalformedBatch(f"file is nested more than {self.limit} levels deep")
+        self.depth += opens - closes
 
 
 def iter_ndjson(stream) -> Iterator[Any]:
@@ -202,8 +253,10 @@ def iter_ndjson(stream) -> Iterator[Any]:
             continue
         try:
             yield decoder.decode(line)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for bad UTF-8
             yield Unparseable(line[:2000].decode("utf-8", "replace"), f"line is not valid JSON: {exc}")
+        except RecursionError:
+            yield Unparseable(line[:2000].decode("utf-8", "replace"), "line is nested too deeply")
 
 
 def iter_csv(stream) -> Iterator[Any]:

@@ -177,7 +177,7 @@ class Validator:
             if isinstance(value, str):
                 try:
                     record[name] = json.loads(value)
-                except ValueError:
+                except (ValueError, RecursionError):  # RecursionError: a cell nested too deeply
                     return Problem(0, None, INVALID, f"invalid field(s): {name}",
                                    fields={name: ["Not a valid JSON value."]})
         return record
