@@ -136,9 +136,10 @@ class Procs:
         return subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
                               timeout=timeout, check=check)
 
-    def stop_all(self) -> None:
+    def stop_all(self, grace: float = 3.0) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds (a test's processes owe nobody a clean exit)."""
         for proc in reversed(self.started):
-            proc.stop()
+            proc.stop(grace)
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name} ({p.log_path})\n{p.log_tail()}" for p in self.started)
