@@ -291,3 +291,19 @@ def test_nul_characters_are_invalid_not_a_crash(integration, customer):
     assert set(rows(customer)) == {"A"}
     bad = RecordError.objects.get(run=run, index=1)
     assert bad.key == "B" and "name" in bad.fields
+
+
+def test_a_number_beyond_range_is_one_parse_error(integration, customer):
+    import json as _json
+
+    integration.max_error_rate = 0.5
+    integration.save()
+    run, _ = services.run_create(integration=integration, mode="incremental")
+    body = ('{"seq": 1, "records": [' + _json.dumps(product("A")) + ', {"sku": "B", "name": "b", "price": 1e400, '
+            '"currency": "EUR"}]}').encode()
+    services.batch_receive(run=run, seq=1, body=body, content_type="application/json")
+    services.run_complete(run=run)
+    run.refresh_from_db()
+    assert run.status == S.PARTIAL, run.message
+    assert [(e["index"], e["code"]) for e in errors(run)] == [(1, "parse_error")]
+    assert set(rows(customer)) == {"A"}

@@ -162,10 +162,26 @@ def decode_json_batch(body: bytes) -> DecodedBatch:
     """A JSON batch as generic records (the slow path, when the typed decode found a problem)."""
     try:
         env = msgspec.json.decode(body, type=_GenericEnvelope)
+        records = env.records
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise MalformedBatch(f"stored batch is not a batch object: {exc}") from None
-    return DecodedBatch(seq=env.seq, records=env.records, deletes=env.deletes, json_bytes=body,
+        # one record beyond what can be decoded (a number past a float's range, say) must not sink
+        # the batch: decode record by record, and such a record becomes a parse_error
+        try:
+            env = msgspec.json.decode(body, type=_Envelope)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            raise MalformedBatch(f"stored batch is not a batch object: {exc}") from None
+        records = [_decode_one(raw) for raw in env.records]
+        env.deletes = [_decode_one(raw) for raw in env.deletes]
+    return DecodedBatch(seq=env.seq, records=records, deletes=env.deletes, json_bytes=body,
                         nul_possible=b"\\u0000" in body)
+
+
+def _decode_one(raw: msgspec.Raw):
+    try:
+        return msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        text = bytes(raw)[:2000].decode("utf-8", "replace")
+        return Unparseable(text, f"record cannot be decoded: {exc}")
 
 
 def decode_batch(body: bytes, content_type: str) -> DecodedBatch:
