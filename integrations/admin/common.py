@@ -1,6 +1,5 @@
 """Small pieces shared by the admin pages: badges, progress bars, the reviewer group, the errors CSV."""
 
-import csv
 import json
 
 from django.contrib import admin
@@ -118,52 +117,3 @@ def can_review(request) -> bool:
     return request.user.is_active and request.user.is_staff and request.user.has_perm(REVIEW_PERM)
 
 
-# --- the errors CSV ---------------------------------------------------------------------------
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula (CSV injection)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    if text.startswith(_FORMULA_START):
-        text = "'" + text
-    return text
-
-
-class _Echo:
-    def write(self, value):
-        return value
-
-
-def errors_csv_rows(errors, *, with_run: bool = False):
-    """Rows of the errors CSV: the record's own fields (so fixed rows can be sent again), then
-    error_code and error_message; a record that was not an object goes whole into `record`.
-    Errors of several runs get a leading `run` column."""
-    columns: list[str] = []
-    seen: set[str] = set()
-    has_raw = False
-    for record in errors.values_list("record", flat=True).iterator(2000):
-        if isinstance(record, dict):
-            for name in record:
-                if name not in seen:
-                    seen.add(name)
-                    columns.append(name)
-        else:
-            has_raw = True
-    header = (["run"] if with_run else []) + columns + (["record"] if has_raw else []) + ["error_code", "error_message"]
-    writer = csv.writer(_Echo())
-    yield writer.writerow([safe_cell(h) for h in header])
-    for run_id, record, code, message in errors.values_list("run_id", "record", "code", "message").iterator(2000):
-        if isinstance(record, dict):
-            cells = [safe_cell(record.get(name)) for name in columns] + ([""] if has_raw else [])
-        else:
-            cells = [""] * len(columns) + [safe_cell(record)]
-        lead = [str(run_id)] if with_run else []
-        yield writer.writerow(lead + cells + [safe_cell(code), safe_cell(message)])

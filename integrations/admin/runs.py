@@ -17,6 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from .. import services
+from ..errors_csv import error_csv_rows
 from ..exceptions import IntegrationsError
 from ..models import RecordError, SyncBatch, SyncRun, WebhookDelivery
 from ..selectors import held_run_deletions, run_errors
@@ -25,7 +26,6 @@ from .common import (
     LIVE_STATES,
     IntegrationListFilter,
     can_review,
-    errors_csv_rows,
     format_duration,
     progress_bar,
     status_badge,
@@ -397,7 +397,7 @@ class SyncRunAdmin(RunSearchMixin, admin.ModelAdmin):
         return new_runs
 
     def _csv_response(self, errors, filename, *, with_run=False):
-        response = StreamingHttpResponse(errors_csv_rows(errors, with_run=with_run), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(error_csv_rows(errors, with_run=with_run), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 

@@ -2,7 +2,6 @@
 (what a key's customer may see). Every tenant-scoped read goes through selectors, so another
 customer's integration or run is a 404, indistinguishable from one that does not exist."""
 
-import csv
 import json
 
 from django.http import StreamingHttpResponse
@@ -18,6 +17,7 @@ from rest_framework.views import APIView
 
 from .. import selectors, services
 from ..conf import conf
+from ..errors_csv import error_csv_rows
 from ..exceptions import TooLarge
 from . import serializers as s
 from .auth import ApiKeyAuthentication, HasActiveCustomerKey
@@ -240,53 +240,6 @@ class RunCancelView(ApiView):
         return self.run_answer(services.run_cancel(run=run, reason="cancelled by the customer"), 200)
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value) -> str:
-    """A CSV cell: booleans as true/false, objects and lists as JSON, text that a spreadsheet would
-    run as a formula neutralised with a leading quote (CSV injection)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False)
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
-def _error_csv(errors):
-    """Rows of the errors CSV, streamed: a first pass finds the columns, a second writes the rows."""
-    columns: dict[str, None] = {}
-    raw_column = False
-    for record in errors.values_list("record", flat=True).iterator(chunk_size=2000):
-        if isinstance(record, dict):
-            for name in record:
-                columns.setdefault(str(name), None)
-        elif record is not None:
-            raw_column = True
-    names = list(columns)
-    writer = csv.writer(_Echo())
-    yield writer.writerow([_cell(n) for n in names] + ["error_code", "error_message"]
-                          + (["error_record"] if raw_column else []))
-    for record, code, message in errors.values_list("record", "code", "message").iterator(chunk_size=2000):
-        if isinstance(record, dict):
-            row = [_cell(record.get(n)) for n in names]
-            raw = ""
-        else:
-            row = [""] * len(names)
-            raw = _cell(record)
-        yield writer.writerow(row + [code, _cell(message)] + ([raw] if raw_column else []))
-
-
 @extend_schema(tags=["runs"], parameters=[RUN_ID])
 class RunErrorsView(ApiListView):
     serializer_class = s.RecordErrorOutput
@@ -316,7 +269,7 @@ class RunErrorsView(ApiListView):
         query = self.strict_query(s.ErrorsQuery)
         if query["format"] == "csv":
             errors = self.get_queryset()
-            response = StreamingHttpResponse(_error_csv(errors), content_type="text/csv; charset=utf-8")
+            response = StreamingHttpResponse(error_csv_rows(errors), content_type="text/csv; charset=utf-8")
             response["Content-Disposition"] = f'attachment; filename="run-{self.kwargs["run_id"]}-errors.csv"'
             return response
         return super().get(request, *args, **kwargs)
