@@ -141,7 +141,10 @@ STORAGES = {
 }
 
 # --- E-mail ---------------------------------------------------------------------------------
-vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+if env("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+else:  # development: print e-mails to standard error
+    EMAIL_BACKEND = "project.mail.StderrEmailBackend"
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="integrations@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
