@@ -141,8 +141,9 @@ def attempt(*, delivery_id) -> WebhookAttempt | None:
                    **sign_headers(secret=integration.webhook_secret, webhook_id=delivery.webhook_id, body=body,
                                   at=started_at)}
         with _session(url) as session:
+            # stream: only the status and headers matter; a huge body is never read into memory
             response = session.post(url, data=body.encode(), headers=headers, timeout=conf.WEBHOOK_TIMEOUT,
-                                    allow_redirects=False)
+                                    allow_redirects=False, stream=True)
         status_code = response.status_code
         response.close()
         if not 200 <= status_code < 300:

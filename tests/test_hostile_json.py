@@ -15,7 +15,7 @@ from integrations.models import RecordError, SyncBatch, SyncRun
 from integrations.proto import batch_pb2
 from tests.conftest import product
 from tests.test_api_support import API, JSON_TYPE, PROTOBUF_TYPE, json_body, post_batch, proto_body
-from tests.test_hostile_support import refused
+from tests.test_hostile_support import refused, snapshot
 
 pytest_plugins = ["tests.test_hostile_support"]
 
@@ -157,19 +157,23 @@ def test_huge_integers_in_records_are_record_errors(api, integration, tables, fi
     (b"name", b"1e400"),
     (b"attributes", b'{"x":1e400}'),
 ])
-def test_floats_beyond_range_in_records_fail_the_run_cleanly(api, integration, tables, field, value):
-    """A JSON float beyond a double's range cannot be read as a record at all: the worker fails the
-    run with a clear message (never stuck, never a 500), nothing applied, even within the error
-    policy. (Ideally it would be one record error; see docs/SECURITY.md.)"""
+def test_floats_beyond_range_in_records_are_one_parse_error(api, integration, tables, field, value):
+    """A JSON float beyond a double's range cannot be read as a record at all: that record is one
+    parse_error (never a stuck run, never a 500); the readable record beside it is applied."""
     integration.max_error_rate = 1.0
     integration.save()
     body = b'{"seq":1,"records":[' + record_with(value, field) + b"," + json.dumps(product("OK")).encode() + b"]}"
     assert post_batch(api, tables.mine, body).status_code == 202
     api.post(f"{API}/runs/{tables.mine}/complete/", format="json")
     run = SyncRun.objects.get(pk=tables.mine)
-    assert run.status == "failed" and "out of range" in run.message, run.message
+    assert run.status == "partial", run.message
+    assert run.counts["received"] == 2 and run.counts["failed"] == 1 and run.counts["created"] == 1
+    error = RecordError.objects.get(run=run)
+    assert (error.code, error.index, error.key) == ("parse_error", 0, None)
     assert not run.last_error
-    tables.assert_unchanged()
+    after = snapshot()
+    assert {k: v for k, v in after.items() if k[1] != "OK"} == tables.before, "only the readable record was applied"
+    assert Product.objects.filter(sku="OK").count() == 1
 
 
 @pytest.mark.parametrize("body", [
