@@ -79,6 +79,19 @@ def pretty_json(value):
     )
 
 
+class ReadOnlyMixin:
+    """What the engine writes, staff only read: no add, no edit, no delete (admins and inlines)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class IntegrationListFilter(admin.RelatedFieldListFilter):
     """By integration, labelled customer/slug in one query (the stock filter asks per integration)."""
 

@@ -8,18 +8,11 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from ..models import RecordError, SyncRun, WebhookAttempt, WebhookDelivery
-from .common import DELIVERY_COLOURS, IntegrationListFilter, pretty_json, status_badge
+from .common import DELIVERY_COLOURS, IntegrationListFilter, ReadOnlyMixin, pretty_json, status_badge
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    pass
 
 
 class RunFilter(admin.SimpleListFilter):
@@ -96,18 +89,12 @@ class RecordErrorAdmin(ReadOnlyAdmin):
         return pretty_json(error.record)
 
 
-class AttemptInline(admin.TabularInline):
+class AttemptInline(ReadOnlyMixin, admin.TabularInline):
     model = WebhookAttempt
     fields = ("number", "started_at", "duration_ms", "status_code", "error", "next_attempt_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(WebhookDelivery)

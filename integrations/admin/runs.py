@@ -25,6 +25,7 @@ from .common import (
     DELIVERY_COLOURS,
     LIVE_STATES,
     IntegrationListFilter,
+    ReadOnlyMixin,
     can_review,
     format_duration,
     progress_bar,
@@ -56,7 +57,7 @@ def counts_summary(run: SyncRun):
     )
 
 
-class BatchInline(admin.TabularInline):
+class BatchInline(ReadOnlyMixin, admin.TabularInline):
     model = SyncBatch
     fields = ("seq", "received", "deletes", "valid", "invalid", "size", "content_type", "content_encoding",
               "created_at", "validated_at", "payload_purged_at")
@@ -66,17 +67,8 @@ class BatchInline(admin.TabularInline):
     show_change_link = False
     verbose_name_plural = "batches"
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class DeliveryInline(admin.TabularInline):
+class DeliveryInline(ReadOnlyMixin, admin.TabularInline):
     model = WebhookDelivery
     fields = ("event", "delivery_status", "url", "attempts", "last_status_code", "last_error", "next_attempt_at",
               "attempt_log_summary", "created_at")
@@ -88,15 +80,6 @@ class DeliveryInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("attempt_log")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="status")
     def delivery_status(self, delivery):
@@ -132,7 +115,7 @@ class RunSearchMixin:
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(RunSearchMixin, admin.ModelAdmin):
+class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
     list_display = ("short_id", "status_badge", "customer", "integration_link", "mode_label", "counts",
                     "duration", "progress", "created_on")
     list_display_links = ("short_id",)
@@ -157,16 +140,6 @@ class SyncRunAdmin(RunSearchMixin, admin.ModelAdmin):
                        "upload_filename", "retry_of_link", "retried_as", "counts_table", "progress", "created_at",
                        "completed_at", "started_at", "finished_at", "duration", "heartbeat_at", "attempts",
                        "message", "last_error", "reviewed_by", "reviewed_at", "first_errors"]
-
-    # runs are written by the engine only: no add, no edit, no delete in the admin
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_review_permission(self, request):
         return can_review(request)
