@@ -31,6 +31,12 @@ class Conflict(IntegrationsError):
     status = 409
 
 
+class Inactive(Conflict):
+    """The integration or its customer was deactivated: its open runs take no batches and are not completed."""
+
+    code = "inactive"
+
+
 class TooLarge(IntegrationsError):
     code = "too_large"
     status = 413

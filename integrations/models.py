@@ -193,6 +193,23 @@ class SyncRun(models.Model):
         return None
 
 
+class IdempotencyKey(models.Model):
+    """An Idempotency-Key of run creation, unique per customer by a database constraint: of two
+    concurrent requests with one key, one inserts this row and the other fails to and answers with
+    the first one's run. The 24-hour window (INTEGRATIONS_IDEMPOTENCY_HOURS) runs from the run's
+    created_at; after it, the next run opened with the key takes the row over."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    run = models.OneToOneField("SyncRun", on_delete=models.CASCADE, related_name="idempotency_claim")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["customer", "key"], name="idempotency_key_unique")]
+
+    def __str__(self):
+        return f"{self.customer_id}:{self.key}"
+
+
 class SyncBatch(models.Model):
     run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="batches")
     seq = models.PositiveIntegerField()

@@ -282,9 +282,30 @@ def _session(url: str) -> requests.Session:
     return session
 
 
+# NAT64 (RFC 6052): the well-known prefix carries the IPv4 address in its last 32 bits; where the
+# local-use prefix puts it depends on the operator's prefix length, so none of it counts as public
+NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
+
+
 def is_public(address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    """Whether a webhook may connect to `address`. An IPv6 address that carries an IPv4 address
+    (IPv4-mapped, NAT64, 6to4, Teredo) leads to that IPv4 address, which must be public too: else
+    2002:a9fe:a9fe:: would reach 169.254.169.254 through a 6to4 relay."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in NAT64_LOCAL_USE:
+            return False
+        if address.ipv4_mapped:
+            return _plainly_public(address.ipv4_mapped)
+        if address in NAT64_WELL_KNOWN:
+            return _plainly_public(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        embedded = [address.sixtofour] if address.sixtofour else list(address.teredo or ())
+        if not all(_plainly_public(ipv4) for ipv4 in embedded):
+            return False
+    return _plainly_public(address)
+
+
+def _plainly_public(address) -> bool:
     return not (address.is_private or address.is_loopback or address.is_link_local or address.is_multicast
                 or address.is_reserved or address.is_unspecified or not address.is_global)
 

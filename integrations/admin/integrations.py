@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from .. import services, storage, webhooks
+from .. import services, storage
 from ..exceptions import IntegrationsError
 from ..models import Integration, Mode, SyncRun
 from ..selectors import run_errors
@@ -63,11 +63,6 @@ class IntegrationForm(forms.ModelForm):
         except IntegrationsError as exc:
             field = next((name for name in exc.details if name in self.fields), None)
             self.add_error(field, exc.message)
-        if data.get("webhook_url") and "webhook_url" not in self.errors:
-            try:
-                webhooks.check_url(data["webhook_url"])  # the rule deliveries follow (SPEC section 6)
-            except webhooks.Refused as exc:
-                self.add_error("webhook_url", str(exc))
         return data
 
 

@@ -12,13 +12,18 @@ FILE_FORMATS = ("json", "ndjson", "csv")
 
 
 class StrictInput(serializers.Serializer):
-    """An input that refuses fields it does not know (a typo must not be silently ignored)."""
+    """An input that refuses fields it does not know (a typo must not be silently ignored), and
+    form fields or multipart parts given more than once (only one would be read)."""
 
     def to_internal_value(self, data):
         if hasattr(data, "keys"):
             unknown = sorted(set(data.keys()) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        if hasattr(data, "getlist"):  # a form or multipart body: a part given twice (a second file) is not dropped
+            repeated = sorted(name for name in data.keys() if len(data.getlist(name)) > 1)
+            if repeated:
+                raise serializers.ValidationError({name: ["Given more than once."] for name in repeated})
         return super().to_internal_value(data)
 
 

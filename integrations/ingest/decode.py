@@ -9,6 +9,7 @@ Batch payloads are stored as received; their content type says how to read them:
 
 import csv
 import io
+import json
 import re
 import zlib
 from collections.abc import Iterator
@@ -54,6 +55,13 @@ class _Envelope(msgspec.Struct):
     records: list[msgspec.Raw]
     deletes: list[msgspec.Raw] = []
     seq: int | None = None
+
+
+class _ReceivedEnvelope(_Envelope, forbid_unknown_fields=True):
+    """The envelope as the API accepts it: a misspelt field (`"delets"`) is refused, never ignored."""
+
+
+ENVELOPE_FIELDS = ("seq", "records", "deletes")
 
 
 class _GenericEnvelope(msgspec.Struct):
@@ -108,11 +116,15 @@ def summarize_batch(body: bytes, content_type: str) -> EnvelopeSummary:
     if content_type != JSON:
         raise MalformedBatch(f"unsupported content type {content_type!r}")
     try:
-        env = msgspec.json.decode(body, type=_Envelope)
+        env = msgspec.json.decode(body, type=_ReceivedEnvelope)
         # skipping over records (msgspec.Raw) checks neither their text's UTF-8 nor their depth,
         # and a worker that cannot read, store or encode a stored batch fails the whole run
         body.decode("utf-8")
     except msgspec.ValidationError as exc:
+        unknown = _UNKNOWN_FIELD.match(str(exc))
+        if unknown:
+            raise MalformedBatch(f"unknown field `{unknown[1]}` in the batch; its fields are {', '.join(ENVELOPE_FIELDS)}",
+                                 details={unknown[1]: ["Unknown field."]}) from None
         raise MalformedBatch(f"body is not a batch object: {exc}") from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise MalformedBatch(f"body is not valid JSON: {exc}") from None
@@ -120,11 +132,32 @@ def summarize_batch(body: bytes, content_type: str) -> EnvelopeSummary:
         raise MalformedBatch(f"body is nested more than {MAX_NESTING} levels deep") from None
     if _nested_deeper_than(body, MAX_NESTING):
         raise MalformedBatch(f"body is nested more than {MAX_NESTING} levels deep")
+    _check_envelope_repeats(body)
     try:
         deletes = [msgspec.json.decode(d) for d in env.deletes]
     except msgspec.ValidationError as exc:  # 1e400: out of a float's range
         raise MalformedBatch(f"body is not a batch object: {exc} (in `deletes`)") from None
     return EnvelopeSummary(seq=env.seq, received=len(env.records), deletes=_check_deletes(deletes))
+
+
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(.*)`$")
+
+
+def _check_envelope_repeats(body: bytes) -> None:
+    """A field given twice in the envelope (a second `records` would silently replace the first) is
+    malformed. msgspec keeps the last silently, so look closer only when a name occurs twice at all:
+    a cheap byte count on the usual path, a full parse only then."""
+    if body.count(b'"records"') < 2 and body.count(b'"deletes"') < 2:
+        return
+    try:
+        top = json.loads(body, object_pairs_hook=lambda pairs: pairs)
+    except (ValueError, RecursionError):
+        return  # msgspec read it; what Python's parser cannot is not a repeat
+    names = [name for name, _ in top] if isinstance(top, list) else []
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise MalformedBatch(f"the batch gives `{repeated[0]}` more than once",
+                             details={name: ["Given more than once."] for name in repeated})
 
 
 # most levels of arrays and objects in a JSON batch, the envelope included (protobuf's own limit is

@@ -4,6 +4,7 @@ server and the client); batch_pb2.py is generated from it with grpcio-tools' pro
 from collections.abc import Iterable
 from decimal import Decimal
 
+from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError
 
 from . import batch_pb2
@@ -42,6 +43,11 @@ def _parse(data: bytes) -> batch_pb2.Batch:
         batch.ParseFromString(data)
     except DecodeError as exc:
         raise ValueError(str(exc) or "not a Batch message") from None
+    # a field this server does not know (a newer client's, a misspelt one) would be dropped silently
+    unknown = sorted({field.field_number for field in unknown_fields.UnknownFieldSet(batch)})
+    if unknown:
+        raise ValueError(f"unknown field number {', '.join(map(str, unknown))} in the Batch message; "
+                         "its fields are seq (1), fields (2), records (3), deletes (4)")
     width = len(batch.fields)
     if len(set(batch.fields)) != width:
         raise ValueError("field names repeat")

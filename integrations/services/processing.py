@@ -26,7 +26,7 @@ from ..ingest.validate import Validator
 from ..models import Integration, RecordError, StagedDelete, SyncBatch, SyncRun
 from ..queue import enqueue
 from ..targets import get_adapter, get_target
-from .runs import _finish
+from .runs import _finish, inactive_reason
 
 log = logging.getLogger("integrations")
 Status = SyncRun.Status
@@ -55,6 +55,8 @@ def dry_run_start(*, run_id) -> None:
 
 
 def _start(run: SyncRun) -> None:
+    if _cancelled_as_inactive(run):
+        return
     now = timezone.now()
     run.status = Status.PROCESSING
     run.started_at = run.started_at or now
@@ -160,6 +162,8 @@ def run_apply(*, run_id) -> SyncRun | None:
             return run
         if SyncBatch.objects.filter(run=run, validated_at__isnull=True).exists():
             return run  # not every batch is validated yet: the last validation calls us again
+        if _cancelled_as_inactive(run):
+            return run
         if not run.dry_run:
             # at most one run of an integration applies at a time (rule 6)
             Integration.objects.select_for_update().get(pk=run.integration_id)
@@ -176,6 +180,19 @@ def run_apply(*, run_id) -> SyncRun | None:
         if not run.dry_run and outcome.status != Status.NEEDS_REVIEW:
             enqueue("integrations.tasks.kick_integration", run.integration_id)
     return run
+
+
+def _cancelled_as_inactive(run: SyncRun) -> bool:
+    """A run whose integration (or customer) was deactivated after it was completed is not applied:
+    it is cancelled when its turn comes, and the next queued run meets the same end."""
+    reason = inactive_reason(run.integration)
+    if not reason:
+        return False
+    _finish(run, Status.CANCELLED, f"not applied: {reason}")
+    enqueue("integrations.tasks.cleanup_run", run.pk)
+    if not run.dry_run:
+        enqueue("integrations.tasks.kick_integration", run.integration_id)
+    return True
 
 
 def _staging_complete(run: SyncRun, target) -> bool:

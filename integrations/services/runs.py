@@ -9,38 +9,75 @@ from django.utils import timezone
 
 from .. import storage
 from ..conf import conf
-from ..exceptions import Conflict, IdempotencyMismatch, InvalidInput, TooLarge
+from ..exceptions import Conflict, IdempotencyMismatch, Inactive, InvalidInput, TooLarge
 from ..ingest import decode
-from ..models import Integration, Mode, SyncBatch, SyncRun
+from ..models import IdempotencyKey, Integration, Mode, SyncBatch, SyncRun
 from ..queue import enqueue
 
 Status = SyncRun.Status
+
+
+def inactive_reason(integration: Integration) -> str:
+    """Why the integration takes no data now ("" when it does): it, or its customer, was deactivated.
+    Checked when a run is opened, fed, completed and started, so a deactivated feed stops at once."""
+    if not integration.customer.is_active:
+        return f"customer {integration.customer.slug} was deactivated"
+    if not integration.is_active:
+        return f"integration {integration} was deactivated"
+    return ""
+
+
+def _require_active(integration: Integration) -> None:
+    reason = inactive_reason(integration)
+    if reason:
+        raise Inactive(f"{reason}: its runs take no batches and cannot be completed",
+                       details={"integration": integration.slug})
 
 
 def run_create(*, integration: Integration, mode: str | None = None, dry_run: bool = False,
                source: str = SyncRun.Source.API, idempotency_key: str = "", fingerprint: str = "") -> tuple[SyncRun, bool]:
     """Open a run (`receiving`). With an idempotency key seen within 24 hours for this customer,
     return that run instead (created False), or refuse when the request differs."""
+    _require_active(integration)
     mode = mode or integration.default_mode
     if mode not in Mode.values:
         raise InvalidInput(f"mode must be one of {', '.join(Mode.values)}", details={"mode": mode})
+    if not idempotency_key:
+        return SyncRun.objects.create(integration=integration, mode=mode, dry_run=bool(dry_run), source=source), True
     body_hash = hashlib.sha256(f"{integration.pk}|{mode}|{bool(dry_run)}|{fingerprint}".encode()).hexdigest()
-    with transaction.atomic():
-        if idempotency_key:
-            since = timezone.now() - timedelta(hours=conf.IDEMPOTENCY_HOURS)
-            previous = (SyncRun.objects.select_related("integration__customer")
-                        .filter(integration__customer_id=integration.customer_id, idempotency_key=idempotency_key,
-                                created_at__gte=since).order_by("-created_at").first())
-            if previous is not None:
-                if previous.idempotency_hash != body_hash:
-                    raise IdempotencyMismatch(
-                        "this Idempotency-Key was used with another request; use a new key for a new run",
-                        details={"run": str(previous.pk)},
-                    )
-                return previous, False
-        run = SyncRun.objects.create(integration=integration, mode=mode, dry_run=bool(dry_run), source=source,
-                                     idempotency_key=idempotency_key, idempotency_hash=body_hash if idempotency_key else "")
-    return run, True
+    # The key is unique per customer in the database (IdempotencyKey). Concurrent requests with one
+    # key: one inserts the claim, the others wait on the unique index, fail, and read its run.
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                # (its run is read after the lock: a request that waited here sees the run that
+                # the request before it put in an expired claim)
+                claim = (IdempotencyKey.objects.select_for_update()
+                         .filter(customer_id=integration.customer_id, key=idempotency_key).first())
+                since = timezone.now() - timedelta(hours=conf.IDEMPOTENCY_HOURS)
+                if claim is not None and claim.run.created_at >= since:
+                    return _same_request(claim.run, body_hash), False
+                run = SyncRun.objects.create(integration=integration, mode=mode, dry_run=bool(dry_run), source=source,
+                                             idempotency_key=idempotency_key, idempotency_hash=body_hash)
+                if claim is not None:  # the key's window has passed: it opens a new run
+                    claim.run = run
+                    claim.save(update_fields=["run"])
+                else:
+                    IdempotencyKey.objects.create(customer_id=integration.customer_id, key=idempotency_key, run=run)
+            return run, True
+        except IntegrityError:
+            continue  # another request claimed the key first (its transaction committed): read its run
+    raise Conflict("this Idempotency-Key is being used by concurrent requests; try again",
+                   details={"idempotency_key": idempotency_key})
+
+
+def _same_request(previous: SyncRun, body_hash: str) -> SyncRun:
+    if previous.idempotency_hash != body_hash:
+        raise IdempotencyMismatch(
+            "this Idempotency-Key was used with another request; use a new key for a new run",
+            details={"run": str(previous.pk)},
+        )
+    return previous
 
 
 def batch_receive(*, run: SyncRun, seq: int | None, body: bytes, content_type: str,
@@ -51,6 +88,7 @@ def batch_receive(*, run: SyncRun, seq: int | None, body: bytes, content_type: s
     other bytes under a seq already taken, or a run no longer receiving, is a Conflict."""
     if run.status != Status.RECEIVING:
         raise Conflict(f"run is {run.status}, not receiving batches", details={"status": run.status})
+    _require_active(run.integration)
     plain = decode.decompress(body, content_encoding, conf.MAX_BATCH_BYTES)
     summary = decode.summarize_batch(plain, content_type)
     if summary.received > conf.MAX_BATCH_RECORDS:
@@ -102,6 +140,7 @@ def run_complete(*, run: SyncRun, expected_batches: int | None = None,
             if run.completed_at is not None:
                 return run, False
             raise Conflict(f"run is {run.status} and cannot be completed", details={"status": run.status})
+        _require_active(run.integration)
         batches = list(SyncBatch.objects.filter(run=run).values_list("seq", "received"))
         n_batches, n_records = len(batches), sum(r for _, r in batches)
         mismatch = {}
@@ -119,6 +158,7 @@ def run_complete(*, run: SyncRun, expected_batches: int | None = None,
 def upload_create(*, integration: Integration, stream, filename: str, fmt: str | None = None,
                   mode: str | None = None, dry_run: bool = False, source: str = SyncRun.Source.UPLOAD) -> SyncRun:
     """A whole file as one run, queued at once; a worker splits it into batches (streamed)."""
+    _require_active(integration)
     fmt = decode.guess_format(filename, fmt)
     mode = mode or integration.default_mode
     if mode not in Mode.values:
@@ -182,6 +222,7 @@ def run_review(*, run: SyncRun, approve: bool, user: str = "") -> SyncRun:
             return run
         if run.dry_run:
             raise Conflict("a dry run shows what would happen; it cannot be approved", details={"dry_run": True})
+        _require_active(run.integration)
         run.guard_waived = True
         run.status = Status.PROCESSING
         run.heartbeat_at = timezone.now()
@@ -194,6 +235,7 @@ def run_retry(*, run: SyncRun, source: str = SyncRun.Source.ADMIN) -> SyncRun:
     """A new run from the stored batches (or upload) of a failed or cancelled run."""
     if run.status not in (Status.FAILED, Status.CANCELLED):
         raise Conflict(f"run is {run.status}; only failed or cancelled runs can be retried")
+    _require_active(run.integration)
     batches = list(run.batches.all())
     if any(b.payload_purged_at for b in batches):
         raise Conflict("the raw batches of this run have expired; it cannot be retried")

@@ -1,5 +1,7 @@
 """Customers, integrations and API keys: what staff set up (the commands and the admin use these)."""
 
+import base64
+import binascii
 import json
 
 from django.core.exceptions import ValidationError
@@ -61,13 +63,44 @@ def validate_integration_settings(*, target: str, field_map, adapter: str = "", 
         except LookupError as exc:
             raise InvalidInput(str(exc), details={"adapter": str(exc)}) from None
     if webhook_url:
-        try:
-            URLValidator(schemes=["http", "https"])(webhook_url)
-        except ValidationError:
-            raise InvalidInput(f"webhook URL {webhook_url!r} is not an http(s) URL", details={"webhook_url": "invalid"}) from None
-    if webhook_secret and not webhook_secret.startswith("whsec_"):
-        raise InvalidInput("webhook secret must start with whsec_", details={"webhook_secret": "invalid"})
+        validate_webhook_url(webhook_url)
+    if webhook_secret:
+        validate_webhook_secret(webhook_secret)
     return field_map
+
+
+def validate_webhook_url(url: str) -> None:
+    """The one check of a webhook URL for every writer (admin form, command, service): an http(s)
+    URL whose host resolves to public addresses only (SPEC section 6, the rule deliveries follow)."""
+    from .. import webhooks
+
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except ValidationError:
+        raise InvalidInput(f"webhook URL {url!r} is not an http(s) URL", details={"webhook_url": "invalid"}) from None
+    try:
+        webhooks.check_url(url)
+    except webhooks.Refused as exc:
+        raise InvalidInput(f"webhook URL {url!r}: {exc}", details={"webhook_url": str(exc)}) from None
+
+
+# Standard Webhooks: `whsec_` and the base64 of the signing key, 24 to 64 random bytes
+WEBHOOK_SECRET_BYTES = (24, 64)
+
+
+def validate_webhook_secret(secret: str) -> None:
+    """A secret the signer can use: `whsec_` + base64 of 24 to 64 bytes (else every delivery would
+    fail to sign, or be signed with a guessable key)."""
+    low, high = WEBHOOK_SECRET_BYTES
+    message = f"webhook secret must start with whsec_ followed by the base64 of {low} to {high} random bytes"
+    if not secret.startswith("whsec_"):
+        raise InvalidInput(message, details={"webhook_secret": "invalid"})
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput(message, details={"webhook_secret": "not base64"}) from None
+    if not low <= len(key) <= high:
+        raise InvalidInput(f"{message}, not {len(key)}", details={"webhook_secret": "wrong length"})
 
 
 def integration_create(*, customer: Customer, slug: str, target: str, mode: str = Mode.FULL,
