@@ -29,6 +29,8 @@ _DEFAULTS = {
     "INTEGRATIONS_UPLOAD_BATCH_RECORDS": (int, 50_000),
     # API rate per key, DRF notation
     "INTEGRATIONS_THROTTLE_RATE": (str, "1200/min"),
+    # rate of requests without a valid key (none, bad, revoked, expired) per client address
+    "INTEGRATIONS_ANON_THROTTLE_RATE": (str, "60/min"),
     # allow webhook URLs that resolve to private or loopback addresses (tests, development)
     "INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE": (bool, False),
     # seconds before a webhook request gives up

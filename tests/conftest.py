@@ -2,6 +2,7 @@
 starts a real worker; engine tests use `transactional_db` so every commit is a real commit."""
 
 import json
+import uuid
 
 import pytest
 from django.conf import settings
@@ -15,6 +16,10 @@ def _isolated_storage(tmp_path, settings):
     settings.INTEGRATIONS_RUN_TASKS_INLINE = True
     settings.INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE = True
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    # a cache of its own per test: throttle counts (per key, per client address) never carry over,
+    # and a shared Redis is never touched
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                                   "LOCATION": f"tests-{uuid.uuid4().hex}"}}
 
 
 @pytest.fixture

@@ -246,3 +246,38 @@ def test_point10_command_service_and_admin_share_one_check(customer, admin_clien
     })
     assert response.status_code == 200 and "non-public address" in response.content.decode()
     assert not Integration.objects.filter(slug="formed").exists()
+
+
+# --- point 11: requests without a valid key are throttled per client address -----------------
+
+
+def test_point11_bad_keys_are_throttled_per_address_valid_key_still_works(api_key, integration, settings):
+    assert not hasattr(settings, "INTEGRATIONS_ANON_THROTTLE_RATE")  # the default: 60/min
+    good = client_for(api_key)
+    assert good.get(f"{API}/integrations/").status_code == 200  # a key in use before the flood
+    prefix = api_key.split(".")[0]
+    guesses = [client_for(f"{prefix}.guess{n:04d}") for n in range(61)]
+    answers = [g.get(f"{API}/integrations/") for g in guesses]
+    assert [a.status_code for a in answers] == [401] * 60 + [429]
+    error = error_of(answers[-1])
+    assert error["code"] == "throttled" and 1 <= int(answers[-1]["Retry-After"]) <= 60
+    assert error["details"] == {"retry_after": int(answers[-1]["Retry-After"])}
+    # no key at all, or the right prefix with another secret: 429 too, before any key is looked at
+    assert client_for(None).get(f"{API}/integrations/").status_code == 429
+    assert client_for("Basic xyz").get(f"{API}/integrations/").status_code == 429
+    # the key in use still works from that address; the guesser's neighbour at another address is not blocked
+    assert good.get(f"{API}/integrations/").status_code == 200
+    assert good.post(f"{API}/integrations/products/runs/", {}, format="json").status_code == 201
+    assert guesses[0].get(f"{API}/integrations/", REMOTE_ADDR="198.51.100.7").status_code == 401
+    # X-Forwarded-For is not trusted without REST_FRAMEWORK["NUM_PROXIES"]
+    assert guesses[0].get(f"{API}/integrations/", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 429
+    # the public pages of the API know no key and no throttle
+    assert client_for(None).get(f"{API}/schema/").status_code == 200
+
+
+def test_point11_ipv6_clients_count_per_64_and_the_rate_is_a_setting(integration, settings):
+    settings.INTEGRATIONS_ANON_THROTTLE_RATE = "3/min"
+    bad = client_for("nope.nope")
+    answers = [bad.get(f"{API}/integrations/", REMOTE_ADDR=f"2001:db8:1:2::{n}").status_code for n in range(1, 5)]
+    assert answers == [401, 401, 401, 429]
+    assert bad.get(f"{API}/integrations/", REMOTE_ADDR="2001:db8:1:3::1").status_code == 401
