@@ -24,7 +24,12 @@ class Customer(models.Model):
 
 
 class ApiKeyManager(BaseAPIKeyManager):
-    pass
+    def assign_key(self, obj) -> str:
+        raw = super().assign_key(obj)
+        # the library's primary key is `<prefix>.<hash>`: it would show the stored hash in every admin
+        # URL and in the hidden id input of the customer page's key rows
+        obj.id = obj.prefix
+        return raw
 
 
 class ApiKey(AbstractAPIKey):

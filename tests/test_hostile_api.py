@@ -3,6 +3,7 @@
 
 import base64
 import ipaddress
+import os
 import threading
 
 import pytest
@@ -281,3 +282,40 @@ def test_point11_ipv6_clients_count_per_64_and_the_rate_is_a_setting(integration
     answers = [bad.get(f"{API}/integrations/", REMOTE_ADDR=f"2001:db8:1:2::{n}").status_code for n in range(1, 5)]
     assert answers == [401, 401, 401, 429]
     assert bad.get(f"{API}/integrations/", REMOTE_ADDR="2001:db8:1:3::1").status_code == 401
+
+
+# --- point 9: reviewers see no secrets --------------------------------------------------------
+
+
+def test_point9_reviewer_pages_show_no_webhook_secret_or_key_hash(client, transactional_db):
+    from integrations.models import ApiKey
+    from tests.browser import scenarios
+    from tests.test_admin_pages import admin_urls
+
+    world = scenarios.build()
+    key, raw = services.api_key_create(customer=world.customer, name="ci")
+    world.extra["key"] = key
+    secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    Integration.objects.filter(pk=world.feed.pk).update(webhook_secret=secret)
+    # no part of a secret may show: the signing key without its prefix, every key's stored digest
+    secrets = {secret.removeprefix("whsec_"), raw.split(".", 1)[1]}
+    secrets |= {k.hashed_key.split("$")[-1] for k in ApiKey.objects.all()}
+    client.force_login(scenarios.make_reviewer())
+    pages = [url for _, url_name, url in admin_urls(world) if not url_name.endswith(("revoke_key", "_delete"))]
+    pages += ["/admin/", "/admin/integrations/", "/admin/integrations/apikey/?q=ci", "/admin/integrations/customer/"]
+    seen = 0
+    for url in pages:
+        response = client.get(url, follow=True)
+        if response.status_code != 200:
+            continue
+        seen += 1
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        for hidden in secrets:
+            assert hidden not in body.decode(), (url, hidden[:12])
+    assert seen > 20
+    # a reviewer sees that a secret is set; a superuser still edits it
+    html = client.get(f"/admin/integrations/integration/{world.feed.pk}/change/").content.decode()
+    assert "whsec_" not in html and "set (hidden)" in html
+    client.force_login(scenarios.make_superuser())
+    html = client.get(f"/admin/integrations/integration/{world.feed.pk}/change/").content.decode()
+    assert 'name="webhook_secret"' in html and secret in html

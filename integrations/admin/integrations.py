@@ -76,6 +76,9 @@ class SyncFileForm(forms.Form):
                              help_text="Full: rows absent from the file are deleted. Incremental: upserts only.")
 
 
+SECRET_STATUS = "webhook_secret_status"
+
+
 @admin.register(Integration)
 class IntegrationAdmin(admin.ModelAdmin):
     form = IntegrationForm
@@ -90,6 +93,22 @@ class IntegrationAdmin(admin.ModelAdmin):
         ("Error policy and deletion guard", {"fields": ["max_error_rate", "max_deletes_percent"]}),
         ("Reporting back", {"fields": ["webhook_url", "webhook_secret", "contacts"]}),
     ]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if self.has_change_permission(request, obj):
+            return fieldsets
+        # who may only look (the reviewers) sees whether a signing secret is set, never the secret
+        return [(name, {**options, "fields": [SECRET_STATUS if f == "webhook_secret" else f for f in options["fields"]]})
+                for name, options in fieldsets]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        return readonly if self.has_change_permission(request, obj) else (*readonly, SECRET_STATUS)
+
+    @admin.display(description="webhook secret")
+    def webhook_secret_status(self, integration):
+        return "set (hidden)" if integration.webhook_secret else "not set"
 
     def get_queryset(self, request):
         last = SyncRun.objects.filter(integration=OuterRef("pk"), dry_run=False).order_by("-created_at")
