@@ -22,6 +22,8 @@ from .setup import (
     integration_create,
     integration_get,
     validate_integration_settings,
+    validate_webhook_secret,
+    validate_webhook_url,
 )
 
 __all__ = [
@@ -29,4 +31,5 @@ __all__ = [
     "dry_run_start", "integration_create", "integration_get", "integration_kick", "record_task_error", "run_apply",
     "run_cancel", "run_cleanup", "run_complete", "run_create", "run_fail", "run_process", "run_retry", "run_review",
     "sweep", "upload_create", "upload_split", "validate_integration_settings",
+    "validate_webhook_secret", "validate_webhook_url",
 ]
