@@ -31,6 +31,40 @@ def run_for(customer: Customer, run_id) -> SyncRun:
     return run
 
 
+# What a long-poll watches: a change of any of these answers the waiting request.
+_WATCHED = ("status", "batches_done", "batches_total", "received", "failed")
+
+
+def run_wait_for_change(run: SyncRun, seconds: float, *, interval: float = 0.25) -> SyncRun:
+    """The run as soon as its status or progress differs from `run`'s, or as it is after `seconds`
+    (GET runs/{id}/?wait=N). A settled run (an end state, or held for review: nothing happens
+    without a person) is returned at once, so a client never sleeps through the end it waits for.
+
+    One small indexed query every `interval` seconds in autocommit mode: no transaction stays open
+    between them (the API views are not wrapped in ATOMIC_REQUESTS), so nothing is held idle in
+    transaction. The request does tie a web worker (a gunicorn sync worker) for up to `seconds`."""
+    import time
+
+    from django.db import connection
+
+    if run.status in (*SyncRun.END_STATES, SyncRun.Status.NEEDS_REVIEW):
+        return run
+    if connection.in_atomic_block:  # a snapshot would never see the change (REPEATABLE READ, SQLite)
+        raise RuntimeError("run_wait_for_change must not run inside a transaction")
+    seen = tuple(getattr(run, name) for name in _WATCHED)
+    deadline = time.monotonic() + seconds
+    rows = SyncRun.objects.filter(pk=run.pk)
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(interval, left))
+        now = rows.values_list(*_WATCHED).first()
+        if now is None:  # purged meanwhile
+            raise NotFound("no such run")
+        if now != seen:
+            break
+    run.refresh_from_db()
+    return run
+
+
 def run_errors(run: SyncRun, code: str | None = None):
     errors = RecordError.objects.filter(run=run).order_by("seq", "index", "id")
     if code:
