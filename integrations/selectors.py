@@ -65,6 +65,34 @@ def run_wait_for_change(run: SyncRun, seconds: float, *, interval: float = 0.25)
     return run
 
 
+def run_by_id_or_prefix(text: str) -> SyncRun:
+    """A run for staff (any customer) by its id or the first characters of it (at least 4 hex
+    digits, with or without dashes, as the admin's search takes them). An unknown id is NotFound;
+    a prefix of several runs is InvalidInput naming a few of them."""
+    import re
+    import uuid
+
+    from .exceptions import InvalidInput
+
+    term = text.strip().lower()
+    try:
+        run = SyncRun.objects.filter(pk=uuid.UUID(term)).first()
+    except ValueError:
+        if not re.fullmatch(r"[0-9a-f][0-9a-f-]{3,35}", term):
+            raise InvalidInput(f"{text!r} is not a run id nor its first characters (hex digits)") from None
+        digits = term.replace("-", "")
+        # the canonical text (8-4-4-4-12) PostgreSQL compares with; Django drops the dashes elsewhere
+        canonical = "-".join(digits[a:b] for a, b in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32)) if digits[a:b])
+        runs = list(SyncRun.objects.filter(id__startswith=canonical).order_by("-created_at")[:6])
+        if len(runs) > 1:
+            shown = ", ".join(str(r.pk) for r in runs[:5]) + (", ..." if len(runs) > 5 else "")
+            raise InvalidInput(f"{text!r} is the start of several runs ({shown}); give more of the id") from None
+        run = runs[0] if runs else None
+    if run is None:
+        raise NotFound(f"unknown run {text}")
+    return run
+
+
 def run_errors(run: SyncRun, code: str | None = None):
     errors = RecordError.objects.filter(run=run).order_by("seq", "index", "id")
     if code:
