@@ -250,6 +250,23 @@ def test_wait_on_a_settled_run_answers_at_once(api, integration):
     assert response.json()["status"] == "cancelled" and time.monotonic() - started < 1
 
 
+def test_a_waiting_request_holds_no_transaction_open(api, integration):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("pg_stat_activity is PostgreSQL's")
+    run = open_run(api)
+    answers = []
+    thread = _later(0, lambda: answers.append(api.get(f"{API}/runs/{run['id']}/?wait=2")))
+    time.sleep(1.0)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND state LIKE 'idle in transaction%%' AND pid <> pg_backend_pid()")
+        idle_in_transaction = cursor.fetchone()[0]
+    thread.join()
+    assert answers[0].status_code == 200 and idle_in_transaction == 0
+
+
 @pytest.mark.parametrize("wait", ["0", "-1", "61", "soon", ""])
 def test_wait_out_of_range_400(api, integration, wait):
     run = open_run(api)
