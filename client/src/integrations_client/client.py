@@ -276,7 +276,7 @@ class Client:
             last = seen
 
     # --- one call ------------------------------------------------------------------------------
-    def sync(self, integration: str, records: Iterable[Mapping[str, Any]], *, mode: str | None = "full",
+    def sync(self, integration: str, records: Iterable[Mapping[str, Any] | Unparseable], *, mode: str | None = "full",
              batch_size: int = MAX_BATCH_RECORDS, wait: bool = True, dry_run: bool = False,
              deletes: Iterable[str] = (), poll_timeout: float = 3600.0, progress: Progress | None = None,
              on_poll: Callable[[dict[str, Any]], None] | None = None) -> Report:
@@ -285,7 +285,10 @@ class Client:
         `records` is consumed lazily: one batch is encoded, posted and dropped before the next is
         read. `deletes` (keys to delete explicitly) ride along in batches of the same size. If a
         batch cannot be delivered, the run is cancelled (best effort) and the error raised, so no
-        half-sent run is left open. Returns the Report of the run (queued when wait=False)."""
+        half-sent run is left open. An `Unparseable` among the records (a line that was not JSON) is
+        sent so that the server records it as a parse_error of the run. `progress(answer, sent)`
+        follows the batches, `on_poll(run)` the wait. Returns the Report of the run (queued when
+        wait=False)."""
         if not 1 <= batch_size <= MAX_BATCH_RECORDS:
             raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_RECORDS}")
         run = self.create_run(integration, mode=mode, dry_run=dry_run)
