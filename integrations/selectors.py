@@ -1,8 +1,13 @@
 """Reads for the API, the admin and the commands. Tenant scoping lives here, in one place."""
 
-from django.core.exceptions import ValidationError
+import re
+import time
+import uuid
 
-from .exceptions import NotFound
+from django.core.exceptions import ValidationError
+from django.db import connection
+
+from .exceptions import InvalidInput, NotFound
 from .models import Customer, Integration, RecordError, SyncRun
 
 
@@ -28,6 +33,61 @@ def run_for(customer: Customer, run_id) -> SyncRun:
         run = None
     if run is None:
         raise NotFound("no such run")
+    return run
+
+
+# What a long-poll watches: a change of any of these answers the waiting request.
+_WATCHED = ("status", "batches_done", "batches_total", "received", "failed")
+
+
+def run_wait_for_change(run: SyncRun, seconds: float, *, interval: float = 0.25) -> SyncRun:
+    """The run as soon as its status or progress differs from `run`'s, or as it is after `seconds`
+    (GET runs/{id}/?wait=N). A settled run (an end state, or held for review: nothing happens
+    without a person) is returned at once, so a client never sleeps through the end it waits for.
+
+    One small indexed query every `interval` seconds in autocommit mode: no transaction stays open
+    between them (the API views are not wrapped in ATOMIC_REQUESTS), so nothing is held idle in
+    transaction. The request does tie a web worker (a gunicorn sync worker) for up to `seconds`."""
+    if run.status in (*SyncRun.END_STATES, SyncRun.Status.NEEDS_REVIEW):
+        return run
+    if connection.in_atomic_block:
+        # inside a transaction (ATOMIC_REQUESTS, say) waiting would hold it open for N seconds:
+        # answer at once instead, as a plain GET (clients fall back to polling)
+        return run
+    seen = tuple(getattr(run, name) for name in _WATCHED)
+    deadline = time.monotonic() + seconds
+    rows = SyncRun.objects.filter(pk=run.pk)
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(interval, left))
+        now = rows.values_list(*_WATCHED).first()
+        if now is None:  # purged meanwhile
+            raise NotFound("no such run")
+        if now != seen:
+            break
+    run.refresh_from_db()
+    return run
+
+
+def run_by_id_or_prefix(text: str) -> SyncRun:
+    """A run for staff (any customer) by its id or the first characters of it (at least 4 hex
+    digits, with or without dashes, as the admin's search takes them). An unknown id is NotFound;
+    a prefix of several runs is InvalidInput naming a few of them."""
+    term = text.strip().lower()
+    try:
+        run = SyncRun.objects.filter(pk=uuid.UUID(term)).first()
+    except ValueError:
+        if not re.fullmatch(r"[0-9a-f][0-9a-f-]{3,35}", term):
+            raise InvalidInput(f"{text!r} is not a run id nor its first characters (hex digits)") from None
+        digits = term.replace("-", "")
+        # the canonical text (8-4-4-4-12) PostgreSQL compares with; Django drops the dashes elsewhere
+        canonical = "-".join(digits[a:b] for a, b in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32)) if digits[a:b])
+        runs = list(SyncRun.objects.filter(id__startswith=canonical).order_by("-created_at")[:6])
+        if len(runs) > 1:
+            shown = ", ".join(str(r.pk) for r in runs[:5]) + (", ..." if len(runs) > 5 else "")
+            raise InvalidInput(f"{text!r} is the start of several runs ({shown}); give more of the id") from None
+        run = runs[0] if runs else None
+    if run is None:
+        raise NotFound(f"unknown run {text}")
     return run
 
 

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import time
 from datetime import timedelta
 
 import pytest
@@ -188,6 +189,98 @@ def test_complete_refuses_bad_bodies_400(api, integration, body):
     assert response.status_code == 400
     assert error_of(response)["code"] == "invalid"
     assert SyncRun.objects.get(pk=run["id"]).status == "receiving"
+
+
+# --- long-poll: GET runs/{id}/?wait=N --------------------------------------------------------------
+
+
+def _later(seconds, action):
+    """Run `action` in another thread (its own database connection) after `seconds`."""
+    import threading
+
+    from django.db import connection
+
+    def body():
+        time.sleep(seconds)
+        try:
+            action()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    return thread
+
+
+def test_wait_answers_as_soon_as_the_status_changes(api, integration):
+    run = open_run(api)
+    thread = _later(1.0, lambda: services.run_cancel(run=SyncRun.objects.get(pk=run["id"]), reason="test"))
+    started = time.monotonic()
+    response = api.get(f"{API}/runs/{run['id']}/?wait=10")
+    took = time.monotonic() - started
+    thread.join()
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    assert 0.9 <= took < 3
+
+
+def test_wait_answers_when_the_progress_changes(api, integration):
+    run = open_run(api)
+    thread = _later(0.5, lambda: SyncRun.objects.filter(pk=run["id"]).update(batches_total=3))
+    started = time.monotonic()
+    response = api.get(f"{API}/runs/{run['id']}/?wait=10")
+    thread.join()
+    assert time.monotonic() - started < 3
+    assert response.json()["status"] == "receiving" and response.json()["progress"]["batches_total"] == 3
+
+
+def test_wait_answers_after_n_seconds_when_nothing_changes(api, integration):
+    run = open_run(api)
+    started = time.monotonic()
+    response = api.get(f"{API}/runs/{run['id']}/?wait=1.5")
+    took = time.monotonic() - started
+    assert response.status_code == 200 and response.json()["status"] == "receiving"
+    assert 1.4 <= took < 3
+
+
+def test_wait_on_a_settled_run_answers_at_once(api, integration):
+    run = open_run(api)
+    api.post(f"{API}/runs/{run['id']}/cancel/")
+    started = time.monotonic()
+    response = api.get(f"{API}/runs/{run['id']}/?wait=30")
+    assert response.json()["status"] == "cancelled" and time.monotonic() - started < 1
+
+
+def test_a_waiting_request_holds_no_transaction_open(api, integration):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("pg_stat_activity is PostgreSQL's")
+    run = open_run(api)
+    answers = []
+    thread = _later(0, lambda: answers.append(api.get(f"{API}/runs/{run['id']}/?wait=2")))
+    time.sleep(1.0)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND state LIKE 'idle in transaction%%' AND pid <> pg_backend_pid()")
+        idle_in_transaction = cursor.fetchone()[0]
+    thread.join()
+    assert answers[0].status_code == 200 and idle_in_transaction == 0
+
+
+@pytest.mark.parametrize("wait", ["0", "-1", "61", "soon", ""])
+def test_wait_out_of_range_400(api, integration, wait):
+    run = open_run(api)
+    response = api.get(f"{API}/runs/{run['id']}/?wait={wait}")
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "invalid" and "wait" in error["details"]
+
+
+def test_wait_on_another_customers_run_404_at_once(api, other_api, integration):
+    run = open_run(api)
+    started = time.monotonic()
+    assert other_api.get(f"{API}/runs/{run['id']}/?wait=5").status_code == 404
+    assert time.monotonic() - started < 1
 
 
 def test_complete_a_cancelled_run_409(api, integration):

@@ -1,6 +1,8 @@
 """`integrations-sync`, the console command of the client package, run as a process against the
 live server: a JSON array and NDJSON posted as batches, a CSV file uploaded, the exit statuses."""
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from catalog.models import Product
+from integrations.models import RecordError, SyncRun
 
 from . import test_client_fixtures as fixtures
 from .test_client_fixtures import products
@@ -66,7 +69,7 @@ def test_dry_run_and_failed_exit_status(api, tmp_path):
     path.write_text("\n".join(lines) + "\n")
     dry = run_cli(api, "products", str(path), "--dry-run", "--mode", "incremental")
     assert dry.returncode == 1 and "failed (dry run)" in dry.stdout  # 1 of 5 failed, above max_error_rate 0
-    assert "key='BAD' invalid" in dry.stdout  # the first errors are listed
+    assert "key BAD: invalid" in dry.stdout and "key='BAD'" not in dry.stdout  # the first errors are listed
     assert not Product.objects.filter(customer=api.customer).exists()
 
 
@@ -103,3 +106,93 @@ def test_server_refusal_is_one_line(api, tmp_path):
     broken.write_text('[{"sku": "A"}, {oops}]')
     result = run_cli(api, "products", str(broken))
     assert result.returncode == 1 and "item 1 of the array is not valid JSON" in result.stderr
+    assert "NDJSON" in result.stderr and "Traceback" not in result.stderr  # what to do about it
+
+
+def partial_run(api, tmp_path):
+    """A partial run of 6 records from an NDJSON file: one line that is not JSON, one bad price."""
+    api.integration.max_error_rate = 0.5
+    api.integration.save()
+    path = tmp_path / "products.ndjson"
+    lines = [json.dumps(r) for r in products(4)]
+    lines.insert(2, '{"sku": "BROKEN", "name": oops}')
+    lines.append(json.dumps({"sku": "BAD", "name": "x", "price": "1.234", "currency": "EUR"}))
+    path.write_text("\n".join(lines) + "\n")
+    return run_cli(api, "products", str(path), "--batch-size", "2")
+
+
+def test_a_bad_ndjson_line_is_one_parse_error_and_the_file_goes_on(api, tmp_path):
+    result = partial_run(api, tmp_path)
+    assert result.returncode == 3, result.stdout + result.stderr  # partial, not aborted
+    out = result.stdout
+    assert "received 6, created 4" in out and "failed 2" in out
+    assert "1 line(s) of the file could not be read" in out and "line 3 is not valid JSON" in out
+    assert "cancel" not in out + result.stderr
+    # the report: keys as text, each error's field reasons, and how to fetch every error
+    assert "no key: parse_error" in out and "key BAD: invalid" in out
+    assert "    price: " in out and "decimal places" in out
+    run = SyncRun.objects.get(integration=api.integration)
+    assert f"integrations-sync errors {run.pk}" in out and f"integrations-sync errors {run.pk} --csv" in out
+    assert "errors_url" not in out and "/api/v1/" not in out  # no URL that needs the key
+    assert run.received == 6 and Product.objects.filter(customer=api.customer).count() == 4
+    assert RecordError.objects.get(run=run, code="parse_error").record == '{"sku": "BROKEN", "name": oops}'
+
+
+def test_errors_and_status_commands(api, tmp_path):
+    partial_run(api, tmp_path)
+    run_id = str(SyncRun.objects.get(integration=api.integration).pk)
+
+    errors = run_cli(api, "errors", run_id)
+    assert errors.returncode == 0, errors.stderr
+    assert errors.stdout.splitlines()[0].startswith("batch 2 #0, no key: parse_error")
+    assert "key BAD: invalid" in errors.stdout and "price: " in errors.stdout
+
+    only = run_cli(api, "errors", run_id, "--code", "invalid")
+    assert "BAD" in only.stdout and "parse_error" not in only.stdout
+
+    as_csv = run_cli(api, "errors", run_id, "--csv")
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert as_csv.returncode == 0 and [r["error_code"] for r in rows] == ["parse_error", "invalid"]
+    out = tmp_path / "errors.csv"
+    assert run_cli(api, "errors", run_id, "--csv", "-o", str(out)).returncode == 0
+    assert out.read_text() == as_csv.stdout
+
+    status = run_cli(api, "status", run_id)
+    assert status.returncode == 0 and f"run {run_id}: partial; received 6" in status.stdout
+    waited = run_cli(api, "status", run_id, "--wait")
+    assert waited.returncode == 3 and "partial" in waited.stdout  # the exit status of a sync
+
+    unknown = run_cli(api, "status", "00000000-0000-0000-0000-000000000000")
+    assert unknown.returncode == 1 and "the server refused" in unknown.stderr and "404" in unknown.stderr
+
+
+def test_needs_review_hint(api, tmp_path):
+    path = tmp_path / "products.json"
+    path.write_text(json.dumps(list(products(20))))
+    assert run_cli(api, "products", str(path)).returncode == 0
+    path.write_text(json.dumps(list(products(5))))
+    result = run_cli(api, "products", str(path), "-q")
+    assert result.returncode == 4
+    run_id = SyncRun.objects.filter(integration=api.integration).order_by("-created_at").first().pk
+    assert "next: held for staff review" in result.stdout and f"integrations-sync status {run_id} --wait" in result.stdout
+
+
+def test_progress_bars_on_request_and_silence_when_quiet(api, tmp_path):
+    path = tmp_path / "products.json"
+    path.write_text(json.dumps(list(products(30))))
+    shown = run_cli(api, "products", str(path), "--batch-size", "10", "--progress")
+    assert shown.returncode == 0
+    assert "sending" in shown.stderr and "30 records" in shown.stderr and "processing" in shown.stderr
+    assert "batch 1:" not in shown.stdout  # the bars replace the per-batch lines
+    quiet = run_cli(api, "products", str(path), "--progress", "-q")
+    assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout.startswith("run ")
+
+
+def test_an_integration_named_like_a_command_is_synced_with_sync(api, tmp_path):
+    from integrations import services
+
+    services.integration_create(customer=api.customer, slug="status", target="catalog.product")
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(list(products(2))))
+    result = run_cli(api, "sync", "status", str(path), "--mode", "incremental")
+    assert result.returncode == 0 and "created 2" in result.stdout

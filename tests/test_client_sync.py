@@ -1,5 +1,6 @@
 """The client against a live server of the project: real HTTP on loopback, tasks inline."""
 
+import threading
 import time
 
 import pytest
@@ -8,6 +9,7 @@ from integrations_client import (
     Client,
     ConflictError,
     NotFoundError,
+    Unparseable,
     ValidationError,
     WaitTimeout,
 )
@@ -152,3 +154,57 @@ def test_lower_level_calls(api):
     with pytest.raises(ConflictError) as caught:
         api.client.cancel(run["id"])  # applied already
     assert caught.value.details == {"status": "succeeded"}
+
+
+@pytest.mark.parametrize("fmt", ["protobuf", "json"])
+def test_an_unparseable_line_becomes_one_parse_error_and_the_rest_is_synced(api, fmt):
+    api.integration.max_error_rate = 0.5
+    api.integration.save()
+    records = [*products(3), Unparseable('{"sku": "X-1", oops', "line 4 is not valid JSON"), *products(2, start=3)]
+    report = api.new_client(format=fmt).sync("products", iter(records), batch_size=2)
+    assert report.status == "partial"
+    assert report.counts["received"] == 6 and report.counts["created"] == 5 and report.counts["failed"] == 1
+    [error] = list(report.errors())
+    assert error["code"] == "parse_error" and error["key"] is None and error["record"] == '{"sku": "X-1", oops'
+    assert Product.objects.filter(customer=api.customer).count() == 5
+
+
+def test_wait_long_polls_and_sees_the_end_at_once(api, settings):
+    settings.INTEGRATIONS_RUN_TASKS_INLINE = False  # no worker yet: the run stays queued
+    report = api.client.sync("products", products(10), wait=False)
+    ended = []
+
+    def worker():
+        time.sleep(2.5)
+        settings.INTEGRATIONS_RUN_TASKS_INLINE = True
+        try:
+            tasks.kick_integration(api.integration.pk)  # the run is processed here, to its end
+            ended.append(time.monotonic())
+        finally:
+            from django.db import connection
+            connection.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    seen = []
+    final = api.client.wait(report.run_id, on_poll=lambda run: seen.append(run["status"]))
+    returned = time.monotonic()
+    thread.join()
+    assert final.status == "succeeded"
+    # a back-off poll would notice it up to seconds later; the long-poll within a fraction of one
+    assert returned - ended[0] < 0.8
+    assert len(seen) <= 6  # long-polls, not a poll every half second
+
+
+def test_errors_csv_returns_bytes_or_writes_a_file(api, tmp_path):
+    api.integration.max_error_rate = 0.5
+    api.integration.save()
+    report = api.client.sync("products", iter([*products(3), {"sku": "BAD", "name": "x", "price": "1.234",
+                                                               "currency": "EUR"}]))
+    assert report.status == "partial"
+    data = api.client.errors_csv(report.run_id)
+    assert isinstance(data, bytes) and b"BAD" in data and b"error_code" in data.splitlines()[0]
+    path = tmp_path / "errors.csv"
+    assert api.client.errors_csv(report.run_id, path) is None
+    assert path.read_bytes() == data
+    assert api.client.errors_csv(report.run_id, code="missing_key").count(b"\n") == 1  # the header only

@@ -3,7 +3,7 @@
 import gzip
 import json
 
-from integrations_client import Client
+from integrations_client import Client, Unparseable
 from integrations_client.encoding import decode_protobuf
 
 
@@ -63,3 +63,23 @@ def test_records_are_read_lazily():
     batches = client().iter_batches(tracked(), batch_size=100)
     next(batches)
     assert len(pulled) == 100
+
+
+def test_an_unparseable_record_travels_in_a_json_batch_of_its_own_start():
+    rows = [*records(3), Unparseable("{oops", "line 4 is not valid JSON"), *records(4), Unparseable("x"), *records(5)]
+    batches = list(client().iter_batches(iter(rows), batch_size=5))
+    # protobuf up to the bad line; a JSON batch starts with it (and may carry more); then protobuf again
+    assert [(b.seq, b.content_type, b.records) for b in batches] == [
+        (1, "application/x-protobuf", 3), (2, "application/json", 5), (3, "application/json", 5),
+        (4, "application/x-protobuf", 1)]
+    sent = json.loads(gzip.decompress(batches[1].body))["records"]
+    assert sent[0] == "{oops" and sent[1]["sku"] == "S0"  # a JSON string where a record belongs: a parse_error
+    assert json.loads(gzip.decompress(batches[2].body))["records"][0] == "x"
+    assert sum(b.records for b in batches) == len(rows)  # the count stays exact
+
+
+def test_an_unparseable_first_record_makes_no_empty_batch():
+    batches = list(client().iter_batches(iter([Unparseable("bad")]), batch_size=5))
+    assert [(b.seq, b.content_type, b.records) for b in batches] == [(1, "application/json", 1)]
+    batches = list(client(format="json").iter_batches(iter([Unparseable("bad"), *records(2)]), batch_size=5))
+    assert [(b.seq, b.content_type, b.records) for b in batches] == [(1, "application/json", 3)]

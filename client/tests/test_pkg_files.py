@@ -3,6 +3,7 @@
 import io
 
 import pytest
+from integrations_client import Unparseable
 from integrations_client.files import FileFormatError, guess_format, iter_json_array, iter_ndjson
 
 
@@ -56,8 +57,14 @@ class _Prefixed:
 
 def test_ndjson():
     assert list(iter_ndjson(io.StringIO('{"a": 1}\n\n  {"b": 2.5}\n'))) == [{"a": 1}, {"b": 2.5}]
-    with pytest.raises(FileFormatError, match="line 2 is not valid JSON"):
-        list(iter_ndjson(io.StringIO('{"a": 1}\n{oops\n')))
+
+
+def test_a_bad_ndjson_line_does_not_stop_the_file():
+    items = list(iter_ndjson(io.StringIO('{"a": 1}\n{oops\n\n{"b": 2}\n' + "[" * 5000 + "\n")))
+    assert items[0] == {"a": 1} and items[2] == {"b": 2} and len(items) == 4
+    bad = items[1]
+    assert isinstance(bad, Unparseable) and bad.text == "{oops" and bad.reason.startswith("line 2 is not valid JSON")
+    assert isinstance(items[3], Unparseable) and len(items[3].text) == 2000  # as the server keeps such a line
 
 
 def test_guess_format():

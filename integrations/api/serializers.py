@@ -87,6 +87,17 @@ class PageQuery(StrictInput):
     page_size = serializers.IntegerField(min_value=1, required=False)
 
 
+class RunQuery(StrictInput):
+    wait = serializers.FloatField(required=False, min_value=0, max_value=60,
+                                  help_text="long-poll: answer as soon as the run's status or progress changes, "
+                                            "or after this many seconds (more than 0, at most 60)")
+
+    def validate_wait(self, value):
+        if not value > 0:  # min_value allows 0 itself
+            raise serializers.ValidationError("Must be more than 0 and at most 60 seconds.")
+        return value
+
+
 # --- outputs -----------------------------------------------------------------------------------
 
 

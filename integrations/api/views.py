@@ -150,9 +150,21 @@ class IntegrationRunsView(ApiListView):
 
 @extend_schema(tags=["runs"], parameters=[RUN_ID])
 class RunDetailView(ApiView):
-    @extend_schema(summary="A run", responses={200: s.RunOutput, **_errors(*COMMON, 404)})
+    @extend_schema(
+        summary="A run",
+        description="With `?wait=N` (more than 0, at most 60 seconds) a long-poll: the answer comes as soon as "
+                    "the run's status or progress changes, or after N seconds, and at once for a run that is "
+                    "settled (an end state or `needs_review`).",
+        parameters=[OpenApiParameter("wait", OpenApiTypes.NUMBER, description="long-poll for up to N seconds")],
+        responses={200: s.RunOutput, **_errors(400, *COMMON, 404)},
+    )
     def get(self, request, run_id):
-        return self.run_answer(selectors.run_for(self.customer, run_id), 200)
+        query = self.strict_query(s.RunQuery)
+        run = selectors.run_for(self.customer, run_id)
+        if query.get("wait"):
+            # holds this web worker (a gunicorn sync worker) for up to N seconds, polling the row
+            run = selectors.run_wait_for_change(run, query["wait"])
+        return self.run_answer(run, 200)
 
 
 def _read_body(request, limit: int) -> bytes:

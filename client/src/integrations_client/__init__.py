@@ -7,7 +7,7 @@
 __version__ = "0.1.0"
 
 from .client import Client  # noqa: E402
-from .encoding import BatchEncoder, EncodedBatch, encode_batch  # noqa: E402
+from .encoding import BatchEncoder, EncodedBatch, Unparseable, encode_batch  # noqa: E402
 from .errors import (  # noqa: E402
     ApiError,
     AuthError,
@@ -29,6 +29,7 @@ from .webhooks import verify_webhook  # noqa: E402
 __all__ = [
     "END_STATES", "SETTLED_STATES", "ApiError", "AuthError", "BatchEncoder", "Client", "ConflictError",
     "EncodedBatch", "IntegrationsClientError", "NotFoundError", "PayloadTooLarge", "RateLimited", "Report",
-    "RetryPolicy", "ServerError", "TransportError", "ValidationError", "WaitTimeout", "WebhookVerificationError",
+    "RetryPolicy", "ServerError", "TransportError", "Unparseable", "ValidationError", "WaitTimeout",
+    "WebhookVerificationError",
     "encode_batch", "verify_webhook", "__version__",
 ]

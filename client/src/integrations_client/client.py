@@ -21,18 +21,23 @@ import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from . import __version__
-from .encoding import BatchEncoder, EncodedBatch
-from .errors import ApiError, ConflictError, TransportError, WaitTimeout, error_class
+from .encoding import BatchEncoder, EncodedBatch, Unparseable
+from .errors import ApiError, ConflictError, TransportError, ValidationError, WaitTimeout, error_class
 from .multipart import MultipartFile
 from .report import SETTLED_STATES, Report
 from .retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
 
 MAX_BATCH_RECORDS = 50_000
+_NOTHING = object()
 # A batch is closed early when its records reach this size before compression: well under the
 # server's INTEGRATIONS_MAX_BATCH_BYTES (64 MiB by default), so wide records never make a 413.
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 # A batch answer is quick (the server stores the bytes); `complete` only queues the run.
 DEFAULT_TIMEOUT = (10.0, 120.0)
+
+# How long one GET runs/{id}/?wait=N may wait on the server (at most 60); well under the read timeout
+# of proxies in front of it (often 60 s), and a lost connection costs at most this much.
+LONG_POLL = 25.0
 
 # Called after each batch is accepted: (the batch answer, records sent so far).
 Progress = Callable[[dict[str, Any], int], None]
@@ -164,8 +169,15 @@ class Client:
         body = {k: v for k, v in (("batches", batches), ("records", records)) if v is not None}
         return self._json("POST", f"runs/{_seg(run_id)}/complete/", json=body)
 
-    def get_run(self, run_id: str) -> dict[str, Any]:
-        return self._json("GET", f"runs/{_seg(run_id)}/")
+    def get_run(self, run_id: str, *, wait: float | None = None) -> dict[str, Any]:
+        """The run object. With `wait` (seconds, at most 60) a long-poll: the server answers as soon as
+        the run's status or progress changes, or after `wait` seconds (a server that does not know
+        the parameter answers at once)."""
+        if not wait:
+            return self._json("GET", f"runs/{_seg(run_id)}/")
+        connect, read = self.timeout if isinstance(self.timeout, tuple) else (self.timeout, self.timeout)
+        return self._json("GET", f"runs/{_seg(run_id)}/", params={"wait": _seconds(wait)},
+                          timeout=(connect, read + wait))
 
     def cancel(self, run_id: str) -> dict[str, Any]:
         """Cancel a run not yet applied (409 ConflictError once it is). Cancelling a cancelled run
@@ -182,14 +194,25 @@ class Client:
         params = {"page_size": 500, **({"code": code} if code else {})}
         return self._pages(f"runs/{_seg(run_id)}/errors/", params=params)
 
-    def errors_csv(self, run_id: str, out: IO[bytes], *, code: str | None = None) -> None:
-        """Write the run's errors as CSV (the record's own fields plus error_code and error_message) to `out`."""
+    def errors_csv(self, run_id: str, out: str | os.PathLike | IO[bytes] | None = None, *,
+                   code: str | None = None) -> bytes | None:
+        """The run's record errors as CSV (the target's fields, then error_code, error_message,
+        error_fields, error_seq, error_index: fix the cells and send the file again as it is).
+
+        `out` omitted: returns the CSV as bytes (held in memory). A path: streams it into that file;
+        a binary file object: streams it into it; both return None. `code` keeps one error code."""
+        if isinstance(out, (str, os.PathLike)):
+            with open(out, "wb") as fp:
+                return self.errors_csv(run_id, fp, code=code)
         params = {"format": "csv", **({"code": code} if code else {})}
         response = self.request("GET", f"runs/{_seg(run_id)}/errors/", params=params, stream=True,
                                 headers={"Accept": "text/csv"})
         with response:
+            if out is None:
+                return response.content
             for chunk in response.iter_content(64 * 1024):
                 out.write(chunk)
+        return None
 
     def upload_file(self, integration: str, file: str | os.PathLike | IO[bytes], *, format: str | None = None,
                     mode: str | None = None, dry_run: bool = False, wait: bool = False,
@@ -217,11 +240,27 @@ class Client:
 
     # --- waiting -------------------------------------------------------------------------------
     def wait(self, run_id: str, *, timeout: float = 3600.0, interval: float = 0.5, max_interval: float = 5.0,
-             on_poll: Callable[[dict[str, Any]], None] | None = None) -> Report:
-        """Poll the run with backoff until an end state or needs_review; WaitTimeout after `timeout` s."""
+             on_poll: Callable[[dict[str, Any]], None] | None = None, long_poll: float = LONG_POLL) -> Report:
+        """Follow the run until an end state or needs_review; WaitTimeout after `timeout` seconds.
+
+        Long-polls (GET runs/{id}/?wait=`long_poll`): the server answers as soon as the status or
+        the progress changes, so the end is seen within a fraction of a second. A server that
+        ignores (or refuses) the parameter is polled with a back-off from `interval` to
+        `max_interval` seconds instead. `on_poll(run)` is called with every run object received:
+        the status and `progress` {"batches_total", "batches_done"} for a progress display."""
         deadline = time.monotonic() + timeout
+        last: tuple | None = None
         while True:
-            run = self.get_run(run_id)
+            left = deadline - time.monotonic()
+            asked = min(long_poll, left) if long_poll and left >= 1 else 0
+            started = time.monotonic()
+            try:
+                run = self.get_run(run_id, wait=asked)
+            except ValidationError as exc:
+                if not asked or "wait" not in exc.details:
+                    raise
+                long_poll = 0  # a server that knows no long-poll but refuses unknown parameters
+                continue
             if on_poll:
                 on_poll(run)
             if run.get("status") in SETTLED_STATES:
@@ -229,11 +268,15 @@ class Client:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise WaitTimeout(run_id, timeout, run)
-            time.sleep(min(interval, left))
-            interval = min(max_interval, interval * 1.5)
+            seen = _watched(run)
+            # a quick answer that changed nothing: the server did not wait (it has no long-poll)
+            if not asked or (seen == last and time.monotonic() - started < asked / 2):
+                time.sleep(min(interval, left))
+                interval = min(max_interval, interval * 1.5)
+            last = seen
 
     # --- one call ------------------------------------------------------------------------------
-    def sync(self, integration: str, records: Iterable[Mapping[str, Any]], *, mode: str | None = "full",
+    def sync(self, integration: str, records: Iterable[Mapping[str, Any] | Unparseable], *, mode: str | None = "full",
              batch_size: int = MAX_BATCH_RECORDS, wait: bool = True, dry_run: bool = False,
              deletes: Iterable[str] = (), poll_timeout: float = 3600.0, progress: Progress | None = None,
              on_poll: Callable[[dict[str, Any]], None] | None = None) -> Report:
@@ -242,7 +285,10 @@ class Client:
         `records` is consumed lazily: one batch is encoded, posted and dropped before the next is
         read. `deletes` (keys to delete explicitly) ride along in batches of the same size. If a
         batch cannot be delivered, the run is cancelled (best effort) and the error raised, so no
-        half-sent run is left open. Returns the Report of the run (queued when wait=False)."""
+        half-sent run is left open. An `Unparseable` among the records (a line that was not JSON) is
+        sent so that the server records it as a parse_error of the run. `progress(answer, sent)`
+        follows the batches, `on_poll(run)` the wait. Returns the Report of the run (queued when
+        wait=False)."""
         if not 1 <= batch_size <= MAX_BATCH_RECORDS:
             raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_RECORDS}")
         run = self.create_run(integration, mode=mode, dry_run=dry_run)
@@ -263,27 +309,43 @@ class Client:
             return self.wait(run_id, timeout=poll_timeout, on_poll=on_poll)
         return self._report(run)
 
-    def iter_batches(self, records: Iterable[Mapping[str, Any]], *, batch_size: int = MAX_BATCH_RECORDS,
+    def iter_batches(self, records: Iterable[Mapping[str, Any] | Unparseable], *, batch_size: int = MAX_BATCH_RECORDS,
                      deletes: Iterable[str] = ()) -> Iterator[EncodedBatch]:
         """Encoded batches (seq 1, 2, ...) of `records`, read lazily: at most `batch_size` records,
         or fewer once they reach `max_batch_bytes`. Explicit deletes ride along, `batch_size` keys
         per batch (the last may come in batches of their own). An empty input still makes one
-        empty batch: an empty snapshot."""
+        empty batch: an empty snapshot.
+
+        An `Unparseable` record (a line that is not JSON) can only travel in a JSON batch: in
+        protobuf, the batch before it is closed early and the one that starts with it goes as JSON
+        (every later batch is protobuf again), so bad lines at most double the number of batches."""
         rows = iter(records)
         keys = iter(deletes)
         exhausted = False
-        for seq in itertools.count(1):
-            encoder = BatchEncoder(self.format, compress=self.compress)
+        pending: Any = _NOTHING  # a record read but not yet added (it waits for a JSON batch)
+        seq = 0
+        while True:
+            fmt = "json" if isinstance(pending, Unparseable) else self.format
+            encoder = BatchEncoder(fmt, compress=self.compress)
             while not exhausted and encoder.count < batch_size and encoder.size < self.max_batch_bytes:
-                try:
-                    record = next(rows)
-                except StopIteration:
-                    exhausted = True
+                if pending is not _NOTHING:
+                    record, pending = pending, _NOTHING
+                else:
+                    try:
+                        record = next(rows)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                if isinstance(record, Unparseable) and fmt != "json":
+                    pending = record
                     break
                 encoder.add(record)
+            if encoder.count == 0 and pending is not _NOTHING:
+                continue  # the batch starts with the pending record, as JSON
             chunk = list(itertools.islice(keys, batch_size))
-            if seq > 1 and encoder.count == 0 and not chunk:
+            if seq > 0 and encoder.count == 0 and not chunk:
                 return
+            seq += 1
             yield encoder.finish(seq, chunk)
             if exhausted and len(chunk) < batch_size:
                 return
@@ -311,6 +373,18 @@ class Client:
             yield from page.get("results", [])
             url = page.get("next")
             params = None  # `next` carries the query
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def _watched(run: dict[str, Any]) -> tuple:
+    """What the server's long-poll watches: a change of it ends a wait early."""
+    progress = run.get("progress") or {}
+    counts = run.get("counts") or {}
+    return (run.get("status"), progress.get("batches_done"), progress.get("batches_total"), counts.get("received"),
+            counts.get("failed"))
 
 
 def _seg(value: Any) -> str:

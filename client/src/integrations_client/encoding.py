@@ -96,6 +96,24 @@ def _json_default(obj: Any) -> Any:
     return _plain(obj)
 
 
+class Unparseable:
+    """A record that could not be read (a line of an NDJSON file that is not JSON), to be sent anyway.
+
+    It travels as its text, a JSON string where a record object belongs, which the server records
+    as a `parse_error` record error of the run, as it does for such a line in an upload: the rest
+    of the file is still synced and the run's counts stay exact (the line is a received record).
+    Protobuf cannot carry it: a batch holding one is sent as JSON (`Client.iter_batches`)."""
+
+    __slots__ = ("text", "reason")
+
+    def __init__(self, text: str, reason: str = ""):
+        self.text = text
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Unparseable({self.text[:40]!r}, {self.reason!r})"
+
+
 class BatchEncoder:
     """Accumulates the records of one batch in their wire form; `finish()` returns the bytes."""
 
@@ -115,7 +133,15 @@ class BatchEncoder:
             self._json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default,
                                           allow_nan=False)
 
-    def add(self, record: Mapping[str, Any]) -> None:
+    def add(self, record: Mapping[str, Any] | Unparseable) -> None:
+        if isinstance(record, Unparseable):
+            if self.format != "json":
+                raise TypeError("an Unparseable record travels only in a JSON batch")
+            part = self._json.encode(record.text)
+            self._parts.append(part)
+            self.size += len(part.encode()) + 1
+            self.count += 1
+            return
         if not isinstance(record, Mapping):
             raise TypeError(f"record {self.count} of the batch is {type(record).__name__}, not a dict")
         if self.format == "protobuf":

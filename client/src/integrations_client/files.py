@@ -11,7 +11,10 @@ import json
 from collections.abc import Iterator
 from typing import IO, Any
 
+from .encoding import Unparseable
+
 _WHITESPACE = " \t\n\r"
+UNPARSEABLE_TEXT = 2000  # characters of a bad line that are sent (and kept by the server)
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 
@@ -91,15 +94,19 @@ def iter_json_array(stream: IO[str], *, chunk_size: int = 1 << 16) -> Iterator[A
 
 
 def iter_ndjson(stream: IO[str]) -> Iterator[Any]:
-    """One JSON value per line; blank lines are skipped."""
+    """One JSON value per line; blank lines are skipped. A line that is not JSON does not stop the
+    file: it comes as an `Unparseable` (its first 2,000 characters, as the server keeps them), which
+    the client sends so that the server records it as a `parse_error` of the run, as in an upload."""
     for number, line in enumerate(stream, start=1):
         line = line.strip()
         if not line:
             continue
         try:
             yield json.loads(line)
+        except RecursionError:
+            yield Unparseable(line[:UNPARSEABLE_TEXT], f"line {number} is nested too deeply")
         except ValueError as exc:
-            raise FileFormatError(f"line {number} is not valid JSON: {exc}") from None
+            yield Unparseable(line[:UNPARSEABLE_TEXT], f"line {number} is not valid JSON: {exc}")
 
 
 def iter_records(stream: IO[str], fmt: str) -> Iterator[Any]:

@@ -76,3 +76,19 @@ class Report:
 
     def __str__(self) -> str:
         return self.summary()
+
+
+def format_error(error: dict[str, Any]) -> list[str]:
+    """One record error as readable lines: where it is, its key, code and message, then one line
+    per field with its reasons (the `fields` map), e.g.
+
+        batch 1 #20, key BAD: invalid: invalid field(s): price
+            price: At most 2 decimal places."""
+    key = error.get("key")
+    where = f"batch {error.get('seq')} #{error.get('index')}"
+    lines = [f"{where}, {f'key {key}' if key is not None else 'no key'}: {error.get('code')}: {error.get('message')}"]
+    for name, reasons in (error.get("fields") or {}).items():
+        if isinstance(reasons, (list, tuple)):
+            reasons = " ".join(str(reason) for reason in reasons)
+        lines.append(f"    {'(record)' if name == '__all__' else name}: {reasons}")
+    return lines

@@ -1,11 +1,13 @@
-import json
 import time
 
 from django.core.management.base import CommandError
 
 from ... import services
+from ...exceptions import MalformedBatch
+from ...ingest.decode import guess_format
 from ...models import SyncRun
 from ...queue import inline
+from ...reporting import run_report_text
 from ._base import ServiceCommand
 
 EXIT = {"succeeded": 0, "failed": 1, "cancelled": 1, "partial": 3, "needs_review": 4}
@@ -31,16 +33,21 @@ class Command(ServiceCommand):
         customer_slug, slug = integration.split("/", 1)
         target = services.integration_get(customer_slug, slug)
         try:
+            fmt = guess_format(path, format)
+        except MalformedBatch:
+            raise CommandError(f"cannot tell the format of {path}: name it .json, .ndjson or .csv, "
+                               f"or pass --format json|ndjson|csv") from None
+        try:
             stream = open(path, "rb")
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc.strerror}") from None
         with stream:
             if wait:
                 with inline():  # do the work in this process; a running worker may share it safely
-                    run = services.upload_create(integration=target, stream=stream, filename=path, fmt=format,
+                    run = services.upload_create(integration=target, stream=stream, filename=path, fmt=fmt,
                                                  mode=mode, dry_run=dry_run, source=SyncRun.Source.COMMAND)
             else:
-                run = services.upload_create(integration=target, stream=stream, filename=path, fmt=format,
+                run = services.upload_create(integration=target, stream=stream, filename=path, fmt=fmt,
                                              mode=mode, dry_run=dry_run, source=SyncRun.Source.COMMAND)
         self.stdout.write(str(run.pk))
         if not wait:
@@ -56,7 +63,11 @@ class Command(ServiceCommand):
                 with inline():  # its turn may have come (rule 6)
                     services.integration_kick(integration_id=run.integration_id)
                 run.refresh_from_db()
-        self.stdout.write(json.dumps({"id": str(run.pk), "status": run.status, "counts": run.counts,
-                                      "message": run.message}, indent=2))
+        self.stdout.write(run_report_text(
+            run,
+            review_hint=f"`manage.py review_run {run.pk} --approve` (or --reject), or the admin's review page",
+            errors_hint=f"every error as CSV to fix and send again as it is: the admin's run page, or "
+                        f"GET /api/v1/runs/{run.pk}/errors/?format=csv with the customer's API key",
+        ))
         if EXIT[run.status]:
             raise SystemExit(EXIT[run.status])
