@@ -143,13 +143,19 @@ def events_exposition(path: str | None) -> bytes:
     return generate_latest(registry)
 
 
+def authorized(header: str) -> bool:
+    """`Authorization: Bearer <INTEGRATIONS_METRICS_TOKEN>`, compared in constant time."""
+    keyword, _, given = (header or "").partition(" ")
+    return keyword.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), conf.METRICS_TOKEN.encode())
+
+
+UNAUTHORIZED = "a valid `Authorization: Bearer <INTEGRATIONS_METRICS_TOKEN>` is required\n"
+
+
 @never_cache
 def metrics_view(request):
-    token = conf.METRICS_TOKEN
-    if not token:
+    if not conf.METRICS_TOKEN:
         raise Http404("metrics are off: INTEGRATIONS_METRICS_TOKEN is not set")
-    keyword, _, given = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if keyword.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        return HttpResponse("a valid `Authorization: Bearer <INTEGRATIONS_METRICS_TOKEN>` is required\n",
-                            status=401, content_type="text/plain", headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+    if not authorized(request.META.get("HTTP_AUTHORIZATION", "")):
+        return HttpResponse(UNAUTHORIZED, status=401, content_type="text/plain", headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     return HttpResponse(scrape(), content_type=CONTENT_TYPE_LATEST)
