@@ -15,6 +15,8 @@ import re
 import sys
 import uuid
 
+from django.core.signals import request_finished
+
 FIELDS = ("request_id", "task", "run_id", "integration", "customer", "batch_seq")
 REQUEST_ID_HEADER = "X-Request-ID"
 # what a caller's X-Request-ID may be: short and plain, so it can neither forge log fields nor bloat them
@@ -105,18 +107,28 @@ def request_id_of(header: str | None) -> str:
     return uuid.uuid4().hex
 
 
+def clear(**kwargs) -> None:
+    _context.set(_EMPTY)
+
+
 class RequestContextMiddleware:
     """Binds a request id (the caller's X-Request-ID when it is safe, else a new one) for the
-    request's log lines and returns it in the response; adds the run and integration of the URL."""
+    request's log lines and returns it in the response; adds the run and integration of the URL.
+
+    The context is set here and cleared on `request_finished`, not when this middleware returns:
+    Django logs a 4xx/5xx answer (django.request) after the whole middleware chain, and that line
+    must carry the request id too."""
 
     def __init__(self, get_response):
         self.get_response = get_response
+        request_finished.connect(clear, dispatch_uid="integrations.logcontext.clear")
 
     def __call__(self, request):
         request_id = request_id_of(request.headers.get(REQUEST_ID_HEADER))
         request.request_id = request_id
-        with bind(request_id=request_id):
-            response = self.get_response(request)
+        _context.set({"request_id": request_id})  # fresh: nothing of an earlier request survives
+        _tag_sentry({"request_id": request_id})
+        response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
         return response
 
