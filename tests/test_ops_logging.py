@@ -171,7 +171,7 @@ def test_a_task_error_reaches_sentry_with_the_run_integration_and_customer(integ
     batch = run.batches.get()
     SyncRun.objects.filter(pk=run.pk).update(status=SyncRun.Status.PROCESSING, completed_at=run.created_at)
     Integration.objects.filter(pk=integration.pk).update(target="gone.target")  # a deploy removed it
-    with pytest.raises(Exception):
+    with pytest.raises(LookupError, match="gone.target"):
         tasks.validate_batch(batch.pk)
     import sentry_sdk
 
