@@ -37,6 +37,9 @@ from .models import SyncRun
 Status = SyncRun.Status
 LIVE_STATES = (Status.RECEIVING, Status.QUEUED, Status.PROCESSING, Status.NEEDS_REVIEW)
 OUTCOMES = ("received", "created", "updated", "unchanged", "deleted", "failed")
+# multiprocess mode writes a file per process into this directory as soon as a metric exists
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 SECONDS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
 
 RUNS_FINISHED = Counter("integrations_runs_finished", "Runs that reached an end state or review, by status",
@@ -64,7 +67,8 @@ def integration_label(integration) -> str:
 
 def run_finished(run: SyncRun) -> None:
     """Count a run's end state (or its hold for review) once its transaction has committed."""
-    transaction.on_commit(lambda: _count_finished(run))
+    # robust: a metric must never fail the work it counts (the error is logged by Django)
+    transaction.on_commit(lambda: _count_finished(run), robust=True)
 
 
 def _count_finished(run: SyncRun) -> None:
@@ -82,7 +86,7 @@ def _count_finished(run: SyncRun) -> None:
 def run_started(run: SyncRun) -> None:
     if run.completed_at:
         wait = (timezone.now() - run.completed_at).total_seconds()
-        transaction.on_commit(lambda: QUEUE_WAIT.observe(max(0.0, wait)))
+        transaction.on_commit(lambda: QUEUE_WAIT.observe(max(0.0, wait)), robust=True)
 
 
 def batch_accepted(*, seconds: float, records: int) -> None:
