@@ -206,3 +206,60 @@ def test_nothing_is_counted_per_record(client, integration, token):
     big = {k: v - before.get(k, 0) for k, v in scrape(client).items()}
     assert big[("integrations_batch_records_count", frozenset())] == 1
     assert json.dumps(sorted(str(k) for k, v in big.items() if v)).count("P0") == 0
+
+
+# --- staff alerts on the same conditions: once per run and condition, a digest when many fire ---
+
+STAFF = ["oncall@ourco.example"]
+
+
+def stalled_runs(integration_factory, n):
+    long_ago = timezone.now() - timedelta(hours=2)
+    return [SyncRun.objects.create(integration=integration_factory(i), mode="full", status=S.PROCESSING,
+                                   completed_at=long_ago, started_at=long_ago, heartbeat_at=timezone.now())
+            for i in range(n)]
+
+
+def test_many_stuck_runs_at_once_make_one_digest_and_no_later_alerts(customer, settings, mailoutbox):
+    settings.INTEGRATIONS_STAFF_EMAILS = STAFF
+    settings.INTEGRATIONS_STUCK_AFTER = 600
+    settings.INTEGRATIONS_ALERT_DIGEST_AFTER = 3
+    runs = stalled_runs(lambda i: services.integration_create(customer=customer, slug=f"feed-{i}",
+                                                              target="catalog.product"), 5)
+    assert services.sweep()["stuck"] == 5
+    assert len(mailoutbox) == 1
+    digest = mailoutbox[0]
+    assert digest.to == STAFF and digest.subject == "[integrations] 5 runs stuck"
+    assert all(str(run.pk) in digest.body for run in runs) and "acme/feed-4" in digest.body
+    services.sweep()
+    from integrations import notify
+
+    notify.stuck_alert(run_id=runs[0].pk)  # a late single alert of one of them: already told
+    assert len(mailoutbox) == 1
+
+
+def test_a_few_stuck_runs_get_an_alert_each(customer, settings, mailoutbox):
+    settings.INTEGRATIONS_STAFF_EMAILS = STAFF
+    settings.INTEGRATIONS_STUCK_AFTER = 600
+    settings.INTEGRATIONS_ALERT_DIGEST_AFTER = 3
+    stalled_runs(lambda i: services.integration_create(customer=customer, slug=f"feed-{i}",
+                                                       target="catalog.product"), 2)
+    assert services.sweep()["stuck"] == 2
+    assert sorted(m.subject.split(": run ")[0] for m in mailoutbox) == [
+        "[integrations] acme/feed-0", "[integrations] acme/feed-1"]
+
+
+def test_a_run_behind_schedule_alerts_staff_once(integration, settings, mailoutbox, client, token):
+    settings.INTEGRATIONS_STAFF_EMAILS = STAFF
+    settings.INTEGRATIONS_BEHIND_AFTER = 300
+    long_ago = timezone.now() - timedelta(hours=1)
+    # a run ahead of it is still processing (alive: its heartbeat is fresh), so it waits
+    SyncRun.objects.create(integration=integration, mode="full", status=S.PROCESSING, completed_at=long_ago,
+                           started_at=timezone.now() - timedelta(minutes=10), heartbeat_at=timezone.now())
+    waiting = SyncRun.objects.create(integration=integration, mode="full", status=S.QUEUED, completed_at=long_ago)
+    assert services.sweep()["behind"] == 1
+    assert [m.subject for m in mailoutbox] == [f"[integrations] acme/products: run behind schedule: {waiting.pk}"]
+    assert "queued since" in mailoutbox[0].body and "more than 5 minutes" in mailoutbox[0].body
+    assert services.sweep()["behind"] == 0
+    assert len(mailoutbox) == 1
+    assert value(scrape(client), "integrations_runs_behind") == 1  # the gauge counts what was alerted

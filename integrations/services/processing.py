@@ -265,19 +265,20 @@ def sweep() -> dict:
         with transaction.atomic():
             enqueue("integrations.tasks.alert_condition", conditions.STUCK, ",".join(map(str, stuck)))
         done["stuck"] += len(stuck)
-    if conf.STAFF_EMAILS:  # the alert's RunNotification marks a behind run as alerted
-        behind = list(conditions.behind_runs(now).exclude(notifications__event=f"run.{conditions.BEHIND}")
-                      .values_list("pk", flat=True))
-        if behind:
-            with transaction.atomic():
-                enqueue("integrations.tasks.alert_condition", conditions.BEHIND, ",".join(map(str, behind)))
-            done["behind"] += len(behind)
     for integration_id in (SyncRun.objects.filter(status=Status.QUEUED, dry_run=False)
                            .values_list("integration_id", flat=True).distinct()):
         if integration_kick(integration_id=integration_id):
             done["kicked"] += 1
     for run_id in SyncRun.objects.filter(status=Status.QUEUED, dry_run=True).values_list("pk", flat=True):
         dry_run_start(run_id=run_id)
+    # behind: still queued after the kicks above (a run ahead of it holds the line, or no worker runs)
+    if conf.STAFF_EMAILS:  # the alert's RunNotification marks a behind run as alerted
+        behind = list(conditions.behind_runs(timezone.now()).exclude(notifications__event=f"run.{conditions.BEHIND}")
+                      .values_list("pk", flat=True))
+        if behind:
+            with transaction.atomic():
+                enqueue("integrations.tasks.alert_condition", conditions.BEHIND, ",".join(map(str, behind)))
+            done["behind"] += len(behind)
     if any(done.values()):
         log.info("sweep: %s", done)
         metrics.sweeper_acted(done)
