@@ -90,7 +90,62 @@ def main():
     for rate in (50_000, 100_000):
         seconds = RUN_RECORDS / rate
         print(f"  at {rate:,} records/s the run takes {seconds:.0f} s: {per_run / seconds:.3%} of it")
+    inline_ab(integration)
     Customer.objects.filter(slug="ops-overhead").delete()
+
+
+AB_ROUNDS = int(os.environ.get("AB_ROUNDS", 4))
+AB_RECORDS = int(os.environ.get("AB_RECORDS", 200_000))
+
+
+def inline_ab(integration, rounds=AB_ROUNDS, n=AB_RECORDS):
+    """The engine itself, in this process (tasks inline), on and off alternately: an identical
+    re-sync of n records, the cheapest run per record, so the fixed cost shows the most."""
+    import contextlib
+    import json
+
+    from integrations.queue import inline
+
+    batches = [json.dumps({"seq": seq, "records": [
+        {"sku": f"AB-{i:08d}", "name": f"Product {i}", "price": "9.99", "currency": "EUR", "quantity": i % 100}
+        for i in range(start, min(n, start + 50_000))]}).encode()
+        for seq, start in enumerate(range(0, n, 50_000), start=1)]
+    events = ("run_finished", "run_started", "batch_accepted", "webhook_attempted", "sweeper_acted")
+    on = {name: getattr(metrics, name) for name in events}
+    on_scope, on_context = logcontext.task_scope, tasks._run_context
+    log = logging.getLogger("integrations")
+
+    def switch(enabled: bool):
+        for name in events:
+            setattr(metrics, name, on[name] if enabled else (lambda *a, **k: None))
+        logcontext.task_scope = on_scope if enabled else (lambda **k: contextlib.nullcontext())
+        tasks._run_context = on_context if enabled else (lambda run_id: {})
+        log.setLevel(logging.INFO if enabled else logging.WARNING)
+
+    def sync_once() -> float:
+        t0 = time.perf_counter()
+        with inline():
+            run, _ = services.run_create(integration=integration, mode="full")
+            for seq, body in enumerate(batches, start=1):
+                services.batch_receive(run=run, seq=seq, body=body, content_type="application/json")
+            services.run_complete(run=run)
+        run.refresh_from_db()
+        assert run.status == SyncRun.Status.SUCCEEDED, (run.status, run.message)
+        return time.perf_counter() - t0
+
+    switch(True)
+    sync_once()  # the first load; every timed run after it is an identical re-sync
+    times = {True: [], False: []}
+    for r in range(rounds):
+        for enabled in ((True, False) if r % 2 else (False, True)):
+            switch(enabled)
+            times[enabled].append(sync_once())
+    switch(True)
+    best_on, best_off = min(times[True]), min(times[False])
+    mean_on, mean_off = sum(times[True]) / rounds, sum(times[False]) / rounds
+    print(f"inline A/B, identical re-sync of {n:,} records, {rounds} rounds each, alternating:")
+    print(f"  off: best {best_off:.2f} s, mean {mean_off:.2f} s   on: best {best_on:.2f} s, mean {mean_on:.2f} s")
+    print(f"  difference: best {best_on / best_off - 1:+.1%}, mean {mean_on / mean_off - 1:+.1%}")
 
 
 if __name__ == "__main__":

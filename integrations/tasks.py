@@ -39,8 +39,13 @@ def split_upload(run_id):
 def validate_batch(batch_id):
     from .models import SyncBatch
 
-    run_id, seq = SyncBatch.objects.filter(pk=batch_id).values_list("run_id", "seq").first() or (None, None)
-    with logcontext.task_scope(task="validate_batch", batch_seq=seq, **_run_context(run_id)):
+    # the batch's run and its names in the one query that was needed for run_id anyway
+    run_id, seq, integration, customer = (
+        SyncBatch.objects.filter(pk=batch_id)
+        .values_list("run_id", "seq", "run__integration__slug", "run__integration__customer__slug").first()
+        or (None, None, None, None))
+    with logcontext.task_scope(task="validate_batch", run_id=run_id, batch_seq=seq, integration=integration,
+                               customer=customer):
         try:
             _reported(services.batch_validate, batch_id=int(batch_id))
         except Exception as exc:
