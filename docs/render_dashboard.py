@@ -108,7 +108,7 @@ def evaluate(expr, scrapes, legend):
     raise SystemExit(f"render_dashboard.py does not understand: {expr}")
 
 
-def main(source, target):
+def main(source, out):
     scrapes = load(source)
     start = scrapes[0][0]
     dashboard = json.loads(DASHBOARD.read_text())
@@ -143,15 +143,15 @@ def main(source, target):
         if drawn:
             ax.legend(fontsize=8, loc="upper left")
         else:
-            ax.text(0.5, 0.5, "no events in this window", ha="center", va="center", transform=ax.transAxes,
+            ax.text(0.5, 0.5, "all zero in this window", ha="center", va="center", transform=ax.transAxes,
                     color="grey")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.suptitle(f"{dashboard['title']}: {len(scrapes)} scrapes of /metrics during `make load` "
                  f"(docs/grafana/integrations-dashboard.json, rate window {WINDOW:.0f} s)", fontsize=13)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    fig.savefig(target, dpi=80)
-    print(f"written {target}")
+    fig.savefig(out, dpi=80)
+    print(f"written {out}")
 
 
 if __name__ == "__main__":
