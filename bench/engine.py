@@ -29,7 +29,8 @@ DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:543
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
 MEDIA = tempfile.mkdtemp(prefix="bench-media-")
 ENV = {**os.environ, "DATABASE_URL": DB_URL, "REDIS_URL": REDIS, "MEDIA_ROOT": MEDIA, "Q_WORKERS": "2",
-       "Q_CLUSTER_NAME": "bench", "LOG_LEVEL": "WARNING", "CACHE_URL": "locmemcache://"}
+       "Q_CLUSTER_NAME": "bench", "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+       "CACHE_URL": "locmemcache://"}
 os.environ.update(ENV)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 

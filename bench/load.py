@@ -12,7 +12,9 @@ batch acceptance (202), throttled answers (429, honoured with Retry-After) and e
 Environment: LOAD_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/faults_load; dropped and
 created), LOAD_REDIS_URL (redis://127.0.0.1:6379/7), LOAD_SECONDS (120), LOAD_CLIENTS (20),
 LOAD_CUSTOMERS (10), LOAD_BATCH_RECORDS (10000), LOAD_RUN_BATCHES (10), LOAD_WEB_WORKERS (4),
-LOAD_Q_WORKERS (2 per cluster), LOAD_MAX_REQUESTS (20000).
+LOAD_Q_WORKERS (2 per cluster), LOAD_MAX_REQUESTS (20000). LOAD_METRICS_OUT=path: the web and the
+clusters share a PROMETHEUS_MULTIPROC_DIR, and /metrics is scraped every LOAD_METRICS_EVERY seconds
+(2) into that file (one JSON line per scrape) for docs/render_dashboard.py.
 """
 
 import datetime
@@ -43,6 +45,8 @@ MAX_REQUESTS = int(os.environ.get("LOAD_MAX_REQUESTS", 20_000))
 # LOAD_COMPLETE=0: runs are never completed, so the workers stay idle (acceptance alone);
 # LOAD_LABEL names the section of RELIABILITY.md the figures go to (default: the main one)
 COMPLETE = os.environ.get("LOAD_COMPLETE", "1") != "0"
+METRICS_OUT = os.environ.get("LOAD_METRICS_OUT", "")
+METRICS_EVERY = float(os.environ.get("LOAD_METRICS_EVERY", 2))
 LABEL = os.environ.get("LOAD_LABEL", "")
 RELIABILITY = ROOT / "docs" / "RELIABILITY.md"
 CLUSTER = f"load-{uuid.uuid4().hex[:8]}"
@@ -161,6 +165,20 @@ def client_loop(url: str, key: str, bodies, deadline: float, stats: Stats) -> No
             stats.runs_completed.append(run_id)
 
 
+def scrape_loop(url: str, token: str, out: Path, stop: threading.Event) -> None:
+    """Scrape /metrics as Prometheus would, keeping every answer with its time."""
+    import json
+
+    with out.open("w") as fh:
+        while not stop.wait(METRICS_EVERY):
+            try:
+                text = requests.get(url + "/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10).text
+            except requests.RequestException:
+                continue
+            fh.write(json.dumps({"t": time.time(), "text": text}) + "\n")
+            fh.flush()
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
@@ -182,6 +200,11 @@ def main() -> None:
                    DJANGO_SETTINGS_MODULE="project.settings_production", SECRET_KEY=secrets.token_urlsafe(64),
                    ALLOWED_HOSTS="127.0.0.1", SECURE_SSL_REDIRECT="false", INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE=None)
     env.pop("INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE", None)
+    metrics_token = secrets.token_urlsafe(24)
+    if METRICS_OUT:
+        env.update(PROMETHEUS_MULTIPROC_DIR=tempfile.mkdtemp(prefix="load-prometheus-"),
+                   INTEGRATIONS_METRICS_TOKEN=metrics_token)
+    scraping = threading.Event()
     procs = Procs(env)
     try:
         procs.manage("collectstatic", "--noinput", "-v0")
@@ -189,6 +212,9 @@ def main() -> None:
         procs.cluster("cluster-1", workers=Q_WORKERS)
         procs.cluster("cluster-2", workers=Q_WORKERS)
         time.sleep(2)
+        if METRICS_OUT:
+            threading.Thread(target=scrape_loop, args=(web.url, metrics_token, Path(METRICS_OUT), scraping),
+                             daemon=True).start()
         stats = Stats()
         started = time.monotonic()
         deadline = started + SECONDS
@@ -205,7 +231,10 @@ def main() -> None:
         applied = sum(runs.filter(status=SyncRun.Status.SUCCEEDED).values_list("received", flat=True))
         bad_runs = list(runs.exclude(status__in=[SyncRun.Status.SUCCEEDED, SyncRun.Status.QUEUED,
                                                 SyncRun.Status.PROCESSING]).values_list("status", "message"))
+        if METRICS_OUT:
+            time.sleep(3 * METRICS_EVERY)  # the last runs settle into the picture
     finally:
+        scraping.set()
         procs.stop_all()
 
     lat = stats.latencies

@@ -49,6 +49,12 @@ _DEFAULTS = {
     "INTEGRATIONS_IDEMPOTENCY_HOURS": (int, 24),
     # run tasks in the calling process instead of the queue (tests, `sync_file --wait`)
     "INTEGRATIONS_RUN_TASKS_INLINE": (bool, False),
+    # bearer token of GET /metrics; empty: the endpoint answers 404 (SPEC section 14)
+    "INTEGRATIONS_METRICS_TOKEN": (str, ""),
+    # seconds a completed run may wait in the queue before it counts as behind schedule
+    "INTEGRATIONS_BEHIND_AFTER": (int, 900),
+    # more runs than this hitting one condition in one sweep: staff get one digest, not one e-mail each
+    "INTEGRATIONS_ALERT_DIGEST_AFTER": (int, 3),
 }
 
 

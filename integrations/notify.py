@@ -2,7 +2,10 @@
 and when a run is stuck. Webhooks are in webhooks.py; the e-mails are here.
 
 - the customer's contacts (Integration.recipients) hear about failed, partial and needs_review runs;
-- staff (INTEGRATIONS_STAFF_EMAILS) about failed, needs_review and stuck runs.
+- staff (INTEGRATIONS_STAFF_EMAILS) about failed, needs_review, stuck and behind-schedule runs
+  (the conditions of conditions.py). A condition is alerted once per run; when more than
+  INTEGRATIONS_ALERT_DIGEST_AFTER runs hit it in one sweep (a worker outage stalls them all at
+  once), staff get one digest listing them instead of an e-mail each.
 Dry runs are previews (often a staff member's, from the admin's "sync a file" page): they get
 their webhook, never an e-mail. Each event's e-mails are sent once (RunNotification), whatever
 the number of times its task is delivered.
@@ -16,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 
-from . import webhooks
+from . import conditions, webhooks
 from .conf import conf
 from .models import RecordError, RunNotification, SyncRun
 from .selectors import run_errors
@@ -27,7 +30,11 @@ Status = SyncRun.Status
 CUSTOMER_EVENTS = (Status.FAILED, Status.PARTIAL, Status.NEEDS_REVIEW)
 STAFF_EVENTS = (Status.FAILED, Status.NEEDS_REVIEW)
 ERRORS_IN_MAIL = 20
-STUCK = "stuck"
+STUCK = conditions.STUCK
+BEHIND = conditions.BEHIND
+# the state a run must still be in for its condition's alert to go out
+CONDITION_STATUS = {STUCK: Status.PROCESSING, BEHIND: Status.QUEUED}
+STATUS_LABELS = {"needs_review": "needs review", STUCK: "stuck", BEHIND: "behind schedule"}
 
 
 def run_event(*, run_id, status: str) -> None:
@@ -54,13 +61,47 @@ def run_event(*, run_id, status: str) -> None:
 
 def stuck_alert(*, run_id) -> None:
     """Called once when a run has been processing longer than INTEGRATIONS_STUCK_AFTER."""
-    run = SyncRun.objects.select_related("integration__customer").filter(pk=run_id).first()
+    condition_alert(condition=STUCK, run_ids=[run_id])
+
+
+def condition_alert(*, condition: str, run_ids) -> int:
+    """Alert staff about the runs (still) in `condition`, each at most once; one digest when there
+    are more than INTEGRATIONS_ALERT_DIGEST_AFTER. Returns the number of runs alerted now."""
     staff = conf.STAFF_EMAILS
-    if run is None or not staff or run.status != Status.PROCESSING:
-        return
-    with _once(run, "run.stuck", staff) as first:
-        if first:
-            _send("staff_alert", run_context(run, STUCK), staff)
+    if not staff or not run_ids:
+        return 0
+    runs = list(SyncRun.objects.select_related("integration__customer")
+                .filter(pk__in=list(run_ids), status=CONDITION_STATUS[condition]).order_by("created_at"))
+    event = f"run.{condition}"
+    if len(runs) <= conf.ALERT_DIGEST_AFTER:
+        sent = 0
+        for run in runs:
+            with _once(run, event, staff) as first:
+                if first:
+                    _send("staff_alert", run_context(run, condition), staff)
+                    sent += 1
+        return sent
+    fresh, notices = [], []
+    for run in runs:
+        try:
+            with transaction.atomic():
+                notices.append(RunNotification.objects.create(run=run, event=event, recipients=list(staff)))
+            fresh.append(run)
+        except IntegrityError:
+            continue  # alerted already, alone or in an earlier digest
+    if not fresh:
+        return 0
+    base = conf.BASE_URL.rstrip("/")
+    try:
+        _send("staff_digest", {
+            "condition": condition, "label": STATUS_LABELS[condition], "runs": fresh,
+            "stuck_after_minutes": conf.STUCK_AFTER // 60, "behind_after_minutes": conf.BEHIND_AFTER // 60,
+            "admin_url": f"{base}{_changelist_path()}?status__exact={CONDITION_STATUS[condition]}",
+        }, staff)
+    except Exception:
+        RunNotification.objects.filter(pk__in=[n.pk for n in notices]).delete()  # the retry sends it
+        raise
+    return len(fresh)
 
 
 def deliver_due() -> int:
@@ -71,12 +112,12 @@ def deliver_due() -> int:
 def run_context(run: SyncRun, event: str) -> dict:
     integration = run.integration
     base = conf.BASE_URL.rstrip("/")
-    errors = list(run_errors(run)[:ERRORS_IN_MAIL]) if event != STUCK else []
+    errors = list(run_errors(run)[:ERRORS_IN_MAIL]) if event not in CONDITION_STATUS else []
     total_errors = RecordError.objects.filter(run=run).count() if errors else 0
     return {
         "run": run,
         "event": event,
-        "status_label": {"needs_review": "needs review", STUCK: "stuck"}.get(event, event),
+        "status_label": STATUS_LABELS.get(event, event),
         "integration": integration,
         "customer": integration.customer,
         "counts": run.counts,
@@ -86,6 +127,7 @@ def run_context(run: SyncRun, event: str) -> dict:
         "run_url": f"{base}/api/v1/runs/{run.pk}/",
         "admin_url": base + _admin_path(run),
         "stuck_after_minutes": conf.STUCK_AFTER // 60,
+        "behind_after_minutes": conf.BEHIND_AFTER // 60,
     }
 
 
@@ -113,6 +155,13 @@ def _once(run: SyncRun, event: str, recipients: list[str]):
     except Exception:
         notice.delete()
         raise
+
+
+def _changelist_path() -> str:
+    try:
+        return reverse("admin:integrations_syncrun_changelist")
+    except NoReverseMatch:
+        return "/admin/integrations/syncrun/"
 
 
 def _admin_path(run: SyncRun) -> str:

@@ -1,69 +1,112 @@
-"""django-q2 entry points. Each takes ids, calls one service, and does nothing else."""
+"""django-q2 entry points. Each takes ids, calls one service, and does nothing else.
 
-from . import notify, services
+Each runs inside `logcontext.task_scope`: its log lines (and any error sent to Sentry) carry the
+task's name and, for a run's task, the run, its integration and its customer (one small query
+per task, never per record)."""
+
+from . import logcontext, notify, services
+
+
+def _run_context(run_id) -> dict:
+    from .models import SyncRun
+
+    row = (SyncRun.objects.filter(pk=run_id)
+           .values_list("integration__slug", "integration__customer__slug").first()) if run_id else None
+    return {"run_id": run_id, "integration": row[0], "customer": row[1]} if row else {"run_id": run_id}
 
 
 def kick_integration(integration_id):
-    services.integration_kick(integration_id=int(integration_id))
+    from .models import Integration
+
+    row = Integration.objects.filter(pk=integration_id).values_list("slug", "customer__slug").first()
+    with logcontext.task_scope(task="kick_integration", integration=row and row[0], customer=row and row[1]):
+        _reported(services.integration_kick, integration_id=int(integration_id))
 
 
 def start_dry_run(run_id):
-    services.dry_run_start(run_id=run_id)
+    with logcontext.task_scope(task="start_dry_run", **_run_context(run_id)):
+        _reported(services.dry_run_start, run_id=run_id)
 
 
 def process_run(run_id):
-    _guarded(run_id, services.run_process)
+    _guarded("process_run", run_id, services.run_process)
 
 
 def split_upload(run_id):
-    _guarded(run_id, services.upload_split)
+    _guarded("split_upload", run_id, services.upload_split)
 
 
 def validate_batch(batch_id):
     from .models import SyncBatch
 
-    run_id = SyncBatch.objects.filter(pk=batch_id).values_list("run_id", flat=True).first()
-    try:
-        services.batch_validate(batch_id=int(batch_id))
-    except Exception as exc:
-        if run_id:
-            services.record_task_error(run_id=run_id, exc=exc)
-        raise
+    # the batch's run and its names in the one query that was needed for run_id anyway
+    run_id, seq, integration, customer = (
+        SyncBatch.objects.filter(pk=batch_id)
+        .values_list("run_id", "seq", "run__integration__slug", "run__integration__customer__slug").first()
+        or (None, None, None, None))
+    with logcontext.task_scope(task="validate_batch", run_id=run_id, batch_seq=seq, integration=integration,
+                               customer=customer):
+        try:
+            _reported(services.batch_validate, batch_id=int(batch_id))
+        except Exception as exc:
+            if run_id:
+                services.record_task_error(run_id=run_id, exc=exc)
+            raise
 
 
 def apply_run(run_id):
-    _guarded(run_id, services.run_apply)
+    _guarded("apply_run", run_id, services.run_apply)
 
 
 def cleanup_run(run_id):
-    services.run_cleanup(run_id=run_id)
+    with logcontext.task_scope(task="cleanup_run", **_run_context(run_id)):
+        _reported(services.run_cleanup, run_id=run_id)
 
 
 def run_finished(run_id, status):
-    notify.run_event(run_id=run_id, status=status)
+    with logcontext.task_scope(task="run_finished", **_run_context(run_id)):
+        _reported(notify.run_event, run_id=run_id, status=status)
 
 
 def alert_stuck(run_id):
-    notify.stuck_alert(run_id=run_id)
+    with logcontext.task_scope(task="alert_stuck", **_run_context(run_id)):
+        _reported(notify.stuck_alert, run_id=run_id)
+
+
+def alert_condition(condition, run_ids):
+    with logcontext.task_scope(task="alert_condition"):
+        _reported(notify.condition_alert, condition=condition, run_ids=[r for r in str(run_ids).split(",") if r])
 
 
 def deliver_due_webhooks():
-    return notify.deliver_due()
+    with logcontext.task_scope(task="deliver_due_webhooks"):
+        return _reported(notify.deliver_due)
 
 
 def sweep():
-    return services.sweep()
+    with logcontext.task_scope(task="sweep"):
+        return _reported(services.sweep)
 
 
 def purge():
     from .retention import purge_sync_data
 
-    return purge_sync_data(dry_run=False)
+    with logcontext.task_scope(task="purge"):
+        return _reported(purge_sync_data, dry_run=False)
 
 
-def _guarded(run_id, service):
+def _guarded(task, run_id, service):
+    with logcontext.task_scope(task=task, **_run_context(run_id)):
+        try:
+            _reported(service, run_id=run_id)
+        except Exception as exc:
+            services.record_task_error(run_id=run_id, exc=exc)
+            raise
+
+
+def _reported(service, **kwargs):
     try:
-        service(run_id=run_id)
+        return service(**kwargs)
     except Exception as exc:
-        services.record_task_error(run_id=run_id, exc=exc)
+        logcontext.report_exception(exc)  # tagged with the task's context, while it is bound
         raise

@@ -27,6 +27,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from . import metrics
 from .conf import conf
 from .models import SyncRun, WebhookAttempt, WebhookDelivery
 from .selectors import run_representation
@@ -207,6 +208,7 @@ def _record(delivery: WebhookDelivery, *, number: int, url: str, started_at, dur
     )
     if not delivered:
         log.info("webhook %s try %d to %s failed: %s", delivery.webhook_id, number, url, error)
+    metrics.webhook_attempted({Status.DELIVERED: "delivered", Status.FAILED: "failed"}.get(status, "retry"))
     return attempt_row
 
 

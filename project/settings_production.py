@@ -39,6 +39,8 @@ if env("Q_BROKER", default="") == "sqs":
 
 # --- HTTPS (TLS ends at the load balancer, which sets X-Forwarded-Proto) ---------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+# an orchestrator probes the process itself over plain HTTP, not through the TLS balancer
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)

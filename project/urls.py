@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from integrations.api.errors import api_not_found
 
 urlpatterns = [
+    path("", include("integrations.ops_urls")),  # /healthz, /readyz, /metrics (SPEC section 14)
     path("admin/", admin.site.urls),
     path("api/v1/", include("integrations.api.urls")),
     re_path(r"^api/", api_not_found),  # any other /api/ URL: a JSON 404

@@ -1,15 +1,17 @@
 """The admin index: the last 14 days of runs by status as a server-rendered SVG chart, the
-integrations failing now (last run failed or held) and the stuck runs."""
+integrations failing now (last run failed or held), the stuck runs and the runs queued behind
+schedule; every one of these is defined once, in integrations/conditions.py (as /metrics counts them)."""
 
 from datetime import datetime, time, timedelta
 
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
 
+from .. import conditions
 from ..conf import conf
-from ..models import Integration, SyncRun
+from ..models import SyncRun
 from .common import STATUS_COLOURS
 
 Status = SyncRun.Status
@@ -17,7 +19,6 @@ DAYS = 14
 # bottom to top in a bar: the settled outcomes first, then what is still moving
 CHART_ORDER = (Status.SUCCEEDED, Status.PARTIAL, Status.NEEDS_REVIEW, Status.FAILED, Status.CANCELLED,
                Status.PROCESSING, Status.QUEUED, Status.RECEIVING)
-SETTLED = (Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELLED, Status.NEEDS_REVIEW)
 
 WIDTH, HEIGHT = 760, 250
 LEFT, RIGHT, TOP, BOTTOM = 36, 10, 14, 34
@@ -91,26 +92,14 @@ def chart(now=None) -> dict:
 
 
 def failing_integrations():
-    """Integrations whose latest settled (non dry) run failed or is held for review."""
-    last = (SyncRun.objects.filter(integration=OuterRef("pk"), dry_run=False, status__in=SETTLED)
-            .order_by("-created_at"))
-    failing = list(
-        Integration.objects.select_related("customer")
-        .annotate(last_status=Subquery(last.values("status")[:1]), last_run_id=Subquery(last.values("pk")[:1]),
-                  last_message=Subquery(last.values("message")[:1]),
-                  last_finished=Subquery(last.values("finished_at")[:1]))
-        .filter(last_status__in=[Status.FAILED, Status.NEEDS_REVIEW])
-        .order_by("-last_finished")[:50]
-    )
+    failing = list(conditions.failing_integrations().select_related("customer").order_by("-last_finished")[:50])
     for integration in failing:
         integration.last_label = integration.last_status.replace("_", " ")
     return failing
 
 
 def stuck_runs(now=None):
-    since = (now or timezone.now()) - timedelta(seconds=conf.STUCK_AFTER)
-    return list(SyncRun.objects.filter(status=Status.PROCESSING, started_at__lt=since)
-                .select_related("integration__customer").order_by("started_at")[:50])
+    return list(conditions.stuck_runs(now).select_related("integration__customer").order_by("started_at")[:50])
 
 
 def dashboard_context(request) -> dict:
@@ -123,6 +112,8 @@ def dashboard_context(request) -> dict:
         "sync_failing": failing_integrations(),
         "sync_stuck": stuck_runs(now),
         "sync_stuck_after": conf.STUCK_AFTER,
-        "sync_held": SyncRun.objects.filter(status=Status.NEEDS_REVIEW, dry_run=False).count(),
+        "sync_held": conditions.held_runs().count(),
+        "sync_behind": conditions.behind_runs(now).count(),
+        "sync_behind_after": conf.BEHIND_AFTER,
         "sync_runs_url": reverse("admin:integrations_syncrun_changelist"),
     }

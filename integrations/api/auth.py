@@ -9,6 +9,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
+from .. import logcontext
 from ..models import ApiKey
 from .throttling import AddressThrottle
 
@@ -41,6 +42,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
             key.last_used_at = now
             throttle.remember(raw)  # as seldom as last_used_at is written
+        logcontext.update(customer=key.customer.slug)
         return key.customer, key
 
     def _verify(self, keyword: str, raw: str) -> ApiKey:

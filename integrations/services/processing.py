@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from .. import storage
+from .. import conditions, metrics, storage
 from ..conf import conf
 from ..exceptions import IntegrationsError
 from ..ingest import decode, staging
@@ -62,6 +62,7 @@ def _start(run: SyncRun) -> None:
     run.started_at = run.started_at or now
     run.heartbeat_at = now
     run.save(update_fields=["status", "started_at", "heartbeat_at"])
+    metrics.run_started(run)
     enqueue("integrations.tasks.process_run", run.pk)
 
 
@@ -141,6 +142,7 @@ def batch_validate(*, batch_id) -> None:
         locked.save(update_fields=["validated_at", "valid", "invalid"])
         SyncRun.objects.filter(pk=run.pk).update(batches_done=F("batches_done") + 1, heartbeat_at=timezone.now())
         transaction.on_commit(lambda: _apply_when_validated(run.pk))
+    log.info("run %s batch %s validated: %d valid, %d invalid", run.pk, batch.seq, len(result.valid), len(result.problems))
 
 
 def _apply_when_validated(run_id) -> None:
@@ -251,9 +253,10 @@ def record_task_error(*, run_id, exc: BaseException) -> None:
 
 def sweep() -> dict:
     """The periodic sweeper (rules 8 and 9): re-queue runs whose worker died, cancel runs left
-    receiving too long, alert staff about stuck runs, and start integrations' next runs."""
+    receiving too long, alert staff about stuck and behind-schedule runs, and start integrations'
+    next runs."""
     now = timezone.now()
-    done = {"cancelled": 0, "requeued": 0, "failed": 0, "stuck": 0, "kicked": 0}
+    done = {"cancelled": 0, "requeued": 0, "failed": 0, "stuck": 0, "behind": 0, "kicked": 0}
     stale = now - timedelta(seconds=conf.RECEIVING_TIMEOUT)
     for run in SyncRun.objects.filter(status=Status.RECEIVING, created_at__lt=stale):
         with transaction.atomic():
@@ -272,18 +275,28 @@ def sweep() -> dict:
         with transaction.atomic():
             enqueue("integrations.tasks.process_run", run.pk)
         done["requeued"] += 1
-    stuck_since = now - timedelta(seconds=conf.STUCK_AFTER)
-    for run in SyncRun.objects.filter(status=Status.PROCESSING, started_at__lt=stuck_since, stuck_alerted_at__isnull=True):
-        SyncRun.objects.filter(pk=run.pk).update(stuck_alerted_at=now)
+    # one task per condition and sweep: many runs stalled at once (a worker outage) make one digest
+    stuck = list(conditions.stuck_runs(now).filter(stuck_alerted_at__isnull=True).values_list("pk", flat=True))
+    if stuck:
+        SyncRun.objects.filter(pk__in=stuck).update(stuck_alerted_at=now)
         with transaction.atomic():
-            enqueue("integrations.tasks.alert_stuck", run.pk)
-        done["stuck"] += 1
+            enqueue("integrations.tasks.alert_condition", conditions.STUCK, ",".join(map(str, stuck)))
+        done["stuck"] += len(stuck)
     for integration_id in (SyncRun.objects.filter(status=Status.QUEUED, dry_run=False)
                            .values_list("integration_id", flat=True).distinct()):
         if integration_kick(integration_id=integration_id):
             done["kicked"] += 1
     for run_id in SyncRun.objects.filter(status=Status.QUEUED, dry_run=True).values_list("pk", flat=True):
         dry_run_start(run_id=run_id)
+    # behind: still queued after the kicks above (a run ahead of it holds the line, or no worker runs)
+    if conf.STAFF_EMAILS:  # the alert's RunNotification marks a behind run as alerted
+        behind = list(conditions.behind_runs(timezone.now()).exclude(notifications__event=f"run.{conditions.BEHIND}")
+                      .values_list("pk", flat=True))
+        if behind:
+            with transaction.atomic():
+                enqueue("integrations.tasks.alert_condition", conditions.BEHIND, ",".join(map(str, behind)))
+            done["behind"] += len(behind)
     if any(done.values()):
         log.info("sweep: %s", done)
+        metrics.sweeper_acted(done)
     return done

@@ -2,18 +2,21 @@
 and as staff decide it: review, retry. Processing itself is in processing.py."""
 
 import hashlib
+import logging
+import time
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .. import storage
+from .. import metrics, storage
 from ..conf import conf
 from ..exceptions import Conflict, IdempotencyMismatch, Inactive, InvalidInput, TooLarge
 from ..ingest import decode
 from ..models import IdempotencyKey, Integration, Mode, SyncBatch, SyncRun
 from ..queue import enqueue
 
+log = logging.getLogger("integrations")
 Status = SyncRun.Status
 
 
@@ -89,6 +92,7 @@ def batch_receive(*, run: SyncRun, seq: int | None, body: bytes, content_type: s
     if run.status != Status.RECEIVING:
         raise Conflict(f"run is {run.status}, not receiving batches", details={"status": run.status})
     _require_active(run.integration)
+    began = time.perf_counter()
     plain = decode.decompress(body, content_encoding, conf.MAX_BATCH_BYTES)
     summary = decode.summarize_batch(plain, content_type)
     if summary.received > conf.MAX_BATCH_RECORDS:
@@ -121,6 +125,7 @@ def batch_receive(*, run: SyncRun, seq: int | None, body: bytes, content_type: s
     except Conflict:
         storage.delete_payload(name)
         raise
+    metrics.batch_accepted(seconds=time.perf_counter() - began, records=summary.received)
     return batch, True
 
 
@@ -263,4 +268,6 @@ def _finish(run: SyncRun, status: str, message: str) -> None:
     if status == Status.CANCELLED:
         run.created = run.updated = run.unchanged = run.deleted = 0
     run.save()
+    log.info("run %s %s: %s", run.pk, status, message)
+    metrics.run_finished(run)
     enqueue("integrations.tasks.run_finished", run.pk, status)
