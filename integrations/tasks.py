@@ -26,9 +26,9 @@ def validate_batch(batch_id):
     try:
         services.batch_validate(batch_id=int(batch_id))
     except Exception as exc:
-        if run_id:
-            services.record_task_error(run_id=run_id, exc=exc)
-        raise
+        if not run_id:
+            raise
+        services.record_task_error(run_id=run_id, exc=exc, task="validate_batch")
 
 
 def apply_run(run_id):
@@ -62,8 +62,10 @@ def purge():
 
 
 def _guarded(run_id, service):
+    """A task of a run that raises is recorded on the run (failed at once unless transient) and
+    not raised again: the log and the run page have it, and django-q2 would not retry it anyway
+    (ack_failures); the sweeper retries transient ones."""
     try:
         service(run_id=run_id)
     except Exception as exc:
-        services.record_task_error(run_id=run_id, exc=exc)
-        raise
+        services.record_task_error(run_id=run_id, exc=exc, task=service.__name__)
