@@ -1,6 +1,6 @@
 """django-q2 entry points. Each takes ids, calls one service, and does nothing else."""
 
-from . import notify, services
+from . import notify, services, webhooks
 
 
 def kick_integration(integration_id):
@@ -45,6 +45,10 @@ def run_finished(run_id, status):
 
 def alert_stuck(run_id):
     notify.stuck_alert(run_id=run_id)
+
+
+def deliver_webhook(delivery_id):
+    webhooks.attempt(delivery_id=int(delivery_id))
 
 
 def deliver_due_webhooks():

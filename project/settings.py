@@ -109,6 +109,19 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"  # explicit: without a broker key django-q2 tries Redis
+# Webhooks are sent by a cluster of their own (a queue of its own on the same broker), so that slow
+# receivers never hold a worker of the runs: `Q_QUEUE=webhooks manage.py qcluster` (Procfile
+# `webhooks`, `make run`). INTEGRATIONS_WEBHOOK_CLUSTER="" sends them from the one cluster instead.
+INTEGRATIONS_WEBHOOK_CLUSTER = env("INTEGRATIONS_WEBHOOK_CLUSTER", default=f"{Q_CLUSTER['name']}-webhooks")
+if env("Q_QUEUE", default="runs") == "webhooks":
+    Q_CLUSTER.update(
+        cluster_name=INTEGRATIONS_WEBHOOK_CLUSTER,  # the queue it consumes; `name` (the signing salt) stays
+        workers=env.int("Q_WEBHOOK_WORKERS", default=2),
+        # a task is one try (at most INTEGRATIONS_WEBHOOK_TIMEOUT) or the due retries (45 s budget)
+        timeout=120,
+        retry=150,
+        label="Webhook queue",
+    )
 
 # --- Files ----------------------------------------------------------------------------------
 MEDIA_ROOT = env("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media"))

@@ -2,7 +2,11 @@
 at once, the customer never reads SQL or a traceback; no customer waits on another's lock."""
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -12,10 +16,11 @@ from django.db import DataError, OperationalError, connection, connections, tran
 
 from catalog.models import Product
 from integrations import services
-from integrations.models import Integration, SyncRun
+from integrations.models import Integration, SyncRun, WebhookAttempt
 from integrations.targets import get_target
 from tests.conftest import db_is_postgres, product, sync
 from tests.test_api_support import API
+from tests.test_commands import database_url
 
 pytest_plugins = ["tests.test_api_support"]  # the fixtures api, api_key
 
@@ -256,3 +261,88 @@ def test_complete_of_another_integration_does_not_wait_for_an_apply(customer, se
         assert completing.seconds < 1, completing.seconds
         assert applying.thread.is_alive()
     assert applying.join(15).status == S.SUCCEEDED
+
+
+# --- no webhook receiver can hold a worker of the runs (real clusters) -----------------------------------
+
+
+def start_cluster(settings, **extra):
+    env = {**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": settings.MEDIA_ROOT, "EMAIL_URL": "dummymail://",
+           "INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE": "true", **extra}
+    for name in ("REDIS_URL", "INTEGRATIONS_WEBHOOK_CLUSTER", "Q_QUEUE", "Q_CLUSTER_NAME"):
+        if name not in extra:
+            env.pop(name, None)
+    return subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=settings.BASE_DIR, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop_cluster(proc):
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+@pytest.fixture
+def clusters(transactional_db, settings):
+    """The production shape: the cluster of the runs (one worker, to make any hold visible) and the
+    webhook cluster (`Q_QUEUE=webhooks`), as the Procfile and `make run` start them."""
+    settings.INTEGRATIONS_RUN_TASKS_INLINE = False
+    procs = [start_cluster(settings, Q_WORKERS="1"), start_cluster(settings, Q_QUEUE="webhooks")]
+    yield procs
+    for proc in procs:
+        stop_cluster(proc)
+
+
+def wait_until(check, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+@pytest.mark.slow
+def test_a_dripping_receiver_does_not_delay_another_customers_run(clusters, integration, other_customer):
+    from .test_webhooks_delivery import DrippingReceiver
+
+    dripping = DrippingReceiver(seconds=30)
+    try:
+        integration.webhook_url = dripping.url
+        integration.save()
+        other = services.integration_create(customer=other_customer, slug="products", target="catalog.product")
+        first = sync(integration, [product("A")])
+        wait_until(lambda: dripping.connections >= 1, 60, "the webhook try of the first customer's run")
+        second = sync(other, [product("B")])
+        started = time.monotonic()
+        wait_until(lambda: SyncRun.objects.get(pk=second.pk).status in SyncRun.END_STATES, 25,
+                   "the other customer's run")
+        took = time.monotonic() - started
+        assert SyncRun.objects.get(pk=second.pk).status == S.SUCCEEDED
+        assert took < 8, took  # not the 30 s of the drip
+        assert dripping.connections == 1 and WebhookAttempt.objects.count() == 0  # still dripping now
+        # the try ends at the deadline (INTEGRATIONS_WEBHOOK_TIMEOUT, 10 s by default), recorded for a retry
+        wait_until(lambda: WebhookAttempt.objects.filter(delivery__run_id=first.pk).exists(), 20, "the try's end")
+        attempt = WebhookAttempt.objects.get(delivery__run_id=first.pk)
+        assert attempt.status_code is None and "timed out" in attempt.error
+        assert 9_000 <= attempt.duration_ms < 13_000, attempt.duration_ms
+        assert attempt.delivery.status == "pending"
+    finally:
+        dripping.close()
+
+
+def test_the_due_webhooks_schedule_runs_on_the_webhook_cluster(transactional_db, settings):
+    from django_q.models import Schedule
+
+    from integrations.schedules import ensure_schedules
+
+    settings.INTEGRATIONS_WEBHOOK_CLUSTER = "acme-webhooks"
+    ensure_schedules()
+    assert Schedule.objects.get(name="integrations.deliver_webhooks").cluster == "acme-webhooks"
+    assert Schedule.objects.get(name="integrations.sweep").cluster is None
+    settings.INTEGRATIONS_WEBHOOK_CLUSTER = ""  # one cluster for everything
+    ensure_schedules()
+    assert Schedule.objects.get(name="integrations.deliver_webhooks").cluster is None
