@@ -328,7 +328,7 @@ class _GuardedHTTPSConnection(_WatchedHTTPSConnection):
 
 
 def _pool(base, connection_cls):
-    return type(f"_{connection_cls.__name__}Pool", (base,), {"ConnectionCls": connection_cls})
+    return type(f"{connection_cls.__name__}Pool", (base,), {"ConnectionCls": connection_cls})
 
 
 _WATCHED_POOLS = {"http": _pool(urllib3.HTTPConnectionPool, _WatchedHTTPConnection),
