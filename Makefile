@@ -21,9 +21,10 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	$(PY) manage.py collectstatic --noinput -v0
-	@echo "Serving on http://$(HOST):$(PORT)/admin/ and http://$(HOST):$(PORT)/api/v1/ (Ctrl-C stops both)"
-	@trap 'kill 0' INT TERM EXIT; \
+	@echo "Serving on http://$(HOST):$(PORT)/admin/ and http://$(HOST):$(PORT)/api/v1/ (Ctrl-C stops all three)"
+	@trap 'kill 0' INT TERM EXIT; export INTEGRATIONS_WEBHOOK_CLUSTER=$${INTEGRATIONS_WEBHOOK_CLUSTER:-integrations-webhooks}; \
 	  $(PY) manage.py qcluster & \
+	  Q_QUEUE=webhooks $(PY) manage.py qcluster & \
 	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload & \
 	  wait
 
@@ -61,17 +62,19 @@ bench-client: install
 PROD_ENV = DJANGO_SETTINGS_MODULE=project.settings_production \
   SECRET_KEY="$${SECRET_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))')}" \
   ALLOWED_HOSTS="$${ALLOWED_HOSTS:-127.0.0.1,localhost}" SECURE_SSL_REDIRECT="$${SECURE_SSL_REDIRECT:-false}" \
+  INTEGRATIONS_WEBHOOK_CLUSTER="$${INTEGRATIONS_WEBHOOK_CLUSTER:-integrations-webhooks}" \
   HOST=$(HOST) PORT=$(PORT)
 .PHONY: serve-prod test-faults load
 serve-prod: install
 	@export $(PROD_ENV); \
 	  $(PY) manage.py migrate --noinput && $(PY) manage.py collectstatic --noinput -v0 && \
 	  $(PY) manage.py check --deploy && \
-	  echo "gunicorn on http://$(HOST):$(PORT)/ and two django-q2 clusters (Ctrl-C stops all)" && \
+	  echo "gunicorn on http://$(HOST):$(PORT)/, two django-q2 clusters and the webhook cluster (Ctrl-C stops all)" && \
 	  trap 'kill 0' INT TERM EXIT; \
 	  $(VENV)/bin/gunicorn -c gunicorn.conf.py project.wsgi & \
 	  $(PY) manage.py qcluster & \
 	  $(PY) manage.py qcluster & \
+	  Q_QUEUE=webhooks $(PY) manage.py qcluster & \
 	  wait
 
 # The fault tests alone (they also run in the PostgreSQL pass of `make test`): real processes, kill -9.

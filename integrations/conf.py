@@ -33,8 +33,11 @@ _DEFAULTS = {
     "INTEGRATIONS_ANON_THROTTLE_RATE": (str, "60/min"),
     # allow webhook URLs that resolve to private or loopback addresses (tests, development)
     "INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE": (bool, False),
-    # seconds before a webhook request gives up
+    # seconds one webhook try may take in all (connect, send, the answer's headers), wall clock
     "INTEGRATIONS_WEBHOOK_TIMEOUT": (int, 10),
+    # the django-q2 cluster that sends webhooks, so that slow receivers never hold a worker of the
+    # runs (docs/DEPLOY.md); empty: the cluster of the runs sends them
+    "INTEGRATIONS_WEBHOOK_CLUSTER": (str, ""),
     # staff alerted on failed, needs_review and stuck runs (comma-separated in the environment)
     "INTEGRATIONS_STAFF_EMAILS": (list, []),
     # days raw batch payloads and uploads are kept

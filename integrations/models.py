@@ -154,6 +154,9 @@ class SyncRun(models.Model):
     retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # what went wrong inside a task, for staff only (never in the API or webhooks): the customer's
+    # `message` says "internal error" with the reference that this text and the log carry
+    error_detail = models.TextField(blank=True)
     stuck_alerted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

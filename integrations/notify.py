@@ -22,6 +22,7 @@ from django.urls import NoReverseMatch, reverse
 from . import conditions, webhooks
 from .conf import conf
 from .models import RecordError, RunNotification, SyncRun
+from .queue import enqueue
 from .selectors import run_errors
 
 log = logging.getLogger("integrations")
@@ -44,7 +45,8 @@ def run_event(*, run_id, status: str) -> None:
         return
     delivery, created = webhooks.delivery_create(run=run, status=status)
     if delivery is not None and created:
-        webhooks.attempt(delivery_id=delivery.pk)  # at once; failures wait for deliver_due()
+        # the first try at once, by the webhook cluster; failures wait for deliver_due()
+        enqueue("integrations.tasks.deliver_webhook", delivery.pk, cluster=conf.WEBHOOK_CLUSTER or None)
     if run.dry_run:
         return
     recipients = run.integration.recipients if status in CUSTOMER_EVENTS else []

@@ -24,7 +24,8 @@ def inline():
         _inline.reset(token)
 
 
-def enqueue(func: str, *args, group: str | None = None) -> None:
+def enqueue(func: str, *args, group: str | None = None, cluster: str | None = None) -> None:
+    """`cluster`: the django-q2 cluster (queue) whose workers run the task; None, the default one."""
     run_inline = _inline.get() or conf.RUN_TASKS_INLINE
     args = tuple(str(a) if not isinstance(a, (int, str)) else a for a in args)
 
@@ -34,6 +35,7 @@ def enqueue(func: str, *args, group: str | None = None) -> None:
         else:
             from django_q.tasks import async_task
 
-            async_task(func, *args, group=group or func.rsplit(".", 1)[-1])
+            options = {"cluster": cluster} if cluster else {}
+            async_task(func, *args, group=group or func.rsplit(".", 1)[-1], **options)
 
     transaction.on_commit(send, robust=False)

@@ -10,8 +10,11 @@ def schedule_specs() -> dict[str, dict]:
     return {
         "integrations.sweep": {"func": "integrations.tasks.sweep", "schedule_type": Schedule.MINUTES,
                                "minutes": sweep_minutes},
+        # run by the webhook cluster when there is one (django-q2 hands a schedule with a `cluster`
+        # to that cluster only); else by the default one
         "integrations.deliver_webhooks": {"func": "integrations.tasks.deliver_due_webhooks",
-                                          "schedule_type": Schedule.MINUTES, "minutes": 1},
+                                          "schedule_type": Schedule.MINUTES, "minutes": 1,
+                                          "cluster": conf.WEBHOOK_CLUSTER or None},
         "integrations.purge": {"func": "integrations.tasks.purge", "schedule_type": Schedule.DAILY},
     }
 

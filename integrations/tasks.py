@@ -4,7 +4,7 @@ Each runs inside `logcontext.task_scope`: its log lines (and any error sent to S
 task's name and, for a run's task, the run, its integration and its customer (one small query
 per task, never per record)."""
 
-from . import logcontext, notify, services
+from . import logcontext, notify, services, webhooks
 
 
 def _run_context(run_id) -> dict:
@@ -49,9 +49,9 @@ def validate_batch(batch_id):
         try:
             _reported(services.batch_validate, batch_id=int(batch_id))
         except Exception as exc:
-            if run_id:
-                services.record_task_error(run_id=run_id, exc=exc)
-            raise
+            if not run_id:
+                raise
+            services.record_task_error(run_id=run_id, exc=exc, task="validate_batch")
 
 
 def apply_run(run_id):
@@ -78,6 +78,11 @@ def alert_condition(condition, run_ids):
         _reported(notify.condition_alert, condition=condition, run_ids=[r for r in str(run_ids).split(",") if r])
 
 
+def deliver_webhook(delivery_id):
+    with logcontext.task_scope(task="deliver_webhook"):
+        _reported(webhooks.attempt, delivery_id=int(delivery_id))
+
+
 def deliver_due_webhooks():
     with logcontext.task_scope(task="deliver_due_webhooks"):
         return _reported(notify.deliver_due)
@@ -96,12 +101,14 @@ def purge():
 
 
 def _guarded(task, run_id, service):
+    """A task of a run that raises is recorded on the run (failed at once unless transient) and
+    not raised again: the log, Sentry and the run page have it, and django-q2 would not retry it
+    anyway (ack_failures); the sweeper retries transient ones."""
     with logcontext.task_scope(task=task, **_run_context(run_id)):
         try:
             _reported(service, run_id=run_id)
         except Exception as exc:
-            services.record_task_error(run_id=run_id, exc=exc)
-            raise
+            services.record_task_error(run_id=run_id, exc=exc, task=task)
 
 
 def _reported(service, **kwargs):

@@ -5,6 +5,10 @@ One event of a run (run.succeeded, run.needs_review, ...) is one WebhookDelivery
 failed one is tried again by `deliver_due()` (a django-q2 schedule, every minute) after a backoff,
 so no worker ever sleeps waiting for a retry. A delivery is claimed by moving its next_attempt_at
 forward in one conditional UPDATE, so two workers never send the same try twice at once.
+
+No receiver can hold a worker: a try has one wall-clock deadline, INTEGRATIONS_WEBHOOK_TIMEOUT, for
+connecting, sending and the answer's headers (the body is never read); and the tries run on their
+own django-q2 cluster when INTEGRATIONS_WEBHOOK_CLUSTER names one, never on a worker of the runs.
 """
 
 import hashlib
@@ -12,6 +16,7 @@ import ipaddress
 import json
 import logging
 import socket
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -133,20 +138,22 @@ def attempt(*, delivery_id) -> WebhookAttempt | None:
     clock = time.monotonic()
     status_code, error, retry_after, permanent = None, "", None, False
     url = integration.webhook_url or ""
+    deadline = Deadline(conf.WEBHOOK_TIMEOUT)
     try:
         if not url:
             raise Refused("the integration has no webhook URL any more")
-        check_url(url)
-        body = body_of(delivery)
-        headers = {"content-type": "application/json", "user-agent": USER_AGENT,
-                   **sign_headers(secret=integration.webhook_secret, webhook_id=delivery.webhook_id, body=body,
-                                  at=started_at)}
-        with _session(url) as session:
-            # stream: only the status and headers matter; a huge body is never read into memory
-            response = session.post(url, data=body.encode(), headers=headers, timeout=conf.WEBHOOK_TIMEOUT,
-                                    allow_redirects=False, stream=True)
-        status_code = response.status_code
-        response.close()
+        with deadline:
+            check_url(url)
+            body = body_of(delivery)
+            headers = {"content-type": "application/json", "user-agent": USER_AGENT,
+                       **sign_headers(secret=integration.webhook_secret, webhook_id=delivery.webhook_id, body=body,
+                                      at=started_at)}
+            with _session(url) as session:
+                # stream: only the status and headers matter; a huge body is never read into memory
+                response = session.post(url, data=body.encode(), headers=headers, timeout=conf.WEBHOOK_TIMEOUT,
+                                        allow_redirects=False, stream=True)
+                status_code = response.status_code
+                response.close()
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
             if 300 <= status_code < 400:
@@ -156,10 +163,11 @@ def attempt(*, delivery_id) -> WebhookAttempt | None:
             permanent = status_code in PERMANENT_STATUSES
     except Refused as exc:
         error, permanent = str(exc), exc.permanent
-    except requests.Timeout:
-        error = f"timed out after {conf.WEBHOOK_TIMEOUT} s"
     except requests.RequestException as exc:
-        error = f"{type(exc).__name__}: {exc}"[:1000]
+        if deadline.expired or isinstance(exc, requests.Timeout):
+            status_code, error = None, f"timed out: no complete answer within {conf.WEBHOOK_TIMEOUT} s"
+        else:
+            error = f"{type(exc).__name__}: {exc}"[:1000]
     except Exception as exc:  # a bad secret, say: record it and try again later (staff may fix it)
         error = f"{type(exc).__name__}: {exc}"[:1000]
     duration_ms = int((time.monotonic() - clock) * 1000)
@@ -234,7 +242,77 @@ def check_url(url: str) -> None:
                           "(INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE is off)")
 
 
-class _GuardedHTTPConnection(urllib3.connection.HTTPConnection):
+class Deadline:
+    """One wall-clock limit for a whole try. `requests` times each socket operation on its own, so a
+    receiver that sends a byte of its headers every few seconds is never "timed out" and holds the
+    worker as long as it likes; this watchdog shuts every socket of the try down when the time is up,
+    which ends a blocked connect, send or read at once. The sockets are registered by the connection
+    classes below (`_new_conn`), as duplicates: the shutdown reaches the connection even after TLS has
+    wrapped the socket, and never a descriptor that another socket reuses later."""
+
+    _current = threading.local()
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self):
+        Deadline._current.value = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+        Deadline._current.value = None
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+    @classmethod
+    def watch(cls, sock: socket.socket) -> None:
+        deadline = getattr(cls._current, "value", None)
+        if deadline is None:
+            return
+        with deadline._lock:
+            deadline._sockets.append(sock.dup())
+            expired = deadline.expired
+        if expired:  # the time ran out while connecting (a slow DNS answer, say)
+            _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed
+        pass
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    def _new_conn(self):
+        sock = super()._new_conn()
+        Deadline.watch(sock)
+        return sock
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def _new_conn(self):
+        sock = super()._new_conn()
+        Deadline.watch(sock)
+        return sock
+
+
+class _GuardedHTTPConnection(_WatchedHTTPConnection):
     """Checks the address actually connected to: the host may resolve differently now than when
     check_url() looked (DNS rebinding)."""
 
@@ -244,25 +322,39 @@ class _GuardedHTTPConnection(urllib3.connection.HTTPConnection):
         return sock
 
 
-class _GuardedHTTPSConnection(urllib3.connection.HTTPSConnection):
+class _GuardedHTTPSConnection(_WatchedHTTPSConnection):
     def _new_conn(self):
         sock = super()._new_conn()
         _check_peer(sock, self.host)
         return sock
 
 
-class _GuardedHTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _GuardedHTTPConnection
+def _pool(base, connection_cls):
+    return type(f"{connection_cls.__name__}Pool", (base,), {"ConnectionCls": connection_cls})
 
 
-class _GuardedHTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _GuardedHTTPSConnection
+_WATCHED_POOLS = {"http": _pool(urllib3.HTTPConnectionPool, _WatchedHTTPConnection),
+                  "https": _pool(urllib3.HTTPSConnectionPool, _WatchedHTTPSConnection)}
+_GUARDED_POOLS = {"http": _pool(urllib3.HTTPConnectionPool, _GuardedHTTPConnection),
+                  "https": _pool(urllib3.HTTPSConnectionPool, _GuardedHTTPSConnection)}
 
 
-class _GuardedAdapter(requests.adapters.HTTPAdapter):
+class _DeliveryAdapter(requests.adapters.HTTPAdapter):
+    """Every connection watched by the try's Deadline; the peer's address checked unless `guard` is
+    off (private addresses allowed, or an egress proxy is the peer)."""
+
+    def __init__(self, *, guard: bool):
+        self._pools = _GUARDED_POOLS if guard else _WATCHED_POOLS
+        super().__init__()
+
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = dict(self._pools)
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
+        return manager
 
 
 def _check_peer(sock, host) -> None:
@@ -278,9 +370,9 @@ def _session(url: str) -> requests.Session:
     # through an egress proxy of the environment (HTTPS_PROXY), the proxy is the peer: check_url()
     # has vetted the host, the proxy's own rules do the rest
     via_proxy = bool(requests.utils.get_environ_proxies(url))
-    if not conf.WEBHOOK_ALLOW_PRIVATE and not via_proxy:
-        session.mount("http://", _GuardedAdapter())
-        session.mount("https://", _GuardedAdapter())
+    adapter = _DeliveryAdapter(guard=not conf.WEBHOOK_ALLOW_PRIVATE and not via_proxy)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session
 
 

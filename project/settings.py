@@ -7,6 +7,7 @@ Zero-setup default: SQLite in WAL mode plus the django-q2 ORM broker. Production
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -111,6 +112,24 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"  # explicit: without a broker key django-q2 tries Redis
+# Webhooks may be sent by a cluster of their own (a queue of its own on the same broker), so that slow
+# receivers never hold a worker of the runs: set INTEGRATIONS_WEBHOOK_CLUSTER (e.g.
+# "integrations-webhooks") for every process and start `Q_QUEUE=webhooks manage.py qcluster` beside
+# the runs' cluster (the Procfile, `make run`, `make serve-prod` do). Unset, the one cluster sends them
+# too (a delivery is bounded by INTEGRATIONS_WEBHOOK_TIMEOUT either way), so a single `qcluster` works.
+INTEGRATIONS_WEBHOOK_CLUSTER = env("INTEGRATIONS_WEBHOOK_CLUSTER", default="")
+if env("Q_QUEUE", default="runs") == "webhooks":
+    if not INTEGRATIONS_WEBHOOK_CLUSTER:
+        raise ImproperlyConfigured("Q_QUEUE=webhooks starts the webhook cluster: set INTEGRATIONS_WEBHOOK_CLUSTER "
+                                   "(the same value for every process), e.g. integrations-webhooks")
+    Q_CLUSTER.update(
+        cluster_name=INTEGRATIONS_WEBHOOK_CLUSTER,  # the queue it consumes; `name` (the signing salt) stays
+        workers=env.int("Q_WEBHOOK_WORKERS", default=2),
+        # a task is one try (at most INTEGRATIONS_WEBHOOK_TIMEOUT) or the due retries (45 s budget)
+        timeout=120,
+        retry=150,
+        label="Webhook queue",
+    )
 
 # --- Files ----------------------------------------------------------------------------------
 MEDIA_ROOT = env("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media"))

@@ -5,6 +5,8 @@ import hashlib
 import hmac
 import json
 import os
+import socket
+import threading
 import time
 from datetime import timedelta
 
@@ -302,3 +304,81 @@ def test_the_connected_address_is_checked_too(httpserver, settings):
     settings.INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE = True
     with webhooks._session(url) as session:
         assert session.post(url, data=b"{}", timeout=5).status_code == 200
+
+
+class DrippingReceiver:
+    """A receiver that reads the request, then sends its answer one byte a second for `seconds`: each
+    read of the sender gets a byte long before any per-read timeout (issue 10 point 2)."""
+
+    def __init__(self, seconds=30, tls=False):
+        self.seconds = seconds
+        self.stop = threading.Event()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/hook"
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        self.server.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn):
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+                answer = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"." * 1000
+                for byte in answer[: self.seconds]:
+                    if self.stop.wait(1):
+                        return
+                    conn.sendall(bytes([byte]))
+            except OSError:  # the sender hung up: what a deadline does
+                return
+
+    def close(self):
+        self.stop.set()
+        self.server.close()
+
+
+@pytest.fixture
+def dripping():
+    receiver = DrippingReceiver()
+    yield receiver
+    receiver.close()
+
+
+def test_a_dripping_receiver_cannot_hold_a_try_past_the_deadline(integration, dripping, settings):
+    settings.INTEGRATIONS_WEBHOOK_TIMEOUT = 3
+    integration.webhook_url = dripping.url
+    integration.save()
+    started = time.monotonic()
+    run = sync(integration, [product("A")])  # the first try happens at once
+    took = time.monotonic() - started
+    assert run.status == S.SUCCEEDED
+    attempt = WebhookAttempt.objects.get(delivery__run=run)
+    assert took < 3 + 3, took  # the deadline plus slack, not the 30 s of the drip
+    assert 2500 <= attempt.duration_ms < 5000, attempt.duration_ms
+    assert attempt.status_code is None and "timed out" in attempt.error and "3 s" in attempt.error
+    delivery = attempt.delivery
+    delivery.refresh_from_db()
+    assert delivery.status == "pending" and delivery.next_attempt_at is not None  # retried later
+    assert dripping.connections == 1
+
+
+def test_the_deadline_holds_for_the_due_retries_too(integration, dripping, settings):
+    settings.INTEGRATIONS_WEBHOOK_TIMEOUT = 2
+    integration.webhook_url = dripping.url
+    integration.save()
+    run = sync(integration, [product("A")])
+    make_due()
+    started = time.monotonic()
+    assert notify.deliver_due() == 1
+    assert time.monotonic() - started < 2 + 3
+    delivery = WebhookDelivery.objects.get(run=run)
+    assert delivery.attempts == 2 and delivery.status == "pending" and "timed out" in delivery.last_error

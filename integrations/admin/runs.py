@@ -134,12 +134,13 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
         ("Timings", {"fields": ["created_at", "completed_at", "started_at", "finished_at", "duration",
                                 "heartbeat_at"]}),
         ("Origin and review", {"fields": ["source", "upload_filename", "retry_of_link", "retried_as",
-                                          "reviewed_by", "reviewed_at", "attempts", "last_error"]}),
+                                          "reviewed_by", "reviewed_at", "attempts", "last_error",
+                                          "error_detail"]}),
     ]
     readonly_fields = ["status_badge", "integration_link", "customer", "mode_label", "source",
                        "upload_filename", "retry_of_link", "retried_as", "counts_table", "progress", "created_at",
                        "completed_at", "started_at", "finished_at", "duration", "heartbeat_at", "attempts",
-                       "message", "last_error", "reviewed_by", "reviewed_at", "first_errors"]
+                       "message", "last_error", "error_detail", "reviewed_by", "reviewed_at", "first_errors"]
 
     def has_review_permission(self, request):
         return can_review(request)

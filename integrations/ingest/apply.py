@@ -1,15 +1,18 @@
 """The apply of a run (SPEC section 3): duplicates, error policy, deletion guard, upsert, deletes.
 
-`plan_and_apply` runs inside the run's one transaction. It decides with set-based queries over the
+`plan_and_apply` runs inside the run's one transaction, after `lock_owner_rows`; `refresh_statistics`
+runs before that transaction, never inside it. It decides with set-based queries over the
 staging tables, then writes: on PostgreSQL one INSERT ... SELECT ... ON CONFLICT DO UPDATE that
 skips unchanged rows (IS DISTINCT FROM), elsewhere the ORM's bulk upsert; deletions are one
 anti-join DELETE on both.
 """
 
+import hashlib
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 from django.db.models import Count, Exists, OuterRef, Sum
 from django.utils import timezone
 
@@ -19,6 +22,7 @@ from . import staging
 from .validate import DUPLICATE_KEY
 
 Status = SyncRun.Status
+log = logging.getLogger("integrations")
 
 
 @dataclass
@@ -36,7 +40,6 @@ class Outcome:
 def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
     integration = run.integration
     owner_id = integration.customer_id
-    refresh_statistics(target)
     mark_cross_batch_duplicates(run, target)
 
     received = SyncBatch.objects.filter(run=run).aggregate(n=Sum("received"))["n"] or 0
@@ -111,13 +114,37 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
 def refresh_statistics(target: Target) -> None:
     """PostgreSQL plans the set-based statements from table statistics; the staging table has just
     grown by the whole run, and a stale estimate turns the anti-joins into nested loops
-    (PERFORMANCE.md lesson 3). ANALYZE samples a bounded number of rows, so this stays cheap."""
-    if connection.vendor != "postgresql":
+    (PERFORMANCE.md lesson 3). ANALYZE samples a bounded number of rows, so this stays cheap.
+
+    Called before the run's transaction, never inside it: ANALYZE holds a lock on the table that
+    every other ANALYZE of it waits for, until its transaction ends; inside an apply that was the
+    whole apply, and another customer's apply waited on it. Here each table is its own short
+    transaction, and one that would wait more than a second is skipped (another run is analysing
+    the same table at this moment: its statistics serve both)."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
         return
     q = connection.ops.quote_name
+    for table in (staging.stage_model(target)._meta.db_table, target.model._meta.db_table):
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '1s'")
+                cursor.execute(f"ANALYZE {q(table)}")
+        except OperationalError as exc:
+            log.info("ANALYZE %s skipped: %s", table, exc)
+
+
+def lock_owner_rows(target: Target, owner_id) -> None:
+    """Inside the run's transaction: no other apply of this customer's rows of this target runs at
+    the same time (rule 4: a full snapshot is the customer's whole set of rows, whichever integration
+    wrote them; two applies deciding deletions on one set of rows at once would each miss the other's
+    writes). The narrowest lock that does it, a PostgreSQL advisory lock on (target, customer) until
+    commit: other customers, other targets and the customer's other calls (completing a run of
+    another integration) never wait on it. SQLite runs one writing transaction at a time anyway."""
+    if connection.vendor != "postgresql":
+        return
+    digest = hashlib.blake2b(f"integrations.apply|{target.name}|{owner_id}".encode(), digest_size=8).digest()
     with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {q(staging.stage_model(target)._meta.db_table)}")
-        cursor.execute(f"ANALYZE {q(target.model._meta.db_table)}")
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)])
 
 
 def mark_cross_batch_duplicates(run: SyncRun, target: Target) -> int:

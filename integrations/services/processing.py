@@ -10,9 +10,10 @@ nothing twice. The apply and the run's end state commit in one transaction.
 
 import logging
 import traceback
+import uuid
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
@@ -20,7 +21,7 @@ from .. import conditions, metrics, storage
 from ..conf import conf
 from ..exceptions import IntegrationsError
 from ..ingest import decode, staging
-from ..ingest.apply import plan_and_apply
+from ..ingest.apply import lock_owner_rows, plan_and_apply, refresh_statistics
 from ..ingest.stage import stage_batch
 from ..ingest.validate import Validator
 from ..models import Integration, RecordError, StagedDelete, SyncBatch, SyncRun
@@ -35,7 +36,9 @@ Status = SyncRun.Status
 def integration_kick(*, integration_id) -> SyncRun | None:
     """Start the integration's next queued run unless a run ahead of it is processing or held."""
     with transaction.atomic():
-        Integration.objects.select_for_update().filter(pk=integration_id).first()
+        # `of`: the integration's row alone (its default ordering joins the customer, whose row
+        # FOR UPDATE would lock too, making the customer's other integrations wait)
+        Integration.objects.select_for_update(of=("self",)).filter(pk=integration_id).first()
         runs = SyncRun.objects.filter(integration_id=integration_id, dry_run=False)
         if runs.filter(status__in=SyncRun.BLOCKING_STATES).exists():
             return None
@@ -158,8 +161,11 @@ def run_apply(*, run_id) -> SyncRun | None:
         return None
     target = get_target(integration_target)
     staging.ensure_table(target)
+    refresh_statistics(target)  # outside the transaction: its lock would last the whole apply
     with transaction.atomic():
-        run = SyncRun.objects.select_for_update().select_related("integration__customer").filter(pk=run_id).first()
+        # the run's row only (`of`): a join's rows, the customer's above all, are not locked with it
+        run = (SyncRun.objects.select_for_update(of=("self",)).select_related("integration__customer")
+               .filter(pk=run_id).first())
         if run is None or run.status != Status.PROCESSING:
             return run
         if SyncBatch.objects.filter(run=run, validated_at__isnull=True).exists():
@@ -168,7 +174,9 @@ def run_apply(*, run_id) -> SyncRun | None:
             return run
         if not run.dry_run:
             # at most one run of an integration applies at a time (rule 6)
-            Integration.objects.select_for_update().get(pk=run.integration_id)
+            Integration.objects.select_for_update(of=("self",)).get(pk=run.integration_id)
+            # and one run of the customer into this target (rule 4), whichever its integration
+            lock_owner_rows(target, run.integration.customer_id)
         if not _staging_complete(run, target):
             _restage(run, target)
             return run
@@ -218,14 +226,16 @@ def _restage(run: SyncRun, target) -> None:
     enqueue("integrations.tasks.process_run", run.pk)
 
 
-def run_fail(*, run_id, message: str) -> SyncRun | None:
-    """A fatal error: the run ends `failed` with nothing applied."""
+def run_fail(*, run_id, message: str, detail: str = "") -> SyncRun | None:
+    """A fatal error: the run ends `failed` with nothing applied. `detail` is for staff only."""
     with transaction.atomic():
         run = SyncRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.status not in (Status.QUEUED, Status.PROCESSING):
             return run
         run.created = run.updated = run.unchanged = run.deleted = 0
         run.failed = RecordError.objects.filter(run=run).count()
+        if detail:
+            run.error_detail = detail
         _finish(run, Status.FAILED, message)
         enqueue("integrations.tasks.cleanup_run", run.pk)
         if not run.dry_run:
@@ -245,10 +255,75 @@ def run_cleanup(*, run_id) -> None:
     StagedDelete.objects.filter(run_id=run_id).delete()
 
 
-def record_task_error(*, run_id, exc: BaseException) -> None:
-    SyncRun.objects.filter(pk=run_id).update(
-        last_error="".join(traceback.format_exception_only(type(exc), exc)).strip()[:2000]
-    )
+def is_transient(exc: BaseException) -> bool:
+    """May the same task succeed when it runs again? Lost connections, lock and statement
+    timeouts, serialization failures and deadlocks (all OperationalError), network and storage
+    timeouts. Everything else (a programming error, a bad target, data the database refuses)
+    fails the same way every time."""
+    if isinstance(exc, (OperationalError, InterfaceError, ConnectionError, TimeoutError)):
+        return True
+    try:  # raised by psycopg itself outside Django's cursor wrapper (COPY)
+        import psycopg
+    except ImportError:
+        pass
+    else:
+        if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+            return True
+    try:  # S3 storage
+        from botocore.exceptions import ClientError, HTTPClientError
+    except ImportError:
+        return False
+    if isinstance(exc, HTTPClientError):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return status >= 500 or exc.response.get("Error", {}).get("Code") in ("SlowDown", "RequestTimeout", "Throttling")
+    return False
+
+
+def internal_error_message(reference: str) -> str:
+    """What the customer reads about an error inside a task: never SQL, a traceback or an exception's
+    text (they may hold other customers' values, table names, paths)."""
+    return f"internal error while processing this run; our team was alerted (reference {reference})"
+
+
+def record_task_error(*, run_id, exc: BaseException, task: str = "") -> None:
+    """A task of the run raised. Staff get the detail (the log and `error_detail`, with a reference),
+    the customer a generic `message` at once. A transient error leaves the run `processing` for the
+    sweeper to hand out again (rule 8) until MAX_ATTEMPTS; any other error fails it now: it would
+    fail the same way on every attempt."""
+    reference = uuid.uuid4().hex[:8]
+    transient = is_transient(exc)
+    log.error("run %s: task %s raised (reference %s, %s)", run_id, task or "?", reference,
+              "transient: will be retried" if transient else "the run fails", exc_info=exc)
+    detail = (f"reference {reference} at {timezone.now().isoformat()} in task {task or '?'} "
+              f"({'transient, retried' if transient else 'not retryable'}):\n"
+              + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))[:20_000]
+    headline = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:2000]
+    try:
+        if transient:
+            SyncRun.objects.filter(pk=run_id, status=Status.PROCESSING).update(
+                last_error=headline, error_detail=detail,
+                message=f"a temporary internal error interrupted processing; it is retried automatically "
+                        f"(reference {reference})")
+        else:
+            SyncRun.objects.filter(pk=run_id).update(last_error=headline)
+            run_fail(run_id=run_id, message=internal_error_message(reference), detail=detail)
+    except Exception:  # the database itself is gone: the sweeper finds the run when it is back
+        log.exception("run %s: could not record the error of reference %s", run_id, reference)
+
+
+def _give_up(run: SyncRun) -> None:
+    """The sweeper's last attempt is used: the run fails. The last task error (if any) stays for
+    staff; the customer reads the generic message."""
+    if not run.last_error:
+        run_fail(run_id=run.pk, message=f"gave up after {run.attempts + 1} attempts: no worker finished it")
+        return
+    reference = uuid.uuid4().hex[:8]
+    log.error("run %s: gave up after %d attempts (reference %s); last error: %s", run.pk, run.attempts + 1,
+              reference, run.last_error)
+    detail = f"reference {reference}: gave up after {run.attempts + 1} attempts; the last error was\n{run.error_detail or run.last_error}"
+    run_fail(run_id=run.pk, message=internal_error_message(reference), detail=detail[:20_000])
 
 
 def sweep() -> dict:
@@ -268,7 +343,7 @@ def sweep() -> dict:
     quiet = now - timedelta(seconds=conf.REQUEUE_AFTER)
     for run in SyncRun.objects.filter(status=Status.PROCESSING, heartbeat_at__lt=quiet):
         if run.attempts + 1 >= conf.MAX_ATTEMPTS:
-            run_fail(run_id=run.pk, message=f"gave up after {run.attempts + 1} attempts: {run.last_error or 'no worker finished it'}")
+            _give_up(run)
             done["failed"] += 1
             continue
         SyncRun.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1, heartbeat_at=now)

@@ -140,7 +140,9 @@ def run_complete(*, run: SyncRun, expected_batches: int | None = None,
                  expected_records: int | None = None) -> tuple[SyncRun, bool]:
     """Close a run to new batches and queue it. (run, changed): completing again changes nothing."""
     with transaction.atomic():
-        run = SyncRun.objects.select_for_update().select_related("integration__customer").get(pk=run.pk)
+        # the run's row only: without `of`, PostgreSQL locks the joined integration and customer rows
+        # too, and completing waited for a whole apply of another integration of the customer
+        run = SyncRun.objects.select_for_update(of=("self",)).select_related("integration__customer").get(pk=run.pk)
         if run.status != Status.RECEIVING:
             if run.completed_at is not None:
                 return run, False
