@@ -248,8 +248,14 @@ def run_cleanup(*, run_id) -> None:
     run = SyncRun.objects.filter(pk=run_id).select_related("integration").first()
     if run is not None and run.status not in SyncRun.END_STATES:
         return
+    target = None
     if run is not None:
-        target = get_target(run.integration.target)
+        try:
+            target = get_target(run.integration.target)
+        except LookupError:
+            log.warning("run %s: its target %r is no longer registered; no staging rows to drop", run_id,
+                        run.integration.target)
+    if target is not None:
         staging.ensure_table(target)
         staging.staged(target, run_id).delete()
     StagedDelete.objects.filter(run_id=run_id).delete()
