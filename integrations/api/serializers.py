@@ -178,3 +178,14 @@ class ErrorDetailOutput(serializers.Serializer):
 
 class ErrorOutput(serializers.Serializer):
     error = ErrorDetailOutput()
+
+
+class ApiRootOutput(serializers.Serializer):
+    """The map the API root answers (documentation only: the view builds it)."""
+
+    name = serializers.CharField()
+    authentication = serializers.CharField()
+    endpoints = serializers.DictField(child=serializers.CharField(), help_text="name -> URL template ({slug}, {run_id})")
+    schema = serializers.URLField()
+    docs = serializers.URLField()
+    redoc = serializers.URLField()
