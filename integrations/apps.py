@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models.signals import post_migrate
 from django.utils.module_loading import autodiscover_modules
 
@@ -7,6 +8,16 @@ class IntegrationsConfig(AppConfig):
     name = "integrations"
     verbose_name = "Integrations"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def import_models(self):
+        from .checks import INSTALLED_APPS_HINT, missing_apps, missing_apps_message
+
+        # models.py extends rest_framework_api_key's models, whose import without that app fails with a
+        # RuntimeError naming neither the app nor the fix; every other missing app is a system check.
+        missing = missing_apps()
+        if "rest_framework_api_key" in missing:
+            raise ImproperlyConfigured(f"{missing_apps_message(missing)} Fix: {INSTALLED_APPS_HINT}")
+        super().import_models()
 
     def ready(self):
         autodiscover_modules("sync_targets")
