@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models.signals import post_migrate
 from django.utils.module_loading import autodiscover_modules
@@ -25,3 +25,10 @@ class IntegrationsConfig(AppConfig):
         from .schedules import ensure_schedules
 
         post_migrate.connect(ensure_schedules, sender=self)
+        if apps.is_installed("django_q"):
+            from django.db import reset_queries
+            from django_q.signals import pre_execute
+
+            # With DEBUG on, Django logs every query until reset_queries(), which it calls per request;
+            # a worker serves no requests, so its log would keep growing across tasks: reset per task.
+            pre_execute.connect(reset_queries, dispatch_uid="integrations_reset_queries")
