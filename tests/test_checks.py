@@ -83,3 +83,23 @@ def test_a_retrying_broker_with_retry_above_timeout_or_redis_is_fine(settings):
     assert _q_messages() == {}
     settings.Q_CLUSTER = {"name": "host", "redis": "redis://127.0.0.1:6379/0"}
     assert _q_messages() == {}
+
+
+@pytest.mark.parametrize("chosen, expected", [(None, "IMMEDIATE"), ("DEFERRED", "DEFERRED")])
+def test_sqlite_transactions_begin_immediate_unless_the_host_chose(tmp_path, django_db_blocker, chosen, expected):
+    """A host's SQLite without transaction_mode: the app's read-then-write transactions (two workers
+    starting runs) would fail at once with "database is locked"; IMMEDIATE makes them wait their turn."""
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    options = {"transaction_mode": chosen} if chosen else {}
+    wrapper = DatabaseWrapper({"NAME": str(tmp_path / "h.sqlite3"),
+                               "OPTIONS": options, "ENGINE": "django.db.backends.sqlite3", "USER": "",
+                               "PASSWORD": "", "HOST": "", "PORT": "", "TIME_ZONE": None, "CONN_MAX_AGE": 0,
+                               "CONN_HEALTH_CHECKS": False, "AUTOCOMMIT": True, "ATOMIC_REQUESTS": False,
+                               "TEST": {}}, alias="host")
+    try:
+        with django_db_blocker.unblock():  # a database of its own, not the test database
+            wrapper.ensure_connection()
+        assert wrapper.transaction_mode == expected
+    finally:
+        wrapper.close()
