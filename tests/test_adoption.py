@@ -273,6 +273,23 @@ def _exercise(base: str, key: str, mail_dir: Path, root) -> None:
     run_page = staff.get(base + pages["run"], timeout=10).text
     assert "I-bad" in run_page or "errors.csv" in run_page
 
+    # an empty full snapshot would delete every row: held; staff review it on its page and approve
+    held = _sync(api, base, "full", [])
+    assert held["status"] == "needs_review", held
+    held_page = staff.get(f"{base}/admin/integrations/syncrun/{held['id']}/change/", timeout=10)
+    assert held_page.status_code == 200 and f"/{held['id']}/review/" in held_page.text  # the review button
+    review_url = f"{base}/admin/integrations/syncrun/{held['id']}/review/"
+    review = staff.get(review_url, timeout=10)
+    assert review.status_code == 200 and "I-1" in review.text, review.text[:3000]  # the keys it would delete
+    approved = staff.post(review_url, timeout=10, headers={"Referer": review_url},
+                          data={"decision": "approve", "csrfmiddlewaretoken": staff.cookies["csrftoken"]})
+    assert approved.status_code == 200
+    deadline = time.monotonic() + 60
+    while (run := api.get(f"{base}/api/v1/runs/{held['id']}/", params={"wait": 10}, timeout=20).json())[
+            "status"] not in END_STATES - {"needs_review"}:
+        assert time.monotonic() < deadline, run
+    assert (run["status"], run["counts"]["deleted"]) == ("succeeded", 2), run
+
 
 def _sync(api, base, mode, records, deletes=()) -> dict:
     run = api.post(f"{base}/api/v1/integrations/items/runs/", json={"mode": mode}, timeout=10)
