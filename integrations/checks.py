@@ -1,13 +1,81 @@
+"""System checks of the host's set-up (SPEC section 12): each names what is missing or inconsistent
+and, in its hint, the fix. They run before `migrate` does anything and at every `runserver`/`check`,
+so a host learns it at startup, not from a crash in a post_migrate hook or in a worker."""
+
+from django.apps import apps
 from django.conf import settings
 from django.core import checks
+
+# the apps the integrations app needs beside it, and what for
+REQUIRED_APPS = {
+    "rest_framework": "the batch API is built on Django REST framework",
+    "rest_framework_api_key": "API keys extend its key model and hashing",
+    "django_q": "runs are processed by django-q2 workers",
+    "drf_spectacular": "the API's OpenAPI schema and docs pages",
+    "drf_spectacular_sidecar": "the docs pages' scripts and styles, served without a CDN",
+}
+# django-q2 brokers, by their Q_CLUSTER key
+BROKER_KEYS = ("orm", "redis", "sqs", "mongo", "ironmq", "disque")
+# brokers that re-deliver a task not acknowledged within `retry` seconds
+RETRYING_BROKERS = ("orm", "sqs", "mongo", "ironmq", "disque")
+Q_CLUSTER_EXAMPLE = 'Q_CLUSTER = {"name": "myproject", "orm": "default"}'
+
+
+def missing_apps() -> list[str]:
+    return [name for name in REQUIRED_APPS if not apps.is_installed(name)]
+
+
+def missing_apps_message(missing: list[str]) -> str:
+    listed = ", ".join(f'"{name}" ({REQUIRED_APPS[name]})' for name in missing)
+    return f"The integrations app needs these apps in INSTALLED_APPS: {listed}."
+
+
+INSTALLED_APPS_HINT = ('INSTALLED_APPS += ["rest_framework", "rest_framework_api_key", "django_q", "drf_spectacular", '
+                       '"drf_spectacular_sidecar", "integrations"] (README: "Add it to your project")')
+
+
+@checks.register()
+def required_apps(app_configs, **kwargs):
+    return [
+        checks.Error(f'"{name}" is not in INSTALLED_APPS: {REQUIRED_APPS[name]}.',
+                     hint=f'Add "{name}" to INSTALLED_APPS; all of them: {INSTALLED_APPS_HINT}',
+                     id="integrations.E003")
+        for name in missing_apps()
+    ]
 
 
 @checks.register()
 def q_cluster_settings(app_configs, **kwargs):
+    q = getattr(settings, "Q_CLUSTER", None)
+    if not isinstance(q, dict):
+        return [checks.Error(
+            "Q_CLUSTER is not set: django-q2 would send every task to a Redis server on localhost.",
+            hint=f"Name a broker, e.g. the database: {Q_CLUSTER_EXAMPLE} (any django-q2 broker).",
+            id="integrations.E001")]
     errors = []
-    q = getattr(settings, "Q_CLUSTER", {})
-    if not any(k in q for k in ("orm", "redis", "sqs", "mongo", "ironmq", "disque")):
-        errors.append(checks.Error("Q_CLUSTER names no broker; django-q2 would silently use Redis", id="integrations.E001"))
-    if q.get("retry", 60) <= q.get("timeout", 0):
-        errors.append(checks.Error("Q_CLUSTER retry must exceed timeout or tasks run twice", id="integrations.E002"))
+    brokers = [key for key in BROKER_KEYS if q.get(key)]
+    if not brokers:
+        errors.append(checks.Error(
+            "Q_CLUSTER names no broker: django-q2 would silently use Redis on localhost.",
+            hint=f'Add a broker key, e.g. "orm": "default" ({Q_CLUSTER_EXAMPLE}), or "redis": "redis://...".',
+            id="integrations.E001"))
+    if q.get("orm") and q["orm"] not in settings.DATABASES:
+        errors.append(checks.Error(
+            f'Q_CLUSTER["orm"] is "{q["orm"]}", which is not a key of DATABASES.',
+            hint=f'Use a database alias, e.g. "orm": "default"; DATABASES has: {", ".join(settings.DATABASES)}.',
+            id="integrations.E004"))
+    retry, timeout = q.get("retry", 60), q.get("timeout")
+    if any(key in brokers for key in RETRYING_BROKERS):
+        if timeout is not None and retry <= timeout:
+            errors.append(checks.Error(
+                f"Q_CLUSTER retry ({retry}) must exceed timeout ({timeout}): the broker would hand a task "
+                "that is still running to a second worker.",
+                hint=f'Set "retry" above "timeout", e.g. "timeout": {timeout}, "retry": {timeout + 100}.',
+                id="integrations.E002"))
+        elif timeout is None:
+            errors.append(checks.Warning(
+                f"Q_CLUSTER sets no timeout: a task still running after retry ({retry} s) is handed to a second "
+                "worker (a large run takes minutes).",
+                hint='Set both, retry above timeout, e.g. "timeout": 1800, "retry": 1900.',
+                id="integrations.W001"))
     return errors

@@ -1,10 +1,10 @@
 """Every INTEGRATIONS_* setting, with its default, in one place (STYLE habit 1).
 
-A value comes from Django settings when set there (tests use override_settings), else from the
-environment variable of the same name, else the default below. Read lazily, so overrides apply.
+A value comes from Django settings when set there (tests use override_settings), else the default
+below. Read lazily, so overrides apply. The app never reads the environment: a host maps it onto
+settings if it wants to (the demo service's project/settings.py does, for every name below). A string
+value (from the environment) is parsed to the setting's type: "true"/"1", "a@x,b@y" for lists.
 """
-
-import os
 
 from django.conf import settings
 
@@ -79,9 +79,8 @@ class Conf:
         kind, default = _DEFAULTS[name]
         if hasattr(settings, name):
             return _parse(kind, getattr(settings, name))
-        if name in os.environ:
-            return _parse(kind, os.environ[name])
         return default
 
 
 conf = Conf()
+SETTING_NAMES = tuple(_DEFAULTS)

@@ -1,9 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import TemplateView
 
 from integrations.api.errors import api_not_found
 
 urlpatterns = [
+    path("", TemplateView.as_view(template_name="home.html"), name="home"),  # links to the admin and the API
     path("", include("integrations.ops_urls")),  # /healthz, /readyz, /metrics (SPEC section 14)
     path("admin/", admin.site.urls),
     path("api/v1/", include("integrations.api.urls")),

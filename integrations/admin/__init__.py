@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover
 
 def _with_dashboard(index):
     """The stock index with the sync dashboard in its context (the host keeps its own AdminSite;
-    templates/admin/index.html draws the dashboard when it is there)."""
+    integrations/admin/index.html, which extends the host's admin/index.html, draws it)."""
 
     def view(request, extra_context=None):
         return index(request, extra_context={**dashboard.dashboard_context(request), **(extra_context or {})})
@@ -36,3 +36,7 @@ def _with_dashboard(index):
 if not getattr(admin.site.index, "_sync_dashboard", False):
     admin.site.index = _with_dashboard(admin.site.index)
     admin.site.index._sync_dashboard = True
+    # Our own template name, not an admin/index.html override: an app's override of admin/index.html
+    # only wins when the app is listed before django.contrib.admin, and SPEC 12 appends it after.
+    if admin.site.index_template is None:
+        admin.site.index_template = "integrations/admin/index.html"

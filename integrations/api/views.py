@@ -5,12 +5,16 @@ customer's integration or run is a 404, indistinguishable from one that does not
 import json
 
 from django.http import StreamingHttpResponse
+from django.urls import reverse
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import generics
 from rest_framework.exceptions import UnsupportedMediaType, ValidationError
+from rest_framework.metadata import SimpleMetadata
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,6 +28,7 @@ from .auth import ApiKeyAuthentication, HasActiveCustomerKey
 from .errors import exception_handler
 from .pagination import ApiPagination
 from .parsers import JSON, PROTOBUF, JSONParser, ProtobufParser, media_type_of
+from .schema import extend_schema
 from .throttling import ApiKeyRateThrottle
 
 CONTENT_ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
@@ -60,16 +65,29 @@ COMMON = (401, 403, 429)
 RUN_ID = OpenApiParameter("run_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="the run's id")
 
 
-class ApiView(APIView):
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [HasActiveCustomerKey]
-    throttle_classes = [ApiKeyRateThrottle]
+class OwnSettingsView(APIView):
+    """Every policy DRF would otherwise take from the host's REST_FRAMEWORK setting is set here, so a
+    host's defaults (session auth, IsAuthenticated, the browsable API, another pagination or schema
+    class, its exception handler) never change this API (SPEC section 12)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = []
     renderer_classes = [JSONRenderer]
     parser_classes = [JSONParser]
     content_negotiation_class = JSONOnly
+    metadata_class = SimpleMetadata
+    versioning_class = None
+    schema = AutoSchema()
 
     def get_exception_handler(self):
         return exception_handler
+
+
+class ApiView(OwnSettingsView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasActiveCustomerKey]
+    throttle_classes = [ApiKeyRateThrottle]
 
     @property
     def customer(self):
@@ -92,6 +110,37 @@ class ApiListView(ApiView, generics.ListAPIView):
         return super().list(request, *args, **kwargs)
 
     query_class = s.PageQuery
+
+
+# the API root's map: name -> path below the root (SPEC section 4, in the order of its table)
+ROOT_MAP = {
+    "integrations": "integrations/",
+    "integration_runs": "integrations/{slug}/runs/",
+    "integration_uploads": "integrations/{slug}/uploads/",
+    "run": "runs/{run_id}/",
+    "run_batches": "runs/{run_id}/batches/",
+    "run_complete": "runs/{run_id}/complete/",
+    "run_cancel": "runs/{run_id}/cancel/",
+    "run_errors": "runs/{run_id}/errors/",
+}
+
+
+@extend_schema(tags=["api"])
+class ApiRootView(OwnSettingsView):
+    """GET on the root of the API: where everything is, without a key (a map, not data)."""
+
+    @extend_schema(summary="The API root: a map of the endpoints and the docs", auth=[],
+                   responses={200: s.ApiRootOutput})
+    def get(self, request):
+        root = request.build_absolute_uri(reverse("api-root"))
+        return Response({
+            "name": "Integrations API",
+            "authentication": "Authorization: Bearer <prefix>.<secret> (an API key of your customer)",
+            "endpoints": {name: root + path for name, path in ROOT_MAP.items()},
+            "schema": request.build_absolute_uri(reverse("api-schema")),
+            "docs": request.build_absolute_uri(reverse("api-docs")),
+            "redoc": request.build_absolute_uri(reverse("api-redoc")),
+        })
 
 
 @extend_schema(tags=["integrations"])

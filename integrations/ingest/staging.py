@@ -154,7 +154,8 @@ def _copy(model, target: Target, run_id, seq: int, valid: list) -> None:
     q = connection.ops.quote_name
     cols = ", ".join(["run_id", "seq", q("index"), "key"] + [q(model._meta.get_field(n).column) for n in names])
     with connection.cursor() as cursor:
-        cursor.copy_expert(f"COPY {q(model._meta.db_table)} ({cols}) FROM STDIN", data, size=1 << 20)
+        # size positionally: with DEBUG on, Django's CursorDebugWrapper.copy_expert(sql, file, *args) takes no keywords
+        cursor.copy_expert(f"COPY {q(model._meta.db_table)} ({cols}) FROM STDIN", data, 1 << 20)
 
 
 def row_values(target: Target, row: models.Model) -> dict:
