@@ -98,7 +98,7 @@ def upload_split(*, run_id) -> None:
     except IntegrationsError as exc:
         for b in created:
             storage.delete_payload(b.payload)
-        return run_fail(run_id=run.pk, message=f"the uploaded file could not be read: {exc.message}")
+        return _fail_unreadable_file(run.pk, exc.message)
     with transaction.atomic():
         locked = SyncRun.objects.select_for_update().get(pk=run.pk)
         if locked.status != Status.PROCESSING or locked.batches.exists():
@@ -110,6 +110,21 @@ def upload_split(*, run_id) -> None:
         locked.save(update_fields=["batches_total", "received", "heartbeat_at"])
         # an empty file has no batch to validate: straight to the apply (an empty snapshot)
         enqueue("integrations.tasks.process_run" if created else "integrations.tasks.apply_run", run.pk)
+
+
+def _fail_unreadable_file(run_id, reason: str) -> SyncRun | None:
+    """An upload that is no file of records (not a JSON array, a CSV header naming a column twice,
+    bytes that are no JSON): the run fails with one parse_error for the whole file (seq 0, index 0),
+    counted as one received record that failed, so the counts still add up (rule 7)."""
+    with transaction.atomic():
+        run = SyncRun.objects.select_for_update().filter(pk=run_id, status=Status.PROCESSING).first()
+        if run is None:
+            return None
+        if not RecordError.objects.filter(run=run).exists():
+            RecordError.objects.create(run=run, seq=0, index=0, key=None, code=RecordError.Code.PARSE_ERROR,
+                                       message=reason[:2000])
+        SyncRun.objects.filter(pk=run.pk).update(received=1)
+        return run_fail(run_id=run.pk, message=f"the uploaded file could not be read: {reason}")
 
 
 def batch_validate(*, batch_id) -> None:
