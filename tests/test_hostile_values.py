@@ -269,3 +269,85 @@ def test_point7_typed_fast_path_finds_a_field_twice(twice, spacing):
     clean = b'{"seq": 1, "deletes": [], "records": [' + b",\n".join(texts[:3] + texts[4:]) + b"]}"
     result = Validator(get_target("catalog.product")).validate(decode_batch(clean, "application/json"))
     assert not result.problems and len(result.valid) == 4
+
+
+# --- point 12: the errors CSV stays narrow; staged records leave with every end ------------------
+
+def test_point12_errors_csv_caps_unknown_field_columns(api, integration):
+    import csv
+
+    from integrations import services
+    from integrations.errors_csv import MAX_UNKNOWN_COLUMNS
+
+    integration.field_map = {"Title": "name"}
+    integration.save()
+    recs = [{**product(f"U-{i}"), f"extra_{i}": i} for i in range(2000)]
+    recs[0]["Title"] = "mapped"  # a field-map name is no unknown field: its column stays
+    run, _ = services.run_create(integration=integration, mode="incremental")
+    services.batch_receive(run=run, seq=1, body=json.dumps({"seq": 1, "records": recs}).encode(),
+                           content_type="application/json")
+    services.run_complete(run=run)
+    response = api.get(f"{API}/runs/{run.pk}/errors/?format=csv")
+    text = b"".join(response.streaming_content).decode()
+    assert len(text) < 400_000, len(text)  # 2,000 records x 2,000 columns before: 8 MB
+    rows = list(csv.DictReader(io.StringIO(text)))
+    header = list(rows[0])
+    unknown = [h for h in header if h.startswith("extra_")]
+    assert unknown == [f"extra_{i}" for i in range(MAX_UNKNOWN_COLUMNS)]
+    assert {"sku", "name", "price", "currency", "Title"} <= set(header)
+    assert header[-3:] == ["error_code", "error_message", "error_other_fields"]
+    by_sku = {r["sku"]: r for r in rows}
+    assert by_sku["U-0"]["extra_0"] == "0" and by_sku["U-0"]["error_other_fields"] == ""
+    assert json.loads(by_sku["U-1999"]["error_other_fields"]) == {"extra_1999": 1999}
+    assert len(rows) == 2000
+
+
+def staged_rows(integration, run_id) -> int:
+    from integrations.ingest import staging
+    from integrations.targets import get_target
+
+    return staging.staged(get_target(integration.target), run_id).count()
+
+
+def held_run(integration, customer):
+    """A full snapshot of 1 row replacing 12: held for review, its record staged."""
+    from tests.conftest import sync
+
+    Product.objects.bulk_create(Product(customer=customer, **product(f"OLD-{i}")) for i in range(12))
+    run = sync(integration, [product("NEW-1")], mode="full")
+    assert run.status == "needs_review" and staged_rows(integration, run.pk) == 1
+    return run
+
+
+@pytest.mark.parametrize("end", ["rejected", "cancelled", "superseded"])
+def test_point12_staged_rows_leave_with_every_end(integration, customer, end):
+    from integrations import services
+    from tests.conftest import sync
+
+    run = held_run(integration, customer)
+    if end == "rejected":
+        services.run_review(run=run, approve=False, user="rev")
+    elif end == "cancelled":
+        services.run_cancel(run=run)
+    else:
+        sync(integration, [product(f"OLD-{i}") for i in range(12)], mode="full")
+    run.refresh_from_db()
+    assert run.status == "cancelled", run.message
+    assert staged_rows(integration, run.pk) == 0
+
+
+def test_point12_purge_removes_staged_rows_of_ended_runs(integration, customer):
+    from integrations.ingest import staging
+    from integrations.retention import purge_sync_data
+    from integrations.targets import get_target
+
+    held = held_run(integration, customer)
+    # rows an ended run kept (its cleanup task lost, or it ended before every end scheduled one)
+    ended = SyncRun.objects.create(integration=integration, mode="full", status="cancelled")
+    model = staging.stage_model(get_target(integration.target))
+    model.objects.create(run_id=ended.pk, seq=1, index=0, key="LEFT", name="n", price=Decimal("1.00"),
+                         currency="EUR", quantity=0, active=True, attributes={})
+    assert purge_sync_data(dry_run=True)["staging_rows_deleted"] == 1
+    assert purge_sync_data()["staging_rows_deleted"] == 1
+    assert staged_rows(integration, ended.pk) == 0
+    assert staged_rows(integration, held.pk) == 1  # a held run may still be approved

@@ -185,9 +185,7 @@ def run_apply(*, run_id) -> SyncRun | None:
         for name in ("received", "created", "updated", "unchanged", "deleted", "failed"):
             setattr(run, name, getattr(outcome, name))
         run.batches_done = run.batches_total
-        _finish(run, outcome.status, outcome.message)
-        if outcome.status != Status.NEEDS_REVIEW:
-            enqueue("integrations.tasks.cleanup_run", run.pk)
+        _finish(run, outcome.status, outcome.message)  # an end state also schedules cleanup_run
         if not run.dry_run and outcome.status != Status.NEEDS_REVIEW:
             enqueue("integrations.tasks.kick_integration", run.integration_id)
     return run
@@ -223,7 +221,6 @@ def run_fail(*, run_id, message: str) -> SyncRun | None:
         run.created = run.updated = run.unchanged = run.deleted = 0
         run.failed = RecordError.objects.filter(run=run).count()
         _finish(run, Status.FAILED, message)
-        enqueue("integrations.tasks.cleanup_run", run.pk)
         if not run.dry_run:
             enqueue("integrations.tasks.kick_integration", run.integration_id)
     return run
