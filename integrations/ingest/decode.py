@@ -265,7 +265,8 @@ def decode_json_batch(body: bytes) -> DecodedBatch:
     raws = None
     try:
         env = msgspec.json.Decoder(_GenericEnvelope, float_hook=numbers).decode(body)
-        records, deletes, seq = env.records, env.deletes or [], env.seq or None
+        records, deletes = env.records, env.deletes or []
+        seq = None if env.seq is msgspec.UNSET else env.seq
         envelope_keys = 1 + (env.deletes is not msgspec.UNSET) + (env.seq is not msgspec.UNSET)
         distinct = distinct_keys(records)
         suspect = keys_differ(body, None if distinct is None else envelope_keys + distinct)
@@ -334,7 +335,10 @@ def iter_json_array(stream) -> Iterator[Any]:
             if twice:  # ijson builds items ahead: take the objects of this one
                 mine = [twice.pop(id(o))[1] for o in _objects_in(item) if id(o) in twice]
                 if mine:
-                    text = _exact_json.encode(item)[:2000].decode("utf-8", "replace")
+                    try:
+                        text = _exact_json.encode(item)[:2000].decode("utf-8", "replace")
+                    except (TypeError, ValueError, OverflowError, RecursionError):
+                        text = repr(item)[:2000]
                     item = Unparseable(text, twice_message(list(dict.fromkeys(k for keys in mine for k in keys))))
             yield item
     except ijson.JSONError as exc:

@@ -136,7 +136,10 @@ class Validator:
     def _keys_named_twice(self, body: bytes, envelope, complete: bool) -> bool:
         """Whether some object of a batch the typed decode accepted names a key twice (msgspec keeps
         the last one silently). Costs one count over the bytes when records name every field and
-        their JSON fields hold flat objects; a second decode of the keys when they leave some out."""
+        their JSON fields hold flat objects (about 5 ms for 50,000 records); JSON fields holding
+        nested objects are encoded again to count their keys, and records that leave fields out
+        have their keys decoded a second time (about 25 ms either). A target whose schema nests structs,
+        or lets unknown fields pass, always takes the careful path: slower, never wrong."""
         records = envelope.records
         envelope_keys = 1 + (envelope.deletes is not msgspec.UNSET) + (envelope.seq is not msgspec.UNSET)
         json_fields = list(self.target.json_fields)
