@@ -251,14 +251,17 @@ def full_record(sku: str, **extra) -> dict:
     b'"attributes": {"k": [{"z": 1, "z": 2}]}',  # deeper
 ])
 @pytest.mark.parametrize("spacing", ["compact", "pretty"])
-def test_point7_typed_fast_path_finds_a_field_twice(twice, spacing):
-    """Unit test of the validator: a batch whose records all name every field (the typed fast
-    path, proven free of keys named twice by one count) with one record naming a key twice."""
+@pytest.mark.parametrize("shape", ["every-field", "required-only"])
+def test_point7_typed_fast_path_finds_a_field_twice(twice, spacing, shape):
+    """Unit test of the validator: a batch whose records all name every field, or only the required
+    ones (the typed fast path, proven free of keys named twice by one count), with one record
+    naming a key twice."""
     from integrations.ingest.decode import decode_batch
     from integrations.ingest.validate import Validator
     from integrations.targets import get_target
 
-    records = [full_record(f"F-{i}", name=f'quote " colon ": {i}') for i in range(5)]
+    make = full_record if shape == "every-field" else product
+    records = [make(f"F-{i}", name=f'quote " colon ": {i}') for i in range(5)]
     texts = [json.dumps(r, indent=2 if spacing == "pretty" else None).encode() for r in records]
     texts[3] = texts[3][:-1].rstrip() + b", " + twice + b"}"
     body = b'{"seq": 1, "deletes": [], "records": [' + b",\n".join(texts) + b"]}"

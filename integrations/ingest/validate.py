@@ -149,7 +149,13 @@ class Validator:
             # the colons bound the keys from above, `flat` the distinct keys from below: equal, no twice
             if body.count(b":") == flat or count_keys(body) == flat:
                 return False
-        else:  # which fields a record names: its keys, without decoding their values
+        else:
+            # records naming only the required fields (and flat JSON fields) are proven by the count
+            required = envelope_keys + len(records) * len(self.target.required)
+            flat = required + sum(len(v) for n in json_fields for v in map(attrgetter(n), records) if type(v) is dict)
+            if body.count(b":") == flat or count_keys(body) == flat:
+                return False
+            # else which fields each record names: its keys, without decoding their values
             distinct = envelope_keys + sum(map(len, msgspec.json.decode(body, type=_Keys).records))
         nested = distinct_keys([getattr(r, n) for r in records for n in json_fields])
         return keys_differ(body, None if nested is None else distinct + nested)
