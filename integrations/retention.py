@@ -14,6 +14,7 @@ they retry. A file is deleted only when no batch (or upload) that is still kept 
 import logging
 from datetime import timedelta
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -51,6 +52,7 @@ def purge_sync_data(*, dry_run: bool = False, now=None) -> dict:
         "batches_deleted": 0,
         "errors_deleted": 0,
         "staged_deleted": 0,
+        "staging_rows_deleted": 0,  # staged records of ended runs that their cleanup_run missed
         "deliveries_deleted": 0,
         "attempts_deleted": 0,
         "notifications_deleted": 0,
@@ -59,6 +61,7 @@ def purge_sync_data(*, dry_run: bool = False, now=None) -> dict:
     _purge_payloads(raw_cutoff, run_cutoff, chunk, dry_run, report, gone)
     _purge_uploads(raw_cutoff, chunk, dry_run, report, gone)
     _purge_runs(run_cutoff, chunk, dry_run, report)
+    _purge_staging(chunk, dry_run, report)
     if not dry_run and any(v for k, v in report.items() if isinstance(v, int) and not isinstance(v, bool)):
         log.info("purge_sync_data: %s", report)
     return report
@@ -156,6 +159,27 @@ def _purge_runs(run_cutoff, chunk: int, dry_run: bool, report: dict) -> None:
         report["notifications_deleted"] += _delete_chunked(RunNotification.objects.filter(run_id__in=run_ids), chunk)
         report["batches_deleted"] += _delete_chunked(SyncBatch.objects.filter(run_id__in=run_ids), chunk)
         report["runs_deleted"] += _delete_chunked(SyncRun.objects.filter(pk__in=run_ids), chunk)
+
+
+def _purge_staging(chunk: int, dry_run: bool, report: dict) -> None:
+    """Staged records of every run that has ended, whatever its age or end (applied, failed,
+    cancelled, rejected, superseded), and of runs no longer there. cleanup_run removes them when a
+    run ends; this catches what it missed (a lost task, runs that ended before every end scheduled
+    it). Only runs not yet ended keep theirs: they may still be applied."""
+    from .ingest import staging
+    from .targets import get_target, target_names
+
+    tables = set(connection.introspection.table_names())
+    open_runs = SyncRun.objects.exclude(status__in=FINISHED).values("pk")
+    for name in target_names():
+        model = staging.stage_model(get_target(name))
+        if model._meta.db_table not in tables:
+            continue
+        leftover = model.objects.exclude(run_id__in=open_runs)
+        if dry_run:
+            report["staging_rows_deleted"] += leftover.count()
+        else:
+            report["staging_rows_deleted"] += _delete_chunked(leftover, chunk)
 
 
 def _delete_chunked(queryset, chunk: int) -> int:

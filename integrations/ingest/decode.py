@@ -14,6 +14,7 @@ import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import ijson
@@ -49,6 +50,30 @@ class DecodedBatch:
     json_bytes: bytes | None = None
     # the payload may hold a NUL character (checked record by record only then)
     nul_possible: bool = True
+    # records may hold Decimal numbers (JSON numbers with a fraction or an exponent, read exactly)
+    # or non-finite floats (protobuf doubles): the validator looks at numbers one by one only then
+    numbers_possible: bool = True
+
+
+class ExactNumbers:
+    """msgspec's `float_hook` for untyped decoding, so that no number is rounded on the way (SPEC
+    section 4: no silent reinterpretation). A JSON number with a fraction or an exponent becomes the
+    float that is written exactly so (9.99: msgspec turns it into Decimal("9.99") for a Decimal
+    field, as from the text), else a Decimal of its text (19.999999999999999999, 1e400, 1.50);
+    `seen` says whether there was such a Decimal. The validator turns those into floats wherever the
+    schema does not want a Decimal, and refuses the ones no float can hold."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self):
+        self.seen = False
+
+    def __call__(self, text: str) -> float | Decimal:
+        number = float(text)
+        if repr(number) == text:
+            return number
+        self.seen = True
+        return Decimal(text)
 
 
 class _Envelope(msgspec.Struct):
@@ -66,8 +91,83 @@ ENVELOPE_FIELDS = ("seq", "records", "deletes")
 
 class _GenericEnvelope(msgspec.Struct):
     records: list[Any]
-    deletes: list[Any] = []
-    seq: int | None = None
+    # UNSET when absent: the key count of the envelope must be exact (see duplicate keys below)
+    deletes: list[Any] | msgspec.UnsetType = msgspec.UNSET
+    seq: int | None | msgspec.UnsetType = msgspec.UNSET
+
+
+# --- duplicate keys -----------------------------------------------------------------------------
+# msgspec (like every fast decoder) keeps the last of a key named twice in one object, silently.
+# SPEC section 4 makes such a record a parse_error. Finding them costs little: in valid JSON, once
+# escaped quotes are gone every quote delimits a string, and a string followed (after blanks) by a
+# colon is an object key; so one count over the bytes gives the number of keys, duplicates
+# included, and the decoded values give the number without them (encoded again, each key once).
+# Only when the two differ are records looked at one by one.
+
+_BLANKS = b" \t\r\n"
+
+
+def count_keys(text: bytes, *, compact: bool = False) -> int:
+    """The number of object keys in valid JSON `text`, a key named twice counted twice; C speed.
+    `compact`: no blanks outside strings (what msgspec writes). (`text.count(b":")` is a quicker
+    upper bound: colons inside strings count too.)"""
+    if b"\\" in text:
+        text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+    return (text if compact else text.translate(None, _BLANKS)).count(b'":')
+
+
+def keys_differ(text: bytes, distinct: int | None) -> bool:
+    """Whether valid JSON `text` has more object keys than `distinct`, the number of keys its
+    decoded objects hold: then some object names a key twice."""
+    if distinct is None:
+        return True
+    return text.count(b":") != distinct and count_keys(text) != distinct
+
+
+_plain_json = msgspec.json.Encoder()
+
+
+def distinct_keys(value) -> int | None:
+    """The number of object keys in a decoded value (each object's keys are distinct); None when it
+    cannot be encoded again (then callers look record by record)."""
+    try:
+        return count_keys(_plain_json.encode(value), compact=True)
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        return None
+
+
+def keys_named_twice(text: bytes | str) -> list[str]:
+    """The keys an object in `text` names more than once (slow: for the few suspects only)."""
+    twice: list[str] = []
+
+    def pairs(items):
+        names = [k for k, _ in items]
+        if len(set(names)) != len(names):
+            seen = set()
+            twice.extend(k for k in names if k in seen or seen.add(k))
+        return dict(items)
+
+    try:
+        json.loads(text, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return []
+    return list(dict.fromkeys(twice))
+
+
+def twice_message(twice: list[str]) -> str:
+    return "record names " + ", ".join(repr(k) for k in twice[:10]) + " more than once; which one counts is ambiguous"
+
+
+def mark_keys_named_twice(records: list, raws) -> None:
+    """Replace each record whose JSON text names a key twice by an Unparseable (a parse_error)."""
+    for i, (record, raw) in enumerate(zip(records, raws)):
+        if isinstance(record, Unparseable) or not isinstance(record, (dict, list)):
+            continue
+        text = bytes(raw)
+        if keys_differ(text, distinct_keys(record)):
+            twice = keys_named_twice(text)
+            if twice:
+                records[i] = Unparseable(text[:2000].decode("utf-8", "replace"), twice_message(twice))
 
 
 def decompress(raw: bytes, encoding: str, limit: int) -> bytes:
@@ -193,25 +293,35 @@ def _check_deletes(deletes: list) -> list[str]:
 
 def decode_json_batch(body: bytes) -> DecodedBatch:
     """A JSON batch as generic records (the slow path, when the typed decode found a problem)."""
+    numbers = ExactNumbers()
+    raws = None
     try:
-        env = msgspec.json.decode(body, type=_GenericEnvelope)
-        records = env.records
+        env = msgspec.json.Decoder(_GenericEnvelope, float_hook=numbers).decode(body)
+        records, deletes = env.records, env.deletes or []
+        seq = None if env.seq is msgspec.UNSET else env.seq
+        envelope_keys = 1 + (env.deletes is not msgspec.UNSET) + (env.seq is not msgspec.UNSET)
+        distinct = distinct_keys(records)
+        suspect = keys_differ(body, None if distinct is None else envelope_keys + distinct)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        # one record beyond what can be decoded (a number past a float's range, say) must not sink
-        # the batch: decode record by record, and such a record becomes a parse_error
+        # one record that cannot be decoded must not sink the batch: decode record by record, and
+        # such a record becomes a parse_error
         try:
             env = msgspec.json.decode(body, type=_Envelope)
         except (msgspec.ValidationError, msgspec.DecodeError):
             raise MalformedBatch(f"stored batch is not a batch object: {exc}") from None
-        records = [_decode_one(raw) for raw in env.records]
-        env.deletes = [_decode_one(raw) for raw in env.deletes]
-    return DecodedBatch(seq=env.seq, records=records, deletes=env.deletes, json_bytes=body,
-                        nul_possible=b"\\u0000" in body)
+        decoder = msgspec.json.Decoder(float_hook=numbers)
+        raws, seq, suspect = env.records, env.seq, True
+        records = [_decode_one(decoder, raw) for raw in raws]
+        deletes = [_decode_one(decoder, raw) for raw in env.deletes]
+    if suspect:
+        mark_keys_named_twice(records, raws if raws is not None else msgspec.json.decode(body, type=_Envelope).records)
+    return DecodedBatch(seq=seq, records=records, deletes=deletes, json_bytes=body,
+                        nul_possible=b"\\u0000" in body, numbers_possible=numbers.seen)
 
 
-def _decode_one(raw: msgspec.Raw):
+def _decode_one(decoder: msgspec.json.Decoder, raw: msgspec.Raw):
     try:
-        return msgspec.json.decode(raw)
+        return decoder.decode(raw)
     except (msgspec.DecodeError, RecursionError) as exc:
         text = bytes(raw)[:2000].decode("utf-8", "replace")
         return Unparseable(text, f"record cannot be decoded: {exc}")
@@ -225,13 +335,19 @@ def decode_batch(body: bytes, content_type: str) -> DecodedBatch:
     if content_type == PROTOBUF:
         from ..proto.codec import decode_batch as decode_proto
 
-        seq, records, deletes = decode_proto(body)
-        return DecodedBatch(seq=seq, records=records, deletes=deletes)
+        seq, records, deletes, non_finite = decode_proto(body, report_non_finite=True)
+        return DecodedBatch(seq=seq, records=records, deletes=deletes, numbers_possible=non_finite)
     nul = b"\x00" in body or b"\\u0000" in body
     if content_type == NDJSON:
-        return DecodedBatch(seq=None, records=list(iter_ndjson(io.BytesIO(body))), nul_possible=nul)
+        numbers = ExactNumbers()
+        records = list(iter_ndjson(io.BytesIO(body), numbers))
+        if keys_differ(body, distinct_keys([r for r in records if not isinstance(r, Unparseable)])):
+            mark_keys_named_twice(records, [line.strip() for line in body.split(b"\n") if line.strip()])
+        return DecodedBatch(seq=None, records=records, nul_possible=nul, numbers_possible=numbers.seen)
     if content_type == CSV:
-        return DecodedBatch(seq=None, records=list(iter_csv(io.BytesIO(body))), lax=True, nul_possible=nul)
+        # cells are text; numbers in JSON cells are looked at when the cells are parsed
+        return DecodedBatch(seq=None, records=list(iter_csv(io.BytesIO(body))), lax=True, nul_possible=nul,
+                            numbers_possible=False)
     raise MalformedBatch(f"unsupported stored content type {content_type!r}")
 
 
@@ -239,11 +355,80 @@ def decode_batch(body: bytes, content_type: str) -> DecodedBatch:
 
 
 def iter_json_array(stream) -> Iterator[Any]:
-    """Items of a top-level JSON array, in constant memory (ijson's C backend)."""
+    """Items of a top-level JSON array, in constant memory (ijson's C backend). Numbers with a
+    fraction or an exponent come as Decimal, exactly as written; integers of any size as int."""
+    stream = _ArrayStart(stream)
+    # objects that note a key named twice (a dict keeps the last one silently): such an item comes
+    # out as an Unparseable, to be a parse_error of its own
+    objects = type("_FileObject", (_Object,), {"__slots__": (), "twice": {}})
+    twice = objects.twice  # id of an object -> (the object, its keys set twice)
     try:
-        yield from ijson.items(_NestingGuard(stream, MAX_NESTING), "item", use_float=True)
+        for item in ijson.items(_NestingGuard(stream, MAX_NESTING), "item", map_type=objects):
+            if twice:  # ijson builds items ahead: take the objects of this one
+                mine = [twice.pop(id(o))[1] for o in _objects_in(item) if id(o) in twice]
+                if mine:
+                    try:
+                        text = _exact_json.encode(item)[:2000].decode("utf-8", "replace")
+                    except (TypeError, ValueError, OverflowError, RecursionError):
+                        text = repr(item)[:2000]
+                    item = Unparseable(text, twice_message(list(dict.fromkeys(k for keys in mine for k in keys))))
+            yield item
     except ijson.JSONError as exc:
         raise MalformedBatch(f"file is not a valid JSON array: {exc}") from None
+
+
+class _Object(dict):
+    """ijson's map type for uploads: a dict that notes a key set twice in `twice` (a dict on a
+    subclass made for each file)."""
+
+    __slots__ = ()
+    twice: dict
+
+    def __setitem__(self, key, value):
+        if key in self:
+            self.twice.setdefault(id(self), (self, []))[1].append(key)
+        dict.__setitem__(self, key, value)
+
+
+def _objects_in(value) -> Iterator[dict]:
+    if isinstance(value, dict):
+        yield value
+        for v in value.values():
+            yield from _objects_in(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _objects_in(v)
+
+
+_JSON_SPACE = b" \t\r\n"
+_KINDS = {ord("{"): "an object", ord('"'): "a string", ord("n"): "null", ord("t"): "a boolean",
+          ord("f"): "a boolean"}
+
+
+class _ArrayStart:
+    """A binary stream of JSON that refuses a top level other than an array (SPEC section 4: a JSON
+    upload is an array of records, or NDJSON): an object, a number or a string would otherwise be
+    read as no records at all, and a full run would propose deleting every row. An empty file stays
+    an empty file (an empty snapshot)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.checked = False
+
+    def read(self, size=-1):
+        data = self.stream.read(size)
+        if self.checked or not data:
+            return data
+        head = data.lstrip(_JSON_SPACE)
+        if head.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark, as the CSV reader allows
+            head = head[3:].lstrip(_JSON_SPACE)
+        if not head:
+            return data  # only blanks so far: look again at the next read
+        self.checked = True
+        if head[0] != ord("["):
+            kind = _KINDS.get(head[0], "a number" if head[:1] in b"-0123456789" else "not JSON")
+            raise MalformedBatch(f"file is not a valid JSON array of records: its top level is {kind}")
+        return data
 
 
 class _NestingGuard:
@@ -294,12 +479,19 @@ class _NestingGuard:
         self.depth += opens - closes
 
 
-def iter_ndjson(stream) -> Iterator[Any]:
-    decoder = msgspec.json.Decoder()
+def iter_ndjson(stream, numbers: ExactNumbers | None = None) -> Iterator[Any]:
+    decoder = msgspec.json.Decoder(float_hook=numbers or ExactNumbers())
     for line in stream:
         line = line.strip()
         if not line:
             continue
+        if line[:1] == b"\x00":  # an item of a JSON array that was unreadable as a record: see _ndjson_line
+            try:
+                text, reason = msgspec.json.decode(line[1:], type=tuple[str, str])
+                yield Unparseable(text, reason)
+                continue
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                pass
         try:
             yield decoder.decode(line)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for bad UTF-8
@@ -317,6 +509,7 @@ def iter_csv(stream) -> Iterator[Any]:
         if header is None:
             return
         header = [h.strip() for h in header]
+        check_csv_header(header)
         width = len(header)
         for row in reader:
             if not row or (len(row) == 1 and row[0] == ""):
@@ -344,6 +537,7 @@ def iter_file_chunks(stream, fmt: str, size: int) -> Iterator[tuple[bytes, str, 
             header = next(reader, None)
             if header is None:
                 return
+            check_csv_header([h.strip() for h in header])
             rows: list[list[str]] = []
             for row in reader:
                 if not row or (len(row) == 1 and row[0] == ""):
@@ -362,7 +556,7 @@ def iter_file_chunks(stream, fmt: str, size: int) -> Iterator[tuple[bytes, str, 
             text.detach()
         return
     if fmt == "json":
-        lines = (msgspec.json.encode(item) for item in iter_json_array(stream))
+        lines = (_ndjson_line(item) for item in iter_json_array(stream))
     elif fmt == "ndjson":
         lines = (line.strip() for line in stream if line.strip())
     else:
@@ -375,6 +569,32 @@ def iter_file_chunks(stream, fmt: str, size: int) -> Iterator[tuple[bytes, str, 
             chunk = []
     if chunk:
         yield b"\n".join(chunk) + b"\n", NDJSON, len(chunk)
+
+
+# Decimals as JSON numbers with their exact digits (msgspec's default writes them as strings)
+_exact_json = msgspec.json.Encoder(decimal_format="number")
+
+
+def _ndjson_line(item) -> bytes:
+    """One item of a JSON array as an NDJSON line, numbers exactly as they were written. An item
+    that is no readable record becomes a line starting with NUL (never valid JSON) that carries its
+    text and the reason, so that only its record fails (a parse_error), never the whole file."""
+    if isinstance(item, Unparseable):
+        return b"\x00" + _plain_json.encode((item.text, item.reason))
+    try:
+        return _exact_json.encode(item)
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
+        return b"\x00" + _plain_json.encode((repr(item)[:2000], f"item cannot be read as a record: {exc}"))
+
+
+def check_csv_header(header: list[str]) -> None:
+    """A column named twice would have one of its cells dropped silently: the file is malformed
+    (SPEC section 4), one parse_error for the file rather than one per row."""
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise MalformedBatch(f"file is not valid CSV: the header names the column {name!r} twice")
+        seen.add(name)
 
 
 def _csv_bytes(header: list[str], rows: list[list[str]]) -> bytes:

@@ -2,6 +2,8 @@
 RecordError, listed deletes to StagedDelete. Called inside the transaction that marks the batch
 validated, so a batch is staged once or not at all."""
 
+from decimal import Decimal
+
 from ..models import RecordError, StagedDelete
 from . import staging
 from .validate import BatchResult
@@ -24,11 +26,26 @@ def stage_batch(*, run_id, seq: int, result: BatchResult, target) -> None:
 
 
 def _storable(value):
-    """A value PostgreSQL can store: NUL characters (refused in text and JSON) become U+FFFD."""
+    """A value both databases store as JSON: NUL characters (refused by PostgreSQL in text and JSON)
+    become U+FFFD; NaN and infinities (which neither accepts in JSON) become the strings "NaN",
+    "Infinity", "-Infinity"; an exact Decimal becomes the float of the same value, or its text when
+    no float has it (19.999999999999999999 must not show as 20.0 in the error it caused)."""
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd") if "\x00" in value else value
     if isinstance(value, dict):
         return {_storable(k): _storable(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_storable(v) for v in value]
-    return value
+    if isinstance(value, float):
+        if value - value == 0:
+            return value
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Decimal):
+        if value.is_finite():
+            number = float(value)
+            if number - number == 0 and Decimal(repr(number)) == value:
+                return number
+        return str(value)
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    return str(value)  # anything else an adapter made: its text

@@ -65,11 +65,14 @@ def summarize_batch(data: bytes) -> tuple[int | None, int, list[str]]:
     return (batch.seq or None), len(batch.records), list(batch.deletes)
 
 
-def decode_batch(data: bytes) -> tuple[int | None, list[dict], list[str]]:
-    """(seq or None, records, deletes). Raises ValueError on a malformed message."""
+def decode_batch(data: bytes, *, report_non_finite: bool = False):
+    """(seq or None, records, deletes), and with `report_non_finite` a fourth item: whether any
+    double is NaN or infinite (JSON has no such number: the validator refuses them then, record by
+    record). Raises ValueError on a malformed message."""
     batch = _parse(data)
     fields = list(batch.fields)
     records = []
+    non_finite = False
     for record in batch.records:
         values = record.values
         out = {}
@@ -87,8 +90,22 @@ def decode_batch(data: bytes) -> tuple[int | None, list[dict], list[str]]:
                 out[name] = value.decimal_value
             else:
                 out[name] = _to_python(value)
+                if not non_finite and kind != "null_value":
+                    non_finite = _has_non_finite(out[name])
         records.append(out)
+    if report_non_finite:
+        return (batch.seq or None), records, list(batch.deletes), non_finite
     return (batch.seq or None), records, list(batch.deletes)
+
+
+def _has_non_finite(value) -> bool:
+    if isinstance(value, float):
+        return value - value != 0  # NaN and the infinities only
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_non_finite(v) for v in value)
+    return False
 
 
 def _set(value: batch_pb2.Value, obj) -> None:

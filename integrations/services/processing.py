@@ -104,7 +104,7 @@ def upload_split(*, run_id) -> None:
     except IntegrationsError as exc:
         for b in created:
             storage.delete_payload(b.payload)
-        return run_fail(run_id=run.pk, message=f"the uploaded file could not be read: {exc.message}")
+        return _fail_unreadable_file(run.pk, exc.message)
     with transaction.atomic():
         locked = SyncRun.objects.select_for_update().get(pk=run.pk)
         if locked.status != Status.PROCESSING or locked.batches.exists():
@@ -116,6 +116,21 @@ def upload_split(*, run_id) -> None:
         locked.save(update_fields=["batches_total", "received", "heartbeat_at"])
         # an empty file has no batch to validate: straight to the apply (an empty snapshot)
         enqueue("integrations.tasks.process_run" if created else "integrations.tasks.apply_run", run.pk)
+
+
+def _fail_unreadable_file(run_id, reason: str) -> SyncRun | None:
+    """An upload that is no file of records (not a JSON array, a CSV header naming a column twice,
+    bytes that are no JSON): the run fails with one parse_error for the whole file (seq 0, index 0),
+    counted as one received record that failed, so the counts still add up (rule 7)."""
+    with transaction.atomic():
+        run = SyncRun.objects.select_for_update().filter(pk=run_id, status=Status.PROCESSING).first()
+        if run is None:
+            return None
+        if not RecordError.objects.filter(run=run).exists():
+            RecordError.objects.create(run=run, seq=0, index=0, key=None, code=RecordError.Code.PARSE_ERROR,
+                                       message=reason[:2000])
+        SyncRun.objects.filter(pk=run.pk).update(received=1)
+        return run_fail(run_id=run.pk, message=f"the uploaded file could not be read: {reason}")
 
 
 def batch_validate(*, batch_id) -> None:
@@ -184,9 +199,7 @@ def run_apply(*, run_id) -> SyncRun | None:
         for name in ("received", "created", "updated", "unchanged", "deleted", "failed"):
             setattr(run, name, getattr(outcome, name))
         run.batches_done = run.batches_total
-        _finish(run, outcome.status, outcome.message)
-        if outcome.status != Status.NEEDS_REVIEW:
-            enqueue("integrations.tasks.cleanup_run", run.pk)
+        _finish(run, outcome.status, outcome.message)  # an end state also schedules cleanup_run
         if not run.dry_run and outcome.status != Status.NEEDS_REVIEW:
             enqueue("integrations.tasks.kick_integration", run.integration_id)
     return run
@@ -237,7 +250,6 @@ def run_fail(*, run_id, message: str, detail: str = "") -> SyncRun | None:
         if detail:
             run.error_detail = detail
         _finish(run, Status.FAILED, message)
-        enqueue("integrations.tasks.cleanup_run", run.pk)
         if not run.dry_run:
             enqueue("integrations.tasks.kick_integration", run.integration_id)
     return run

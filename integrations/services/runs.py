@@ -273,3 +273,7 @@ def _finish(run: SyncRun, status: str, message: str) -> None:
     log.info("run %s %s: %s", run.pk, status, message)
     metrics.run_finished(run)
     enqueue("integrations.tasks.run_finished", run.pk, status)
+    if status in SyncRun.END_STATES:
+        # whatever ended it (applied, failed, cancelled, rejected at review, superseded), its staged
+        # rows are of no more use; the task is idempotent, so a second enqueue does no harm
+        enqueue("integrations.tasks.cleanup_run", run.pk)
