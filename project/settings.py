@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "django_q",
     "integrations",
     "catalog",
+    "crm",
 ]
 
 MIDDLEWARE = [

@@ -158,7 +158,9 @@ class BatchOutput(serializers.Serializer):
 class RecordErrorOutput(serializers.Serializer):
     seq = serializers.IntegerField(help_text="the batch")
     index = serializers.IntegerField(help_text="0-based position in the batch's records")
-    key = serializers.CharField(allow_null=True, help_text="null when no key could be read")
+    key = serializers.JSONField(allow_null=True, help_text=(
+        "the record's key: a string or an integer, or an object of a composite key's fields; null when no key "
+        "could be read"))
     code = serializers.ChoiceField(choices=RecordError.Code.values)
     message = serializers.CharField()
     fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),

@@ -25,7 +25,7 @@ MAX_KEY_LENGTH = 255  # the staging and error columns; longer keys are not "read
 @dataclass
 class Problem:
     index: int
-    key: str | None
+    key: Any  # the target's key (a value, a tuple for a composite key), None when unreadable
     code: str
     message: str
     fields: dict = field(default_factory=dict)
@@ -34,9 +34,9 @@ class Problem:
 
 @dataclass
 class BatchResult:
-    valid: list[tuple[int, str, msgspec.Struct]] = field(default_factory=list)  # (index, key, record)
+    valid: list[tuple[int, Any, msgspec.Struct]] = field(default_factory=list)  # (index, key, record)
     problems: list[Problem] = field(default_factory=list)
-    deletes: list[str] = field(default_factory=list)
+    deletes: list = field(default_factory=list)  # the target's keys
     received: int = 0
 
 
@@ -44,7 +44,7 @@ class BatchResult:
 def _typed_envelope(schema: type) -> type:
     return msgspec.defstruct(
         f"{schema.__name__}Batch",
-        [("records", list[schema]), ("deletes", list[str], []), ("seq", int | None, None)],
+        [("records", list[schema]), ("deletes", list[Any], []), ("seq", int | None, None)],
     )
 
 
@@ -55,7 +55,8 @@ class Validator:
         self.target = target
         self.field_map = field_map or {}
         self.adapter = adapter
-        self.key_field = target.key_field
+        self.references = [(name, target.references[name], target.referenced(name).parse_key)
+                           for name in target.references]
         self.nul_possible = True  # PostgreSQL stores no NUL in text or JSON: such records are refused
 
     # --- the batch -----------------------------------------------------------------------------
@@ -73,14 +74,14 @@ class Validator:
         fast = self._fast_path(batch)
         if fast is not None:
             records, deletes = fast
-            result = BatchResult(deletes=_usable_keys(deletes), received=len(records))
-            key = self.key_field
-            self._collect(result, ((i, getattr(rec, key), rec) for i, rec in enumerate(records)))
+            result = BatchResult(deletes=self._usable_keys(deletes), received=len(records))
+            key_of = self.target.key_of
+            self._collect(result, ((i, key_of(rec), rec) for i, rec in enumerate(records)))
             return result
         if batch.records is None:
             batch = decode_json_batch(batch.json_bytes)
         self.nul_possible = batch.nul_possible
-        result = BatchResult(deletes=_usable_keys(batch.deletes), received=len(batch.records))
+        result = BatchResult(deletes=self._usable_keys(batch.deletes), received=len(batch.records))
         checked = (self.check(i, raw, lax=batch.lax) for i, raw in enumerate(batch.records))
         self._collect(result, checked)
         return result
@@ -95,15 +96,23 @@ class Validator:
             envelope = msgspec.json.decode(batch.json_bytes, type=_typed_envelope(self.target.schema))
         except (msgspec.ValidationError, msgspec.DecodeError):
             return None
-        # a blank key ("   ") passes a schema's length bound but is no usable key (missing_key):
-        # the checker one by one must see it, or its fate would depend on its batch's other records
-        key = self.key_field
-        if not all(getattr(rec, key).strip() for rec in envelope.records):
-            return None
+        # a blank key ("   ") passes a schema's length bound but is no usable key (missing_key), nor
+        # is an integer beyond 64 bits: the checker one by one must see them, or their fate would
+        # depend on their batch's other records
+        for name, kind, bounds in zip(self.target.keys, self.target.key_kinds, self.target.key_ranges):
+            if kind == "str" and not all(getattr(rec, name).strip() for rec in envelope.records):
+                return None
+            if kind == "int" and not all(bounds[0] <= getattr(rec, name) <= bounds[1] for rec in envelope.records):
+                return None
         return envelope.records, envelope.deletes
 
+    def _usable_keys(self, deletes) -> list:
+        """The listed deletes that are keys of the target (others cannot name a row)."""
+        parse = self.target.parse_key
+        return [k for k in (parse(d) for d in deletes) if k is not None]
+
     def _collect(self, result: BatchResult, checked) -> None:
-        seen: set[str] = set()
+        seen: set = set()
         for item in checked:
             if isinstance(item, Problem):
                 if item.key is not None:
@@ -112,12 +121,27 @@ class Validator:
                 continue
             index, key, record = item
             if key in seen:
-                result.problems.append(Problem(index, key, DUPLICATE_KEY,
-                                               f"key {key!r} appeared earlier in this run; the first one stays",
+                result.problems.append(Problem(index, key, DUPLICATE_KEY, duplicate_message(self.target, key),
                                                record=self.target.to_data(record)))
                 continue
             seen.add(key)
+            if self.references:
+                bad = self._bad_references(record)
+                if bad:
+                    result.problems.append(Problem(index, _readable_key(key), INVALID, f"invalid field(s): {', '.join(bad)}",
+                                                   fields=bad, record=self.target.to_data(record)))
+                    continue
             result.valid.append((index, key, record))
+
+    def _bad_references(self, record) -> dict:
+        """Reference values that are no key of their target at all (of another type, too long):
+        unknown keys, found here; whether a good key exists is decided in the apply, set-based."""
+        bad = {}
+        for name, target_name, parse_key in self.references:
+            value = getattr(record, name)
+            if value is not None and parse_key(value) is None:
+                bad[name] = [unknown_reference(target_name, value)]
+        return bad
 
     # --- one record ----------------------------------------------------------------------------
     def check(self, index: int, raw: Any, *, lax: bool = False):
@@ -131,25 +155,26 @@ class Validator:
             try:
                 record = self.adapter(record)
             except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
-                return Problem(index, _readable_key(record.get(self.key_field)), INVALID,
+                return Problem(index, self._readable(record), INVALID,
                                f"adapter rejected the record: {exc}", fields={"__all__": [str(exc)]}, record=raw)
-        key = record.get(self.key_field)
-        if not isinstance(key, str) or not key.strip():
-            what = "is missing" if key is None else ("is empty" if isinstance(key, str) else f"is {_kind(key)}, not a string")
-            return Problem(index, None, MISSING_KEY, f"key field {self.key_field!r} {what}", record=raw)
+        key, why = self.target.read_key(record, lax=lax)
+        if why:
+            return Problem(index, None, MISSING_KEY, why, record=raw)
+        readable = _readable_key(key)
         if lax:
             record = self._parse_json_cells(record)
             if isinstance(record, Problem):
-                record.index, record.key, record.record = index, _readable_key(key), raw
+                record.index, record.key, record.record = index, readable, raw
                 return record
         nul = _fields_with_nul(record) if self.nul_possible else None
         if nul:
-            return Problem(index, _readable_key(key) if "\x00" not in key else None, INVALID,
+            return Problem(index, readable, INVALID,
                            f"invalid field(s): {', '.join(nul)}",
                            fields={name: ["NUL characters (\\u0000) are not allowed."] for name in nul},
                            record=raw)
         try:
-            return index, key, msgspec.convert(record, self.target.schema, strict=not lax)
+            clean = msgspec.convert(record, self.target.schema, strict=not lax)
+            return index, self.target.key_of(clean), clean
         except (msgspec.ValidationError, ValueError, TypeError, ArithmeticError):
             code, fields = self.explain(record, lax=lax)
             unknown = [n for n in fields if n not in self.target.struct_fields and n != "__all__"]
@@ -157,7 +182,11 @@ class Validator:
             parts = ([f"unknown field(s): {', '.join(unknown)}"] if unknown else []) + (
                 [f"invalid field(s): {', '.join(bad)}"] if bad else [])
             message = "; ".join(parts)
-            return Problem(index, _readable_key(key), code, message, fields=fields, record=raw)
+            return Problem(index, readable, code, message, fields=fields, record=raw)
+
+    def _readable(self, record: dict):
+        key, why = self.target.read_key(record)
+        return None if why else _readable_key(key)
 
     def _map(self, raw: dict) -> dict:
         if not self.field_map:
@@ -208,10 +237,6 @@ class Validator:
         return (UNKNOWN_FIELD if unknown else INVALID), fields
 
 
-def _usable_keys(deletes) -> list[str]:
-    return [d for d in deletes if isinstance(d, str) and 0 < len(d) <= MAX_KEY_LENGTH and "\x00" not in d]
-
-
 def _has_nul(value) -> bool:
     if isinstance(value, str):
         return "\x00" in value
@@ -231,8 +256,21 @@ def _clean_message(text: str) -> str:
     return text.replace(" - at `$`", "")
 
 
-def _readable_key(key) -> str | None:
-    return key if isinstance(key, str) and key.strip() and len(key) <= MAX_KEY_LENGTH else None
+def unknown_reference(target_name: str, value) -> str:
+    return f"Unknown {target_name} key {value!r} (no such row of this customer)."
+
+
+def duplicate_message(target: Target, key) -> str:
+    return f"key {target.key_display(key)!r} appeared earlier in this run; the first one stays"
+
+
+def _readable_key(key):
+    """The key when it can be shown and stored with an error: no text part longer than
+    MAX_KEY_LENGTH or holding a NUL character."""
+    for part in key if isinstance(key, tuple) else (key,):
+        if isinstance(part, str) and (len(part) > MAX_KEY_LENGTH or "\x00" in part):
+            return None
+    return key
 
 
 def _kind(value) -> str:

@@ -13,6 +13,7 @@ from ..exceptions import Conflict, IdempotencyMismatch, InvalidInput, TooLarge
 from ..ingest import decode
 from ..models import Integration, Mode, SyncBatch, SyncRun
 from ..queue import enqueue
+from ..targets import get_target
 
 Status = SyncRun.Status
 
@@ -53,6 +54,7 @@ def batch_receive(*, run: SyncRun, seq: int | None, body: bytes, content_type: s
         raise Conflict(f"run is {run.status}, not receiving batches", details={"status": run.status})
     plain = decode.decompress(body, content_encoding, conf.MAX_BATCH_BYTES)
     summary = decode.summarize_batch(plain, content_type)
+    decode.check_deletes(summary.deletes, get_target(run.integration.target).parse_key)
     if summary.received > conf.MAX_BATCH_RECORDS:
         raise TooLarge(f"batch has {summary.received} records, above the limit of {conf.MAX_BATCH_RECORDS}",
                        details={"records": summary.received, "limit": conf.MAX_BATCH_RECORDS})

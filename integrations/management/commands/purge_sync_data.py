@@ -9,7 +9,6 @@ LINES = (
     ("runs_deleted", "runs deleted", "runs to delete"),
     ("batches_deleted", "batches deleted", "batches to delete"),
     ("errors_deleted", "record errors deleted", "record errors to delete"),
-    ("staged_deleted", "staged rows deleted", "staged rows to delete"),
     ("deliveries_deleted", "webhook deliveries deleted", "webhook deliveries to delete"),
     ("attempts_deleted", "webhook attempts deleted", "webhook attempts to delete"),
     ("notifications_deleted", "notification marks deleted", "notification marks to delete"),
