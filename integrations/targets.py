@@ -16,9 +16,11 @@ The engine reads nothing else of the host app: it never imports it.
 
 import datetime
 import decimal
+import inspect
 import typing
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgspec
@@ -254,22 +256,62 @@ def target_names() -> list[str]:
     return sorted(_registry)
 
 
-# --- adapters: customer-specific logic applied to each raw record before validation -------------
-_adapters: dict[str, Callable[[dict], dict]] = {}
+# --- adapters: customer-specific logic applied to the raw records before validation ---------------
 
 
-def register_adapter(name: str):
-    """Register `func(record: dict) -> dict`. It runs after the field map, before validation;
-    raising ValueError turns the record into an `invalid` error with that message."""
+@dataclass(frozen=True)
+class AdapterContext:
+    """What an adapter may need to know: whose records these are, and which run brings them."""
+
+    customer: Any
+    integration: Any
+    run: Any
+
+
+class Adapter:
+    """A registered adapter, called the same way whatever its signature: `func(record)`,
+    `func(record, context)`, or for a whole batch `func(records, context)` / `func(records)`."""
+
+    def __init__(self, name: str, func: Callable, *, batch: bool):
+        self.name, self.func, self.batch = name, func, batch
+        self.wants_context = _positional_arity(func) >= 2
+
+    def __call__(self, value, context: AdapterContext | None = None):
+        return self.func(value, context) if self.wants_context else self.func(value)
+
+
+def _positional_arity(func: Callable) -> int:
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: one argument
+        return 1
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 2
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+
+
+_adapters: dict[str, Adapter] = {}
+
+
+def register_adapter(name: str, *, batch: bool = False):
+    """Register an adapter. It runs after the field map, before validation, and may take the
+    context (customer, integration, run) as its second argument.
+
+    Per record (default): `func(record: dict[, context]) -> dict`; raising ValueError turns the
+    record into an `invalid` error with that message.
+    For a whole batch (`batch=True`, so lookups are one query per batch, not per record):
+    `func(records: list[dict][, context]) -> list`, the same length and order; an item that is
+    an exception (e.g. ValueError("unknown branch")) rejects that record; raising ValueError
+    rejects every record of the batch."""
 
     def decorator(func):
-        _adapters[name] = func
+        _adapters[name] = Adapter(name, func, batch=batch)
         return func
 
     return decorator
 
 
-def get_adapter(name: str) -> Callable[[dict], dict]:
+def get_adapter(name: str) -> Adapter:
     try:
         return _adapters[name]
     except KeyError:

@@ -13,13 +13,15 @@ from typing import Any
 
 import msgspec
 
-from ..targets import Target
+from ..targets import Adapter, Target
 from .decode import DecodedBatch, Unparseable, decode_json_batch
 
 PARSE_ERROR, MISSING_KEY, INVALID, UNKNOWN_FIELD, DUPLICATE_KEY = (
     "parse_error", "missing_key", "invalid", "unknown_field", "duplicate_key",
 )
 MAX_KEY_LENGTH = 255  # the staging and error columns; longer keys are not "readable"
+ADAPTER_ERRORS = (ValueError, TypeError, KeyError, ArithmeticError)  # a record an adapter cannot use
+_NOT_ADAPTED = object()
 
 
 @dataclass
@@ -51,10 +53,11 @@ def _typed_envelope(schema: type) -> type:
 class Validator:
     """Validates batches for one integration: its target, field map and adapter."""
 
-    def __init__(self, target: Target, field_map: dict | None = None, adapter=None):
+    def __init__(self, target: Target, field_map: dict | None = None, adapter=None, context=None):
         self.target = target
         self.field_map = field_map or {}
-        self.adapter = adapter
+        self.adapter = adapter if adapter is None or isinstance(adapter, Adapter) else Adapter("", adapter, batch=False)
+        self.context = context
         self.references = [(name, target.references[name], target.referenced(name).parse_key)
                            for name in target.references]
         self.nul_possible = True  # PostgreSQL stores no NUL in text or JSON: such records are refused
@@ -82,7 +85,12 @@ class Validator:
             batch = decode_json_batch(batch.json_bytes)
         self.nul_possible = batch.nul_possible
         result = BatchResult(deletes=self._usable_keys(batch.deletes), received=len(batch.records))
-        checked = (self.check(i, raw, lax=batch.lax) for i, raw in enumerate(batch.records))
+        if self.adapter is not None and self.adapter.batch:
+            adapted = self._adapt_batch(batch.records)
+            checked = (self.check(i, raw, lax=batch.lax, adapted=adapted.get(i, _NOT_ADAPTED))
+                       for i, raw in enumerate(batch.records))
+        else:
+            checked = (self.check(i, raw, lax=batch.lax) for i, raw in enumerate(batch.records))
         self._collect(result, checked)
         return result
 
@@ -143,20 +151,43 @@ class Validator:
                 bad[name] = [unknown_reference(target_name, value)]
         return bad
 
+    def _adapt_batch(self, records: list) -> dict:
+        """A batch adapter's output for the records that are objects: {index: record or exception}."""
+        indexes = [i for i, raw in enumerate(records) if isinstance(raw, dict)]
+        mapped = [self._map(records[i]) for i in indexes]
+        if not mapped:
+            return {}
+        try:
+            out = list(self.adapter(mapped, self.context))
+        except ADAPTER_ERRORS as exc:
+            out = [exc] * len(mapped)
+        if len(out) != len(mapped):  # a programming error in the adapter, not in the data
+            raise TypeError(f"batch adapter {self.adapter.name!r} returned {len(out)} records for {len(mapped)}")
+        return dict(zip(indexes, out))
+
     # --- one record ----------------------------------------------------------------------------
-    def check(self, index: int, raw: Any, *, lax: bool = False):
-        """(index, key, record) for a valid record, else a Problem."""
+    def check(self, index: int, raw: Any, *, lax: bool = False, adapted: Any = None):
+        """(index, key, record) for a valid record, else a Problem. `adapted`: a batch adapter's
+        output for this record."""
         if isinstance(raw, Unparseable):
             return Problem(index, None, PARSE_ERROR, raw.reason, record=raw.text)
         if not isinstance(raw, dict):
             return Problem(index, None, PARSE_ERROR, f"record is not an object but {_kind(raw)}", record=_jsonable(raw))
-        record = self._map(raw)
-        if self.adapter is not None:
-            try:
-                record = self.adapter(record)
-            except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
-                return Problem(index, self._readable(record), INVALID,
-                               f"adapter rejected the record: {exc}", fields={"__all__": [str(exc)]}, record=raw)
+        if self.adapter is not None and self.adapter.batch:
+            record = adapted
+        else:
+            record = self._map(raw)
+            if self.adapter is not None:
+                try:
+                    record = self.adapter(record, self.context)
+                except ADAPTER_ERRORS as exc:
+                    record = exc
+        if isinstance(record, BaseException):
+            exc, mapped = record, self._map(raw)
+            return Problem(index, self._readable(mapped), INVALID,
+                           f"adapter rejected the record: {exc}", fields={"__all__": [str(exc)]}, record=raw)
+        if not isinstance(record, dict):
+            raise TypeError(f"adapter {self.adapter.name!r} returned {_kind(record)}, not a record (dict)")
         key, why = self.target.read_key(record, lax=lax)
         if why:
             return Problem(index, None, MISSING_KEY, why, record=raw)

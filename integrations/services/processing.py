@@ -25,7 +25,7 @@ from ..ingest.stage import stage_batch
 from ..ingest.validate import Validator
 from ..models import Integration, RecordError, SyncBatch, SyncRun
 from ..queue import enqueue
-from ..targets import get_adapter, get_target
+from ..targets import AdapterContext, get_adapter, get_target
 from .runs import _finish
 
 log = logging.getLogger("integrations")
@@ -114,12 +114,14 @@ def upload_split(*, run_id) -> None:
 
 def batch_validate(*, batch_id) -> None:
     """Decode, map and validate one stored batch; stage its valid records, keep its errors."""
-    batch = SyncBatch.objects.select_related("run__integration").filter(pk=batch_id).first()
+    batch = SyncBatch.objects.select_related("run__integration__customer").filter(pk=batch_id).first()
     if batch is None or batch.validated_at is not None or batch.run.status != Status.PROCESSING:
         return
     run, integration = batch.run, batch.run.integration
     target = get_target(integration.target)
-    validator = Validator(target, integration.field_map, get_adapter(integration.adapter) if integration.adapter else None)
+    context = AdapterContext(customer=integration.customer, integration=integration, run=run)
+    validator = Validator(target, integration.field_map, get_adapter(integration.adapter) if integration.adapter else None,
+                          context=context)
     try:
         raw = storage.read_payload(batch.payload)
         body = decode.decompress(raw, batch.content_encoding, conf.MAX_BATCH_BYTES)

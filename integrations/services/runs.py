@@ -2,6 +2,7 @@
 and as staff decide it: review, retry. Processing itself is in processing.py."""
 
 import hashlib
+import logging
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -13,7 +14,10 @@ from ..exceptions import Conflict, IdempotencyMismatch, InvalidInput, TooLarge
 from ..ingest import decode
 from ..models import Integration, Mode, SyncBatch, SyncRun
 from ..queue import enqueue
+from ..signals import run_finished
 from ..targets import get_target
+
+log = logging.getLogger("integrations")
 
 Status = SyncRun.Status
 
@@ -224,3 +228,11 @@ def _finish(run: SyncRun, status: str, message: str) -> None:
         run.created = run.updated = run.unchanged = run.deleted = 0
     run.save()
     enqueue("integrations.tasks.run_finished", run.pk, status)
+    transaction.on_commit(lambda: _send_run_finished(run))
+
+
+def _send_run_finished(run: SyncRun) -> None:
+    for receiver, result in run_finished.send_robust(sender=SyncRun, run=run):
+        if isinstance(result, Exception):
+            log.error("run_finished receiver %r failed for run %s", receiver, run.pk,
+                      exc_info=(type(result), result, result.__traceback__))
