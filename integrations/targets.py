@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgspec
+from django.core import checks
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.backends.base.operations import BaseDatabaseOperations
@@ -320,3 +321,81 @@ def get_adapter(name: str) -> Adapter:
 
 def adapter_names() -> list[str]:
     return sorted(_adapters)
+
+
+# --- registration checks (SPEC 2): a target that does not fit its model stops startup -------------
+
+
+def target_problems(target: Target) -> list[str]:
+    """What is wrong between a target and its model, each with its fix ([] when nothing)."""
+    from .models import Customer
+
+    meta = target.model._meta
+    label = meta.label
+    problems = []
+
+    def field(name):
+        try:
+            return meta.get_field(name)
+        except FieldDoesNotExist:
+            return None
+
+    owner = field(target.owner_field)
+    if owner is None or not owner.many_to_one or owner.related_model is not Customer:
+        problems.append(f"owner_field {target.owner_field!r} must be a ForeignKey of {label} to integrations.Customer "
+                        "(every sync is scoped to one customer's rows); fix: add that foreign key or name it in owner_field")
+    for name in target.struct_fields:
+        f = field(name)
+        if f is None or not f.concrete:
+            problems.append(f"schema field {name!r} is not a field of {label}; fix: rename it to a model field "
+                            "(customers' own names belong in an integration's field map)")
+        elif f.is_relation and name not in target.references:
+            problems.append(f"schema field {name!r} is a foreign key of {label}; fix: declare it in "
+                            f"references = {{{name!r}: '<the target of {f.related_model._meta.label}>'}}")
+    if owner is not None and not _unique_per_owner(target.model, {target.owner_field, *target.keys}):
+        fields = [target.owner_field, *target.keys]
+        problems.append(f"the key {'/'.join(target.keys)} is not unique per owner in {label}; fix: add "
+                        f"models.UniqueConstraint(fields={fields!r}, name=...) to its Meta.constraints")
+    for name, target_name in target.references.items():
+        if target_name not in _registry:
+            problems.append(f"reference {name!r} names the unknown target {target_name!r}; fix: register it "
+                            f"(registered: {', '.join(sorted(_registry))})")
+            continue
+        ref, f = _registry[target_name], field(name)
+        if name not in target.struct_fields:
+            problems.append(f"reference {name!r} is not a field of the schema; fix: add `{name}: <key type> | None`")
+        if f is None or not f.many_to_one:
+            problems.append(f"reference {name!r} must be a ForeignKey of {label}; fix: make it one, to {ref.model._meta.label}")
+        elif f.related_model is not ref.model:
+            problems.append(f"reference {name!r} points to {f.related_model._meta.label}, but {target_name} syncs "
+                            f"{ref.model._meta.label}; fix: reference the target of {f.related_model._meta.label}")
+        if ref.composite:
+            problems.append(f"reference {name!r}: {target_name} has a composite key; only single-key targets can be referenced")
+    if target.touch_field and field(target.touch_field) is None:
+        problems.append(f"touch_field {target.touch_field!r} is not a field of {label}")
+    synced = {target.owner_field, *target.keys, *target.fields, target.touch_field}
+    for f in meta.concrete_fields:
+        if (f.name not in synced and not f.primary_key and not f.null and not f.has_default() and not f.generated
+                and getattr(f, "db_default", NOT_PROVIDED) is NOT_PROVIDED
+                and not (getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False))):
+            problems.append(f"column {f.name!r} of {label} is not in the schema, not nullable and has no default, "
+                            "so no row could be inserted; fix: add it to the schema, or give it a default or db_default")
+    return problems
+
+
+def _unique_per_owner(model, fields: set) -> bool:
+    meta = model._meta
+    for constraint in meta.total_unique_constraints:  # UniqueConstraints without a condition
+        if set(constraint.fields) == fields:
+            return True
+    # exactly these fields: PostgreSQL's ON CONFLICT needs a unique index on them
+    return any(set(together) == fields for together in meta.unique_together)
+
+
+@checks.register()
+def check_targets(app_configs=None, **kwargs):
+    """Every registered target against its model: an error at startup, never in a worker."""
+    return [
+        checks.Error(f"sync target {target.name}: {problem}", obj=type(target), id="integrations.E101")
+        for target in _registry.values() for problem in target_problems(target)
+    ]
