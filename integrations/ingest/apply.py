@@ -116,18 +116,20 @@ def deletions(run: SyncRun, target: Target, owner_id):
     number of failed records without a readable key that make a full run skip its snapshot)."""
     rows = target.owner_rows(owner_id)
     same_key = staging.same_key(target)
-    in_run = Exists(staging.staged(target, run.pk).filter(**same_key))
-    listed = Exists(staging.staged(target, run.pk, staging.DELETE).filter(**same_key))
-    # a record of the run wins over a listed delete of the same key
-    explicit = rows.filter(listed).exclude(in_run)
+    explicit = rows.none()
+    if SyncBatch.objects.filter(run=run, deletes__gt=0).exists():  # most runs list none: no query
+        in_run = Exists(staging.staged(target, run.pk).filter(**same_key))
+        listed = Exists(staging.staged(target, run.pk, staging.DELETE).filter(**same_key))
+        # a record of the run wins over a listed delete of the same key
+        explicit = rows.filter(listed).exclude(in_run)
     if run.mode != "full":
         return explicit, None, 0
     keyless = RecordError.objects.filter(run=run, key__isnull=True).count()
     if keyless:
         return explicit, None, keyless
-    # the snapshot's keys include those of failed records (failed-key protection)
-    failed_key = Exists(staging.staged(target, run.pk, staging.FAILED_KEY).filter(**same_key))
-    return explicit, rows.exclude(in_run).exclude(failed_key).exclude(listed), 0
+    # the snapshot's keys: those of its records, of its failed records (failed-key protection) and
+    # of its listed deletes, i.e. every staging row of the run: one anti-join
+    return explicit, rows.exclude(Exists(staging.staged(target, run.pk, None).filter(**same_key))), 0
 
 
 def protected_references(target: Target, doomed) -> list[str]:
