@@ -11,6 +11,13 @@ A host app declares its targets in `sync_targets.py` (found by autodiscovery, li
         schema = ProductRecord          # a msgspec.Struct, compiled once, checked in C
         checks = {"price": check_price} # the per-field checks the schema's __post_init__ runs
 
+The key is one field typed str, int or uuid.UUID by the schema (`key_field`), or several
+(`key_fields = ("order_no", "line")`); the model must have a unique constraint on exactly the
+owner and key fields. `references = {"category": "crm.category"}` makes a foreign key of the
+model carry the referenced target's key in the record. Model columns outside the schema take the
+model's default on insert and keep their value on update. Registration checks (system check
+integrations.E101) say at startup what does not fit the model.
+
 The engine reads nothing else of the host app: it never imports it.
 """
 
@@ -124,6 +131,19 @@ class Target:
         else:
             key, why = self.read_key({self.keys[0]: value})
         return None if why or not self.key_fits(key) else key
+
+    def is_key(self) -> Callable[[Any], bool]:
+        """A fast test of one value being a key of this single-key target, as parse_key decides:
+        for references, checked on every record of a batch."""
+        kind, name = self.key_kinds[0], self.keys[0]
+        if self.composite or kind == "uuid":
+            return lambda value: self.parse_key(value) is not None
+        if kind == "int":
+            low, high = self.key_ranges[0]
+            return lambda value: type(value) is int and low <= value <= high
+        limit = getattr(self.model._meta.get_field(name), "max_length", None) or float("inf")
+        return lambda value: (type(value) is str and 0 < len(value) <= limit and not value.isspace()
+                              and "\x00" not in value)
 
     def key_fits(self, key) -> bool:
         """Whether the key can be stored in the model's key columns (a string within max_length,

@@ -319,3 +319,12 @@ def test_seed_crm_syncs_every_crm_target(transactional_db):
     assert Category.objects.count() == 3 and Contact.objects.count() == 50 and OrderLine.objects.exists()
     assert Contact.objects.filter(category__isnull=False).exists()
     assert set(SyncRun.objects.values_list("status", flat=True)) == {S.SUCCEEDED}
+
+
+@pytest.mark.parametrize("name", ["crm.category", "crm.contact", "crm.device", "crm.order_line"])
+def test_the_fast_key_test_agrees_with_parse_key(name):
+    target = get_target(name)
+    is_key = target.is_key()
+    for value in ["VIP", "", "  ", "x" * 32, "x" * 33, "a\x00b", 5, -5, True, 2**63, 1.5, None, [1],
+                  str(uuid.uuid4()), uuid.uuid4().hex, {"order_no": "A", "line": 1}, {"order_no": "A"}]:
+        assert is_key(value) == (target.parse_key(value) is not None), value

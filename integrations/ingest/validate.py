@@ -58,7 +58,7 @@ class Validator:
         self.field_map = field_map or {}
         self.adapter = adapter if adapter is None or isinstance(adapter, Adapter) else Adapter("", adapter, batch=False)
         self.context = context
-        self.references = [(name, target.references[name], target.referenced(name).parse_key)
+        self.references = [(name, target.references[name], target.referenced(name).is_key())
                            for name in target.references]
         self.nul_possible = True  # PostgreSQL stores no NUL in text or JSON: such records are refused
 
@@ -145,9 +145,9 @@ class Validator:
         """Reference values that are no key of their target at all (of another type, too long):
         unknown keys, found here; whether a good key exists is decided in the apply, set-based."""
         bad = {}
-        for name, target_name, parse_key in self.references:
+        for name, target_name, is_key in self.references:
             value = getattr(record, name)
-            if value is not None and parse_key(value) is None:
+            if value is not None and not is_key(value):
                 bad[name] = [unknown_reference(target_name, value)]
         return bad
 
