@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('integrations', '0004_typed_composite_keys'),
+        ('integrations', '0001_initial'),
     ]
 
     operations = [
