@@ -1,12 +1,16 @@
 """The typed staging table of a target: where a run's valid records wait for its apply.
 
 One table per target, with the target's own column types (made at run time from its model, named
-after a hash of those columns, so a changed target gets a new table), plus run, seq, index and
-key. On PostgreSQL it is UNLOGGED and filled with COPY: the apply then reads typed rows, exactly
-like a hand-written loader's staging table (PERFORMANCE.md lesson 1). Elsewhere bulk_create.
+after a hash of those columns, so a changed target gets a new table): the key columns typed like
+the model's, the schema's fields (a reference typed like the referenced key), plus run, seq, index
+and row_kind. Beside the valid records (`r`) it holds the keys of failed records (`f`, they protect
+their rows from snapshot deletion) and the listed deletes (`d`), so every comparison of the apply
+with the target table is a typed join, whatever the key's type or number of fields. On PostgreSQL
+it is UNLOGGED and filled with COPY: the apply then reads typed rows, exactly like a hand-written
+loader's staging table (PERFORMANCE.md lesson 1). Elsewhere bulk_create.
 
 UNLOGGED tables are emptied by PostgreSQL's crash recovery; the apply therefore checks that the
-run's staged rows are all there (`count == sum of batches' valid`) and re-validates otherwise.
+run's staged rows are all there (`count == sum of batches' staged`) and re-validates otherwise.
 """
 
 import hashlib
@@ -128,9 +132,9 @@ def staged(target: Target, run_id, kind: str | None = RECORD) -> models.QuerySet
     return rows if kind is None else rows.filter(row_kind=kind)
 
 
-def same_key(target: Target, outer: str = "") -> dict:
+def same_key(target: Target) -> dict:
     """Filter arguments matching a staging row's key with the key of the outer query's row."""
-    return {name: OuterRef(f"{outer}{name}") for name in target.keys}
+    return {name: OuterRef(name) for name in target.keys}
 
 
 def write(target: Target, run_id, seq: int, valid: list, *, failed: list = (), deletes: list = ()) -> int:
