@@ -20,6 +20,7 @@ install: $(VENV)/.installed
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_crm
 	$(PY) manage.py collectstatic --noinput -v0
 	@echo "Serving on http://$(HOST):$(PORT)/admin/ and http://$(HOST):$(PORT)/api/v1/ (Ctrl-C stops all three)"
 	@trap 'kill 0' INT TERM EXIT; export INTEGRATIONS_WEBHOOK_CLUSTER=$${INTEGRATIONS_WEBHOOK_CLUSTER:-integrations-webhooks}; \

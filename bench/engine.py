@@ -6,6 +6,10 @@ customer's 100,000 rows sit beside it; cases (A) first load, (B) identical re-sy
 cluster (2 workers, Redis broker) doing the work; the worker's peak RSS is sampled from /proc.
 The ceiling is plain SQL on the same rows: COPY of pre-encoded text into a temp staging table,
 anti-join away unchanged rows, one INSERT ... ON CONFLICT DO UPDATE, one DELETE ... NOT EXISTS.
+Then crm.contact (SPEC 12): BENCH_CONTACTS (default BENCH_RECORDS) contacts of an integer key, each
+referencing one of the customer's 100 categories; cases (A) first load and (B) identical re-sync,
+against a ceiling that resolves the reference by a join to crm_category in the same statement.
+BENCH_CASES=product or =contact runs one half only.
 Results go to stdout and bench/RESULTS.md.
 """
 
@@ -24,13 +28,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 N = int(os.environ.get("BENCH_RECORDS", 1_000_000))
 NEIGHBOUR_ROWS = int(os.environ.get("BENCH_NEIGHBOUR_ROWS", 100_000))
+CONTACTS = int(os.environ.get("BENCH_CONTACTS", N))
+CASES = os.environ.get("BENCH_CASES", "product,contact").split(",")
+CATEGORIES = 100
 BATCH = 50_000
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/integrations_bench")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
 MEDIA = tempfile.mkdtemp(prefix="bench-media-")
-ENV = {**os.environ, "DATABASE_URL": DB_URL, "REDIS_URL": REDIS, "MEDIA_ROOT": MEDIA, "Q_WORKERS": "2",
-       "Q_CLUSTER_NAME": "bench", "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-       "CACHE_URL": "locmemcache://"}
+ENV = {"Q_CLUSTER_NAME": "bench", **os.environ, "DATABASE_URL": DB_URL, "REDIS_URL": REDIS, "MEDIA_ROOT": MEDIA,
+       "Q_WORKERS": "2", "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"), "CACHE_URL": "locmemcache://"}
 os.environ.update(ENV)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
@@ -58,6 +64,7 @@ from django.db import connection  # noqa: E402
 call_command("migrate", verbosity=0)
 
 from catalog.models import Product  # noqa: E402
+from crm.models import Category, Contact  # noqa: E402
 from integrations import services  # noqa: E402
 from integrations.models import Customer, SyncRun  # noqa: E402
 
@@ -112,6 +119,55 @@ def ceiling(records: list[dict], owner_id: int) -> float:
         cur.cursor.copy_expert("COPY ceiling_keys (sku) FROM STDIN", io.BytesIO(keys))
         cur.execute("DELETE FROM catalog_product t WHERE t.customer_id = %s AND NOT EXISTS "
                     "(SELECT 1 FROM ceiling_keys k WHERE k.sku = t.sku)", [owner_id])
+        cur.execute("COMMIT")
+    return time.perf_counter() - t0
+
+
+def contact(i: int) -> dict:
+    return {"external_id": 10_000_000 + i, "email": f"contact{i}@example.com",
+            "signed_up_at": f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T10:00:00+00:00",
+            "birth_date": f"19{50 + i % 50}-01-15" if i % 3 else None,
+            "score": f"{i % 10000 / 100:.2f}" if i % 4 else None, "category": f"CAT-{i % CATEGORIES:03d}"}
+
+
+def contact_copy_text(records: list[dict], owner_id: int) -> bytes:
+    def cell(v):
+        return "\\N" if v is None else str(v)
+
+    return "".join(
+        f"{owner_id}\t{r['external_id']}\t{r['email']}\t{cell(r['birth_date'])}\t{r['signed_up_at']}\t"
+        f"{cell(r['score'])}\t{r['category']}\n" for r in records).encode()
+
+
+def add_categories(owner) -> None:
+    Category.objects.bulk_create(Category(customer=owner, code=f"CAT-{i:03d}", name=f"Category {i}")
+                                 for i in range(CATEGORIES))
+
+
+def contact_ceiling(records: list[dict], owner_id: int) -> float:
+    """Plain SQL on the same contacts, the category code resolved to its id by a join."""
+    data = contact_copy_text(records, owner_id)  # pre-encoded, not timed
+    cols = "customer_id, external_id, email, birth_date, signed_up_at, score"
+    t0 = time.perf_counter()
+    with connection.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute("CREATE TEMP TABLE ceiling_contacts (customer_id bigint, external_id bigint, email varchar(254), "
+                    "birth_date date, signed_up_at timestamptz, score numeric(6,2), category varchar(32)) ON COMMIT DROP")
+        cur.cursor.copy_expert(f"COPY ceiling_contacts ({cols}, category) FROM STDIN", io.BytesIO(data))
+        cur.execute("CREATE INDEX ON ceiling_contacts (external_id)")
+        cur.execute("ANALYZE ceiling_contacts")
+        cur.execute("CREATE TEMP TABLE ceiling_resolved ON COMMIT DROP AS SELECT s.customer_id, s.external_id, "
+                    "s.email, s.birth_date, s.signed_up_at, s.score, c.id AS category_id FROM ceiling_contacts s "
+                    "LEFT JOIN crm_category c ON c.customer_id = s.customer_id AND c.code = s.category")
+        cur.execute("DELETE FROM ceiling_resolved s USING crm_contact t WHERE t.customer_id = s.customer_id "
+                    "AND t.external_id = s.external_id AND (t.email, t.birth_date, t.signed_up_at, t.score, "
+                    "t.category_id) IS NOT DISTINCT FROM (s.email, s.birth_date, s.signed_up_at, s.score, s.category_id)")
+        cur.execute(f"INSERT INTO crm_contact ({cols}, category_id, notes) SELECT {cols}, category_id, '' "
+                    "FROM ceiling_resolved ON CONFLICT (customer_id, external_id) DO UPDATE SET email = EXCLUDED.email, "
+                    "birth_date = EXCLUDED.birth_date, signed_up_at = EXCLUDED.signed_up_at, score = EXCLUDED.score, "
+                    "category_id = EXCLUDED.category_id")
+        cur.execute("DELETE FROM crm_contact t WHERE t.customer_id = %s AND NOT EXISTS "
+                    "(SELECT 1 FROM ceiling_contacts k WHERE k.external_id = t.external_id)", [owner_id])
         cur.execute("COMMIT")
     return time.perf_counter() - t0
 
@@ -173,52 +229,78 @@ def main():
     import redis
 
     redis.Redis.from_url(REDIS).flushdb()  # no task of an earlier, interrupted bench
-    Product.objects.filter(customer__slug__in=["bench", "bench-ceiling", "bench-neighbour"]).delete()
-    Customer.objects.filter(slug__in=["bench", "bench-ceiling", "bench-neighbour"]).delete()
+    slugs = ["bench", "bench-ceiling", "bench-neighbour"]
+    Contact.objects.filter(customer__slug__in=slugs).delete()
+    Category.objects.filter(customer__slug__in=slugs).delete()
+    Product.objects.filter(customer__slug__in=slugs).delete()
+    Customer.objects.filter(slug__in=slugs).delete()
     SyncRun.objects.all().delete()
     bench = services.customer_create(slug="bench", name="Bench")
     ceiling_owner = services.customer_create(slug="bench-ceiling", name="Ceiling")
     neighbour = services.customer_create(slug="bench-neighbour", name="Neighbour")
     integration = services.integration_create(customer=bench, slug="products", target="catalog.product")
+    contacts = services.integration_create(customer=bench, slug="contacts", target="crm.contact")
     with connection.cursor() as cur:
         cur.cursor.copy_expert(
             "COPY catalog_product (customer_id, sku, name, price, currency, quantity, active, attributes) FROM STDIN",
             io.BytesIO(copy_text([record(i) for i in range(NEIGHBOUR_ROWS)], neighbour.pk)))
+    for owner in (bench, ceiling_owner, neighbour):
+        add_categories(owner)
+    with connection.cursor() as cur:
+        cur.cursor.copy_expert(
+            "COPY crm_contact (customer_id, external_id, email, birth_date, signed_up_at, score, category_id, notes) "
+            "FROM STDIN", io.BytesIO("".join(
+                f"{neighbour.pk}\t{10_000_000 + i}\tn{i}@example.com\t\\N\t2024-01-01T00:00:00+00:00\t\\N\t\\N\t\n"
+                for i in range(NEIGHBOUR_ROWS)).encode()))
     with connection.cursor() as cur:
         cur.execute("VACUUM ANALYZE catalog_product") if connection.get_autocommit() else None
-    neighbour_before = Product.objects.filter(customer=neighbour).count()
+    neighbour_before = (Product.objects.filter(customer=neighbour).count(), Contact.objects.filter(customer=neighbour).count())
 
     cluster = Cluster()
     results = []
     try:
-        for case, label in (("A", "first load"), ("B", "identical re-sync"), ("C", "10% changed, 5% new, 5% missing")):
-            records = snapshot(case)
-            ceil = ceiling(records, ceiling_owner.pk)
-            elapsed, run, peak = engine(integration, records, cluster)
-            assert run.status == "succeeded", (run.status, run.message)
-            results.append((case, label, len(records), ceil, elapsed, peak, run.counts))
-            print(f"{case} {label}: engine {len(records) / elapsed:,.0f} rec/s ({elapsed:.1f} s), "
-                  f"ceiling {len(records) / ceil:,.0f} rec/s ({ceil:.1f} s), "
-                  f"{ceil / elapsed:.0%} of ceiling, worker peak RSS {peak:.0f} MB, counts {run.counts}", flush=True)
+        if "product" in CASES:
+            for case, label in (("A", "first load"), ("B", "identical re-sync"), ("C", "10% changed, 5% new, 5% missing")):
+                records = snapshot(case)
+                ceil = ceiling(records, ceiling_owner.pk)
+                results.append(measure(f"{case} {label}", integration, records, ceil, cluster))
+                del records
+        if "contact" in CASES:
+            records = [contact(i) for i in range(CONTACTS)]
+            for case, label in (("A", "first load"), ("B", "identical re-sync")):
+                ceil = contact_ceiling(records, ceiling_owner.pk)
+                results.append(measure(f"crm.contact {case} {label}", contacts, records, ceil, cluster))
+            assert Contact.objects.filter(customer=bench, category__isnull=True).count() == 0
             del records
     finally:
         cluster.stop()
-    assert Product.objects.filter(customer=neighbour).count() == neighbour_before
+    assert (Product.objects.filter(customer=neighbour).count(),
+            Contact.objects.filter(customer=neighbour).count()) == neighbour_before
     write_results(results)
+
+
+def measure(label: str, integration, records: list[dict], ceil: float, cluster: Cluster) -> tuple:
+    elapsed, run, peak = engine(integration, records, cluster)
+    assert run.status == "succeeded", (run.status, run.message)
+    print(f"{label}: engine {len(records) / elapsed:,.0f} rec/s ({elapsed:.1f} s), "
+          f"ceiling {len(records) / ceil:,.0f} rec/s ({ceil:.1f} s), "
+          f"{ceil / elapsed:.0%} of ceiling, worker peak RSS {peak:.0f} MB, counts {run.counts}", flush=True)
+    return (label, len(records), ceil, elapsed, peak, run.counts)
 
 
 def write_results(results):
     lines = [
         "# make bench: results", "",
         f"Machine: {os.cpu_count()} cores; PostgreSQL (stock config) on 127.0.0.1; {N:,} records per snapshot; "
-        f"{NEIGHBOUR_ROWS:,} rows of another customer beside them. Engine: `complete` to end state with a real",
+        f"{NEIGHBOUR_ROWS:,} rows of another customer beside them (crm.contact: {CONTACTS:,} contacts, each "
+        f"referencing one of {CATEGORIES} categories). Engine: `complete` to end state with a real",
         "django-q2 cluster (2 workers, Redis broker). Ceiling: plain-SQL COPY into a temp table + set-based upsert and",
         "delete of the same rows, measured in the same run.", "",
         "| case | records | engine rec/s | ceiling rec/s | engine / ceiling | worker peak RSS |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for case, label, n, ceil, elapsed, peak, _ in results:
-        lines.append(f"| {case} {label} | {n:,} | {n / elapsed:,.0f} | {n / ceil:,.0f} | {ceil / elapsed:.0%} | {peak:.0f} MB |")
+    for label, n, ceil, elapsed, peak, _ in results:
+        lines.append(f"| {label} | {n:,} | {n / elapsed:,.0f} | {n / ceil:,.0f} | {ceil / elapsed:.0%} | {peak:.0f} MB |")
     lines.append("")
     lines.append(f"Generated by `make bench` on {time.strftime('%Y-%m-%d')}.")
     (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines) + "\n")

@@ -232,6 +232,9 @@ class SyncBatch(models.Model):
     validated_at = models.DateTimeField(null=True, blank=True)
     valid = models.PositiveIntegerField(default=0)
     invalid = models.PositiveIntegerField(default=0)
+    # rows this batch wrote to the staging table (records, failed records' keys, listed deletes):
+    # the apply checks they are all still there (an UNLOGGED table loses them in a crash)
+    staged = models.PositiveIntegerField(default=0)
     payload_purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -256,7 +259,9 @@ class RecordError(models.Model):
     run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="errors")
     seq = models.PositiveIntegerField()
     index = models.PositiveIntegerField()
-    key = models.CharField(max_length=255, null=True, blank=True)
+    # the target's key as the API shows it: a string, an integer, or an object of a composite
+    # key's fields; null when no key could be read
+    key = models.JSONField(null=True, blank=True)
     code = models.CharField(max_length=20, choices=Code.choices)
     message = models.TextField()
     fields = models.JSONField(default=dict, blank=True)
@@ -267,23 +272,10 @@ class RecordError(models.Model):
         indexes = [
             models.Index(fields=["run", "seq", "index"], name="error_position_idx"),
             models.Index(fields=["run", "code"], name="error_code_idx"),
-            models.Index(fields=["run", "key"], name="error_key_idx"),
         ]
 
     def __str__(self):
         return f"{self.code} at {self.seq}/{self.index}"
-
-
-class StagedDelete(models.Model):
-    """A key listed in a batch's `deletes`."""
-
-    id = models.BigAutoField(primary_key=True)
-    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="+", db_index=False)
-    seq = models.PositiveIntegerField()
-    key = models.CharField(max_length=255)
-
-    class Meta:
-        indexes = [models.Index(fields=["run", "key"], name="staged_delete_run_key_idx")]
 
 
 class WebhookDelivery(models.Model):

@@ -23,7 +23,6 @@ from .conf import conf
 from .models import (
     RecordError,
     RunNotification,
-    StagedDelete,
     SyncBatch,
     SyncRun,
     WebhookAttempt,
@@ -51,7 +50,6 @@ def purge_sync_data(*, dry_run: bool = False, now=None) -> dict:
         "runs_deleted": 0,
         "batches_deleted": 0,
         "errors_deleted": 0,
-        "staged_deleted": 0,
         "staging_rows_deleted": 0,  # staged records of ended runs that their cleanup_run missed
         "deliveries_deleted": 0,
         "attempts_deleted": 0,
@@ -141,8 +139,6 @@ def _purge_runs(run_cutoff, chunk: int, dry_run: bool, report: dict) -> None:
         report["runs_deleted"] = expired.count()
         report["batches_deleted"] = SyncBatch.objects.filter(run__in=ids).count()
         report["errors_deleted"] = RecordError.objects.filter(run__in=ids).count()
-        # staged records leave with their run's end (cleanup_run); listed deletes stay until here
-        report["staged_deleted"] = StagedDelete.objects.filter(run__in=ids).count()
         report["deliveries_deleted"] = WebhookDelivery.objects.filter(run__in=ids).count()
         report["attempts_deleted"] = WebhookAttempt.objects.filter(delivery__run__in=ids).count()
         report["notifications_deleted"] = RunNotification.objects.filter(run__in=ids).count()
@@ -155,7 +151,6 @@ def _purge_runs(run_cutoff, chunk: int, dry_run: bool, report: dict) -> None:
         report["attempts_deleted"] += _delete_chunked(WebhookAttempt.objects.filter(delivery__in=delivery_ids), chunk)
         report["deliveries_deleted"] += _delete_chunked(WebhookDelivery.objects.filter(run_id__in=run_ids), chunk)
         report["errors_deleted"] += _delete_chunked(RecordError.objects.filter(run_id__in=run_ids), chunk)
-        report["staged_deleted"] += _delete_chunked(StagedDelete.objects.filter(run_id__in=run_ids), chunk)
         report["notifications_deleted"] += _delete_chunked(RunNotification.objects.filter(run_id__in=run_ids), chunk)
         report["batches_deleted"] += _delete_chunked(SyncBatch.objects.filter(run_id__in=run_ids), chunk)
         report["runs_deleted"] += _delete_chunked(SyncRun.objects.filter(pk__in=run_ids), chunk)

@@ -125,27 +125,17 @@ def run_representation(run: SyncRun, *, base_url: str | None = None) -> dict:
 
 
 def held_run_deletions(run: SyncRun, *, limit: int = 20) -> tuple[int, list[str]]:
-    """What approving a held run would delete if applied now: (how many rows, a sample of their keys).
-
-    The rule of ingest.apply.plan_and_apply: an owner's row goes when its key is listed in the run's
-    deletes and absent from its records; in a full run (with no keyless failed record) also when its
-    key is absent from the records and from the failed records."""
-    from django.db.models import Exists, OuterRef, Q
-
+    """What approving a held run would delete if applied now: (how many rows, a sample of their
+    keys as text), by the rule of ingest.apply.plan_and_apply (its `deletions`)."""
     from .ingest import staging
-    from .models import StagedDelete
+    from .ingest.apply import deletions
     from .targets import get_target
 
     target = get_target(run.integration.target)
-    key = target.key_field
-    rows = target.owner_rows(run.integration.customer_id)
     staging.ensure_table(target)
-    in_run = Exists(staging.staged(target, run.pk).filter(key=OuterRef(key)))
-    listed = Exists(StagedDelete.objects.filter(run=run, key=OuterRef(key)))
-    gone = Q(listed)
-    if run.mode == "full" and not RecordError.objects.filter(run=run, key__isnull=True).exists():
-        failed_key = Exists(RecordError.objects.filter(run=run, key=OuterRef(key)))
-        gone |= ~Q(failed_key)
-    doomed = rows.exclude(in_run).filter(gone)
-    sample = list(doomed.order_by(key).values_list(key, flat=True)[:limit])
+    explicit, snapshot, _ = deletions(run, target, run.integration.customer_id)
+    doomed = explicit if snapshot is None else explicit | snapshot
+    keys = target.keys
+    sample = [target.key_display(row if target.composite else row[0])
+              for row in doomed.order_by(*keys).values_list(*keys)[:limit]]
     return doomed.count(), sample

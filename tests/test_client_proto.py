@@ -52,3 +52,22 @@ def test_client_reads_server_batches():
     seq, records, deletes = client_encoding.decode_protobuf(body)
     assert (seq, deletes) == (5, ["K"])
     assert records == codec.decode_batch(body)[1]
+
+
+def test_integer_uuid_and_composite_keys_in_deletes_both_ways():
+    import json
+    import uuid
+
+    device = uuid.uuid4()
+    keys = ["OLD-1", 1042, {"order_no": "A-1", "line": 2}, device]
+    expected = ["OLD-1", 1042, {"line": 2, "order_no": "A-1"}, str(device)]
+
+    def canonical(items):
+        return sorted(json.dumps(k, sort_keys=True) for k in items)
+
+    batch = client_encoding.encode_batch([], seq=1, deletes=keys, compress=False)
+    assert canonical(codec.decode_batch(batch.body)[2]) == canonical(expected)
+    batch = client_encoding.encode_batch([], seq=1, deletes=keys, fmt="json", compress=False)
+    assert canonical(json.loads(batch.body)["deletes"]) == canonical(expected)
+    server = codec.encode_batch([], seq=1, deletes=["OLD-1", 7, {"order_no": "B", "line": 1}])
+    assert client_encoding.decode_protobuf(server)[2] == ["OLD-1", 7, {"order_no": "B", "line": 1}]

@@ -297,3 +297,121 @@ def test_engine_matches_the_reference_model(transactional_db):
         assert table_of(bystander) == theirs
 
     engine_matches()
+
+
+# --- the same model, on a composite key: crm.order_line (order_no, line) -----------------------------
+
+LINE_VARIANTS = [  # (sku, quantity, unit_price) as the table holds them
+    ("S-1", 1, Decimal("2.50")),
+    ("S-1", 2, Decimal("2.50")),
+    ("S-2", -1, Decimal("0.00")),
+]
+LINE_TABLE_KEYS = [(order, n) for order in ("A", "B", "C") for n in range(1, 9)]
+LINE_RECORD_KEYS = LINE_TABLE_KEYS[:8] + [("A", 9), ("N", 1)]
+
+
+@st.composite
+def valid_line(draw):
+    order_no, n = draw(st.sampled_from(LINE_RECORD_KEYS))
+    variant = LINE_VARIANTS[draw(st.integers(0, len(LINE_VARIANTS) - 1))]
+    sku, quantity, price = variant
+    raw = {"order_no": order_no, "line": n, "sku": sku, "quantity": quantity,
+           "unit_price": draw(st.sampled_from([str(price), float(price)]))}
+    return Rec(raw, None, (order_no, n), variant)
+
+
+@st.composite
+def failing_line(draw):
+    kind = draw(st.sampled_from(["invalid", "unknown_field", "missing_key", "parse_error"]))
+    base = dict(draw(valid_line()).raw)
+    key = (base["order_no"], base["line"])
+    if kind == "invalid":
+        base.update(draw(st.sampled_from([{"quantity": "x"}, {"unit_price": "1.234"}, {"sku": ""}])))
+        return Rec(base, "invalid", key)
+    if kind == "unknown_field":
+        base["colour"] = "red"
+        return Rec(base, "unknown_field", key)
+    if kind == "missing_key":
+        change = draw(st.sampled_from([("line", None), ("line", "1"), ("line", -1), ("order_no", ""),
+                                       ("order_no", 5), ("order_no", None)]))
+        if change[1] is None:
+            del base[change[0]]
+        else:
+            base[change[0]] = change[1]
+        return Rec(base, "missing_key", None)
+    return Rec(draw(st.sampled_from(["not an object", 42, [1, 2]])), "parse_error", None)
+
+
+@st.composite
+def line_scenario(draw):
+    size = draw(st.integers(0, len(LINE_TABLE_KEYS)))
+    keys = draw(st.permutations(LINE_TABLE_KEYS))[:size]
+    records = draw(st.lists(st.one_of(valid_line(), valid_line(), failing_line()), max_size=10))
+    n_batches = draw(st.integers(1, 3))
+    cuts = sorted(draw(st.lists(st.integers(0, len(records)), min_size=n_batches - 1, max_size=n_batches - 1)))
+    bounds = [0, *cuts, len(records)]
+    batches = [records[a:b] for a, b in zip(bounds, bounds[1:])]
+    deletes = [draw(st.lists(st.sampled_from(LINE_RECORD_KEYS + LINE_TABLE_KEYS[8:11]), max_size=3))
+               for _ in batches]
+    return {
+        "table": {k: LINE_VARIANTS[draw(st.integers(0, len(LINE_VARIANTS) - 1))] for k in keys},
+        "batches": batches,
+        "deletes": deletes,
+        "mode": draw(st.sampled_from(["full", "incremental"])),
+        "dry_run": draw(st.sampled_from([False, False, True])),
+        "max_error_rate": draw(st.sampled_from([0.0, 0.25, 0.5, 1.0])),
+        "max_deletes_percent": draw(st.sampled_from([0.0, 20.0, 100.0])),
+        "approve": draw(st.booleans()),
+        "gzip": False,
+    }
+
+
+def test_engine_matches_the_reference_model_on_a_composite_key(transactional_db):
+    from crm.models import OrderLine
+
+    customer = services.customer_create(slug="prop", name="Property")
+    integration = services.integration_create(customer=customer, slug="lines", target="crm.order_line")
+    bystander = services.customer_create(slug="bystander", name="Bystander")
+    OrderLine.objects.bulk_create(OrderLine(customer=bystander, order_no=o, line=n, sku="X", quantity=0,
+                                            unit_price=Decimal("1.00")) for o, n in set(LINE_RECORD_KEYS + LINE_TABLE_KEYS))
+
+    def lines_of(owner):
+        return {(o.order_no, o.line): (o.sku, o.quantity, o.unit_price) for o in OrderLine.objects.filter(customer=owner)}
+
+    def line_errors(run):
+        return {(seq, index, None if key is None else (key["order_no"], key["line"]), code)
+                for seq, index, key, code in RecordError.objects.filter(run=run).values_list("seq", "index", "key", "code")}
+
+    def verify(run, expected):
+        assert run.status == expected.status, run.message
+        assert run.counts == expected.counts, run.message
+        assert line_errors(run) == expected.errors
+        assert lines_of(customer) == expected.table
+
+    theirs = lines_of(bystander)
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                      HealthCheck.data_too_large])
+    @given(sc=line_scenario())
+    def engine_matches(sc):
+        note(f"scenario: {sc!r}")
+        run_ids = list(SyncRun.objects.filter(integration=integration).values_list("pk", flat=True))
+        if run_ids:
+            staging.ensure_table(get_target("crm.order_line")).objects.filter(run_id__in=run_ids).delete()
+        SyncRun.objects.filter(integration=integration).delete()
+        OrderLine.objects.filter(customer=customer).delete()
+        OrderLine.objects.bulk_create(OrderLine(customer=customer, order_no=o, line=n, sku=v[0], quantity=v[1],
+                                                unit_price=v[2]) for (o, n), v in sc["table"].items())
+        integration.max_error_rate = sc["max_error_rate"]
+        integration.max_deletes_percent = sc["max_deletes_percent"]
+        integration.save(update_fields=["max_error_rate", "max_deletes_percent"])
+        wire = dict(sc, deletes=[[{"order_no": o, "line": n} for o, n in batch] for batch in sc["deletes"]])
+        run = run_engine(integration, wire)
+        verify(run, reference(sc))
+        if run.status == S.NEEDS_REVIEW and sc["approve"] and not sc["dry_run"]:
+            services.run_review(run=run, approve=True, user="prop")
+            run.refresh_from_db()
+            verify(run, reference(sc, waive_guard=True))
+        assert lines_of(bystander) == theirs
+
+    engine_matches()

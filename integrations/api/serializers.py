@@ -62,8 +62,9 @@ class BatchInput(serializers.Serializer):
     seq = serializers.IntegerField(min_value=1, max_value=2_147_483_647, help_text="1, 2, 3, ... within the run")
     records = serializers.ListField(child=serializers.DictField(), max_length=50_000,
                                     help_text="at most 50,000 records")
-    deletes = serializers.ListField(child=serializers.CharField(min_length=1, max_length=255), required=False,
-                                    help_text="keys to delete, in any mode")
+    deletes = serializers.ListField(child=serializers.JSONField(), required=False,
+                                    help_text=("keys to delete, in any mode: each a string or an integer as the "
+                                               "target's key, or an object of a composite key's fields"))
 
 
 class UploadInput(StrictInput):
@@ -184,7 +185,9 @@ class BatchOutput(serializers.Serializer):
 class RecordErrorOutput(serializers.Serializer):
     seq = serializers.IntegerField(help_text="the batch")
     index = serializers.IntegerField(help_text="0-based position in the batch's records")
-    key = serializers.CharField(allow_null=True, help_text="null when no key could be read")
+    key = serializers.JSONField(allow_null=True, help_text=(
+        "the record's key: a string or an integer, or an object of a composite key's fields; null when no key "
+        "could be read"))
     code = serializers.ChoiceField(choices=RecordError.Code.values)
     message = serializers.CharField()
     fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),

@@ -9,17 +9,17 @@ anti-join DELETE on both.
 
 import hashlib
 import logging
-from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import OperationalError, connection, transaction
-from django.db.models import Count, Exists, OuterRef, Sum
+from django.db.models import PROTECT, RESTRICT, Count, Exists, OuterRef, Q, Sum
+from django.db.models.fields import NOT_PROVIDED
 from django.utils import timezone
 
-from ..models import RecordError, StagedDelete, SyncBatch, SyncRun
+from ..models import RecordError, SyncBatch, SyncRun
 from ..targets import Target
 from . import staging
-from .validate import DUPLICATE_KEY
+from .validate import DUPLICATE_KEY, INVALID, duplicate_message, unknown_reference
 
 Status = SyncRun.Status
 log = logging.getLogger("integrations")
@@ -41,6 +41,8 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
     integration = run.integration
     owner_id = integration.customer_id
     mark_cross_batch_duplicates(run, target)
+    # unknown references are failed records, counted by the error policy like any other
+    mark_unknown_references(run, target, owner_id)
 
     received = SyncBatch.objects.filter(run=run).aggregate(n=Sum("received"))["n"] or 0
     failed = RecordError.objects.filter(run=run).count()
@@ -56,25 +58,25 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
 
     staged = staging.staged(target, run.pk)
     rows = target.owner_rows(owner_id)
-    key = target.key_field
-    in_run = Exists(staged.filter(key=OuterRef(key)))
-    listed = Exists(StagedDelete.objects.filter(run=run, key=OuterRef(key)))
-    # a record of the run wins over a listed delete of the same key
-    explicit = rows.filter(listed).exclude(in_run)
-
+    explicit, snapshot, keyless = deletions(run, target, owner_id)
     notes: list[str] = []
-    snapshot = rows.none()
-    if run.mode == "full":
-        keyless = RecordError.objects.filter(run=run, key__isnull=True).count()
-        if keyless:
-            notes.append(f"snapshot deletion skipped: {keyless} failed record(s) had no readable key")
-        else:
-            # rule 4: the snapshot's keys include those of failed records (failed-key protection)
-            failed_key = Exists(RecordError.objects.filter(run=run, key=OuterRef(key)))
-            snapshot = rows.exclude(in_run).exclude(failed_key).exclude(listed)
+    if keyless:
+        notes.append(f"snapshot deletion skipped: {keyless} failed record(s) had no readable key")
 
-    snapshot_n = snapshot.count() if run.mode == "full" and not notes else 0
+    snapshot_n = snapshot.count() if snapshot is not None else 0
     explicit_n = explicit.count()
+
+    # a row that another table still references through PROTECT/RESTRICT cannot go: then the run
+    # cannot be applied as sent (SPEC 2), whatever staff would decide about the guard
+    if snapshot_n or explicit_n:
+        doomed = explicit if snapshot is None else explicit | snapshot
+        blockers = protected_references(target, doomed)
+        if blockers:
+            return Outcome(
+                Status.FAILED, received=received, failed=failed,
+                message=(f"this run would delete rows that are still referenced: {'; '.join(blockers)}. "
+                         "Nothing was applied."),
+            )
 
     # rule 5: the deletion guard
     if snapshot_n and not run.guard_waived:
@@ -98,9 +100,10 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
     else:
         created, updated = upsert(run, target, owner_id)
         unchanged = staged.count() - created - updated
-        deleted = explicit.delete()[0] if explicit_n else 0
+        label = target.model._meta.label  # not the rows deleted with them (CASCADE)
+        deleted = explicit.delete()[1].get(label, 0) if explicit_n else 0
         if snapshot_n:
-            deleted += snapshot.delete()[0]
+            deleted += snapshot.delete()[1].get(label, 0)
 
     status = Status.PARTIAL if failed else Status.SUCCEEDED
     if failed:
@@ -109,6 +112,69 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
                f"{deleted} deleted, {failed} failed.")
     message = " ".join([summary] + [n[0].upper() + n[1:] + "." for n in notes])
     return Outcome(status, received, created, updated, unchanged, deleted, failed, message)
+
+
+def deletions(run: SyncRun, target: Target, owner_id):
+    """Rule 4: (the rows the run's `deletes` remove, the rows its snapshot removes or None, the
+    number of failed records without a readable key that make a full run skip its snapshot)."""
+    rows = target.owner_rows(owner_id)
+    same_key = staging.same_key(target)
+    explicit = rows.none()
+    if SyncBatch.objects.filter(run=run, deletes__gt=0).exists():  # most runs list none: no query
+        in_run = Exists(staging.staged(target, run.pk).filter(**same_key))
+        listed = Exists(staging.staged(target, run.pk, staging.DELETE).filter(**same_key))
+        # a record of the run wins over a listed delete of the same key
+        explicit = rows.filter(listed).exclude(in_run)
+    if run.mode != "full":
+        return explicit, None, 0
+    keyless = RecordError.objects.filter(run=run, key__isnull=True).count()
+    if keyless:
+        return explicit, None, keyless
+    # the snapshot's keys: those of its records, of its failed records (failed-key protection) and
+    # of its listed deletes, i.e. every staging row of the run: one anti-join
+    return explicit, rows.exclude(Exists(staging.staged(target, run.pk, None).filter(**same_key))), 0
+
+
+def protected_references(target: Target, doomed) -> list[str]:
+    """Which tables still reference rows of `doomed` through a PROTECT or RESTRICT foreign key:
+    one count per such foreign key (set-based), described for the run's message."""
+    found = []
+    for rel in target.model._meta.related_objects:
+        if rel.many_to_many or getattr(rel, "on_delete", None) not in (PROTECT, RESTRICT):
+            continue
+        field = rel.field
+        keys = doomed.values(field.target_field.attname)
+        n = rel.related_model._base_manager.filter(**{f"{field.attname}__in": keys}).count()
+        if n:
+            found.append(f"{n} {rel.related_model._meta.label} row(s) reference them through "
+                         f"{rel.related_model._meta.label}.{field.name} (on_delete={rel.on_delete.__name__})")
+    return found
+
+
+def mark_unknown_references(run: SyncRun, target: Target, owner_id) -> int:
+    """References resolve within the owner's rows only (SPEC 2): a staged record whose reference
+    names no row of the referenced target for this owner becomes an `invalid` record error (and
+    its staging row a failed record's key). One query per reference; rows only when some fail."""
+    if not target.references:
+        return 0
+    staged = staging.staged(target, run.pk)
+    bad: dict[int, tuple] = {}
+    for name, target_name in target.references.items():
+        ref = target.referenced(name)
+        known = Exists(ref.owner_rows(owner_id).filter(**{ref.keys[0]: OuterRef(name)}))
+        for row in staged.filter(**{f"{name}__isnull": False}).exclude(known):
+            bad.setdefault(row.pk, (row, {}))[1][name] = [unknown_reference(target_name, getattr(row, name))]
+    if not bad:
+        return 0
+    RecordError.objects.bulk_create(
+        (RecordError(run=run, seq=row.seq, index=row.index, key=target.key_json(staging.row_key(target, row)),
+                     code=INVALID, message=f"invalid field(s): {', '.join(fields)}", fields=fields,
+                     record=staging.row_values(target, row))
+         for row, fields in sorted(bad.values(), key=lambda item: (item[0].seq, item[0].index))),
+        batch_size=1000,
+    )
+    staged.filter(pk__in=list(bad)).update(row_kind=staging.FAILED_KEY)
+    return len(bad)
 
 
 def refresh_statistics(target: Target) -> None:
@@ -149,37 +215,24 @@ def lock_owner_rows(target: Target, owner_id) -> None:
 
 def mark_cross_batch_duplicates(run: SyncRun, target: Target) -> int:
     """Rule 2's duplicate_key across batches (within a batch, validation found them already):
-    of all records of the run with one key, valid or not, the first keeps it."""
-    staged = staging.staged(target, run.pk)
-    dup_keys = set(
-        staged.values("key").alias(n=Count("id")).filter(n__gt=1).values_list("key", flat=True)
-    )
-    dup_keys |= set(
-        RecordError.objects.filter(run=run, key__isnull=False).filter(Exists(staged.filter(key=OuterRef("key"))))
-        .values_list("key", flat=True)
-    )
-    if not dup_keys:
+    of all records of the run with one key, valid or not, the first keeps it. A later valid
+    record becomes a duplicate_key error and its staging row a failed record's key."""
+    keyed = staging.staged(target, run.pk, None).filter(row_kind__in=[staging.RECORD, staging.FAILED_KEY])
+    if not keyed.values(*target.keys).alias(n=Count("id")).filter(n__gt=1).exists():
+        return 0  # the usual case: one aggregate, no more
+    earlier = keyed.filter(**staging.same_key(target)).filter(
+        Q(seq__lt=OuterRef("seq")) | Q(seq=OuterRef("seq"), index__lt=OuterRef("index")))
+    losers = list(staging.staged(target, run.pk).filter(Exists(earlier)).order_by("seq", "index"))
+    if not losers:
         return 0
-    first_seen: dict[str, tuple[int, int]] = {}
-    for k, seq, index in RecordError.objects.filter(run=run, key__in=dup_keys).values_list("key", "seq", "index"):
-        first_seen[k] = min(first_seen.get(k, (seq, index)), (seq, index))
-    losers: list = []
-    by_key: dict[str, list] = defaultdict(list)
-    for rec in staged.filter(key__in=dup_keys).order_by("seq", "index"):
-        by_key[rec.key].append(rec)
-    for k, recs in by_key.items():
-        earliest_error = first_seen.get(k)
-        for position, rec in enumerate(recs):
-            first = position == 0 and (earliest_error is None or (rec.seq, rec.index) < earliest_error)
-            if not first:
-                losers.append(rec)
     RecordError.objects.bulk_create(
-        RecordError(run=run, seq=r.seq, index=r.index, key=r.key, code=DUPLICATE_KEY,
-                    message=f"key {r.key!r} appeared earlier in this run; the first one stays",
-                    record=staging.row_values(target, r))
-        for r in losers
+        (RecordError(run=run, seq=r.seq, index=r.index, key=target.key_json(key), code=DUPLICATE_KEY,
+                     message=duplicate_message(target, key), record=staging.row_values(target, r))
+         for r, key in ((r, staging.row_key(target, r)) for r in losers)),
+        batch_size=1000,
     )
-    staged.filter(pk__in=[r.pk for r in losers]).delete()
+    # still staged, as a failed record's key: the run's count of staged rows stays as validated
+    staging.staged(target, run.pk).filter(pk__in=[r.pk for r in losers]).update(row_kind=staging.FAILED_KEY)
     return len(losers)
 
 
@@ -191,7 +244,7 @@ def diff_counts(run: SyncRun, target: Target, owner_id) -> tuple[int, int, int]:
     if connection.vendor == "postgresql":
         return _pg_diff_counts(run, target, owner_id)
     created = updated = unchanged = 0
-    for chunk in _staged_chunks(run, target):
+    for chunk in _staged_chunks(run, target, owner_id):
         existing = _existing(target, owner_id, [k for k, _ in chunk])
         for k, values in chunk:
             if k not in existing:
@@ -209,10 +262,17 @@ def upsert(run: SyncRun, target: Target, owner_id) -> tuple[int, int]:
         return _pg_upsert(run, target, owner_id)
     model = target.model
     owner_attr = f"{target.owner_field}_id"
+    keys = target.keys
+    split = (lambda k: k) if target.composite else (lambda k: (k,))
     now = timezone.now()
     created = updated = 0
     update_fields = list(target.fields) + ([target.touch_field] if target.touch_field else [])
-    for chunk in _staged_chunks(run, target):
+    refs = {name: target.model._meta.get_field(name).attname for name in target.references}
+
+    def attnames(values: dict) -> dict:
+        return {refs.get(name, name): value for name, value in values.items()} if refs else values
+
+    for chunk in _staged_chunks(run, target, owner_id):
         existing = _existing(target, owner_id, [k for k, _ in chunk])
         writes = []
         for k, values in chunk:
@@ -222,91 +282,177 @@ def upsert(run: SyncRun, target: Target, owner_id) -> tuple[int, int]:
                 updated += 1
             else:
                 created += 1
-            obj = model(**{owner_attr: owner_id, target.key_field: k, **values})
+            # a model instance: columns outside the schema get the model's defaults on insert;
+            # update_fields leaves them alone on update
+            obj = model(**{owner_attr: owner_id, **dict(zip(keys, split(k))), **attnames(values)})
             if target.touch_field:
                 setattr(obj, target.touch_field, now)
             writes.append(obj)
         if writes:
             model._default_manager.bulk_create(
-                writes, update_conflicts=True, unique_fields=[target.owner_field, target.key_field],
+                writes, update_conflicts=True, unique_fields=[target.owner_field, *keys],
                 update_fields=update_fields,
             )
     return created, updated
 
 
-def _staged_chunks(run: SyncRun, target: Target, size: int = 2000):
-    """The run's staged records as (key, {field: value}), in chunks: bounded memory."""
+def _staged_chunks(run: SyncRun, target: Target, owner_id, size: int = 2000):
+    """The run's staged records as (key, {field: value}), in chunks: bounded memory. A reference
+    is resolved to the referenced row's primary key (one query per chunk and reference)."""
     chunk = []
     names = target.fields
-    rows = staging.staged(target, run.pk).order_by("id").values_list("key", *names).iterator(size)
-    for key, *values in rows:
-        chunk.append((key, dict(zip(names, values))))
+    width = len(target.keys)
+    rows = staging.staged(target, run.pk).order_by("id").values_list(*target.keys, *names).iterator(size)
+    for row in rows:
+        key = tuple(row[:width]) if width > 1 else row[0]
+        chunk.append((key, dict(zip(names, row[width:]))))
         if len(chunk) >= size:
-            yield chunk
+            yield _resolved(target, owner_id, chunk)
             chunk = []
     if chunk:
-        yield chunk
+        yield _resolved(target, owner_id, chunk)
 
 
-def _existing(target: Target, owner_id, keys: list[str]) -> dict[str, dict]:
-    rows = target.owner_rows(owner_id).filter(**{f"{target.key_field}__in": keys}).values(target.key_field, *target.fields)
-    return {row.pop(target.key_field): row for row in rows}
+def _resolved(target: Target, owner_id, chunk: list) -> list:
+    for name in target.references:
+        ref = target.referenced(name)
+        wanted = {values[name] for _, values in chunk if values[name] is not None}
+        ids = dict(ref.owner_rows(owner_id).filter(**{f"{ref.keys[0]}__in": wanted}).values_list(ref.keys[0], "pk"))
+        for _, values in chunk:
+            if values[name] is not None:
+                values[name] = ids[values[name]]  # unknown keys became errors before
+    return chunk
 
 
-def _pg_source(target: Target) -> tuple[str, list[str]]:
-    """The staged records of a run as typed rows, and the target's column names."""
+def _existing(target: Target, owner_id, keys: list) -> dict:
+    """The owner's current rows with these keys, {key: {field: value}}. A composite key is looked
+    up part by part (each part IN its values), which may also read a few rows of other keys."""
+    rows = target.owner_rows(owner_id)
+    if not target.composite:
+        name = target.keys[0]
+        values = rows.filter(**{f"{name}__in": keys}).values(name, *target.fields)
+        return {row.pop(name): row for row in values}
+    for i, name in enumerate(target.keys):
+        rows = rows.filter(**{f"{name}__in": {k[i] for k in keys}})
+    wanted = set(keys)
+    out = {}
+    for row in rows.values(*target.keys, *target.fields):
+        key = tuple(row.pop(name) for name in target.keys)
+        if key in wanted:
+            out[key] = row
+    return out
+
+
+def _pg_source(target: Target, run_id, owner_id) -> tuple[str, list, list[str]]:
+    """The staged records of a run as typed rows (key columns first, under the model's column
+    names, a reference resolved to the referenced row's id by a join within the owner's rows),
+    its parameters, and the target's non-key column names."""
     meta = target.model._meta
     stage = staging.stage_model(target)._meta
     q = connection.ops.quote_name
+    keys = [meta.get_field(name).column for name in target.keys]
     cols = [meta.get_field(name).column for name in target.fields]
-    select = ", ".join(f"s.{q(stage.get_field(name).column)} AS {q(col)}" for name, col in zip(target.fields, cols))
-    sql = f"SELECT s.key, {select} FROM {q(stage.db_table)} s WHERE s.run_id = %s"
-    return sql, cols
+    defaults = [meta.get_field(name).column for name in target.staged_defaults]
+    select, joins, params = [], [], []
+    for name, col in zip((*target.keys, *target.fields, *target.staged_defaults), (*keys, *cols, *defaults)):
+        if name in target.references:
+            ref, alias = target.referenced(name), f"r{len(joins)}"
+            ref_meta = ref.model._meta
+            to = meta.get_field(name).target_field.column
+            select.append(f"{alias}.{q(to)} AS {q(col)}")
+            joins.append(f" LEFT JOIN {q(ref_meta.db_table)} {alias} ON {alias}.{q(ref.owner_column)} = %s"
+                         f" AND {alias}.{q(ref_meta.get_field(ref.keys[0]).column)} = s.{q(stage.get_field(name).column)}")
+            params.append(owner_id)
+        else:
+            select.append(f"s.{q(stage.get_field(name).column)} AS {q(col)}")
+    sql = (f"SELECT {', '.join(select)} FROM {q(stage.db_table)} s{''.join(joins)} "
+           f"WHERE s.run_id = %s AND s.row_kind = '{staging.RECORD}'")
+    return sql, [*params, run_id], cols
 
 
 def _pg_compare(target: Target, cols: list[str]) -> tuple[str, str]:
+    """SQL conditions: the target row differs from the staged record, and it does not."""
+    if not cols:  # a key-only target: an existing row is unchanged by definition
+        return "false", "true"
     q = connection.ops.quote_name
-    return ", ".join(f"t.{q(c)}" for c in cols), ", ".join(f"src.{q(c)}" for c in cols)
+    t_cols, s_cols = ", ".join(f"t.{q(c)}" for c in cols), ", ".join(f"src.{q(c)}" for c in cols)
+    return f"({t_cols}) IS DISTINCT FROM ({s_cols})", f"({t_cols}) IS NOT DISTINCT FROM ({s_cols})"
+
+
+def _pg_join(target: Target) -> str:
+    """The join condition of a target row and a staged record: same owner (a parameter), same key."""
+    q = connection.ops.quote_name
+    return " AND ".join([f"t.{q(target.owner_column)} = %s"] + [f"t.{q(c)} = src.{q(c)}" for c in target.key_columns])
 
 
 def _pg_diff_counts(run, target, owner_id):
-    source, cols = _pg_source(target)
-    t_cols, s_cols = _pg_compare(target, cols)
+    source, source_params, cols = _pg_source(target, run.pk, owner_id)
+    differs, same = _pg_compare(target, cols)
     q = connection.ops.quote_name
     pk = q(target.model._meta.pk.column)
     sql = (
         f"WITH src AS ({source}) "
         f"SELECT count(*) FILTER (WHERE t.{pk} IS NULL), "
-        f"count(*) FILTER (WHERE t.{pk} IS NOT NULL AND ({t_cols}) IS DISTINCT FROM ({s_cols})), "
-        f"count(*) FILTER (WHERE t.{pk} IS NOT NULL AND ({t_cols}) IS NOT DISTINCT FROM ({s_cols})) "
-        f"FROM src LEFT JOIN {q(target.model._meta.db_table)} t "
-        f"ON t.{q(target.owner_column)} = %s AND t.{q(target.key_column)} = src.key"
+        f"count(*) FILTER (WHERE t.{pk} IS NOT NULL AND {differs}), "
+        f"count(*) FILTER (WHERE t.{pk} IS NOT NULL AND {same}) "
+        f"FROM src LEFT JOIN {q(target.model._meta.db_table)} t ON {_pg_join(target)}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [run.pk, owner_id])
+        cursor.execute(sql, [*source_params, owner_id])
         return tuple(cursor.fetchone())
 
 
+def insert_defaults(target: Target) -> tuple[list[str], list[str], list]:
+    """The model's other columns on insert (SPEC 2): (columns, SQL expressions, parameters).
+
+    A column with a `db_default` is left out, so the database supplies it; `auto_now(_add)` is
+    now(); a constant Python `default` goes in as a parameter, a callable one was staged with
+    each record (Target.staged_defaults). The update never names these columns, so an existing
+    row keeps its values."""
+    meta = target.model._meta
+    synced = {target.owner_field, *target.keys, *target.fields, *target.staged_defaults}
+    columns = [meta.get_field(name).column for name in target.staged_defaults]
+    exprs = [connection.ops.quote_name(column) for column in columns]
+    params = []
+    for field in meta.concrete_fields:
+        if field.primary_key or field.name in synced or field.generated:
+            continue
+        if getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED:
+            continue
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            columns.append(field.column)
+            exprs.append("now()")
+        elif field.has_default():
+            columns.append(field.column)
+            exprs.append("%s")
+            params.append(field.get_db_prep_save(field.get_default(), connection))
+    return columns, exprs, params
+
+
 def _pg_upsert(run, target, owner_id):
-    source, cols = _pg_source(target)
-    t_cols, s_cols = _pg_compare(target, cols)
+    source, source_params, cols = _pg_source(target, run.pk, owner_id)
+    differs, same = _pg_compare(target, cols)
     q = connection.ops.quote_name
     table = q(target.model._meta.db_table)
-    owner, key, pk = q(target.owner_column), q(target.key_column), q(target.model._meta.pk.column)
-    insert_cols = ", ".join([owner, key] + [q(c) for c in cols])
-    select_cols = ", ".join(["%s", "key"] + [q(c) for c in cols])
+    owner, pk = q(target.owner_column), q(target.model._meta.pk.column)
+    keys = [q(c) for c in target.key_columns]
+    other_cols, other_exprs, other_params = insert_defaults(target)
+    insert_cols = ", ".join([owner, *keys] + [q(c) for c in cols] + [q(c) for c in other_cols])
+    select_cols = ", ".join(["%s", *keys] + [q(c) for c in cols] + other_exprs)
     sets = [f"{q(c)} = EXCLUDED.{q(c)}" for c in cols]
     if target.touch_field:
         sets.append(f"{q(target.column(target.touch_field))} = now()")
+    # a key-only target has nothing to update: an existing row is unchanged by definition
+    conflict = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
     sql = (
         f"WITH src AS ({source}), "
-        f"changed AS (SELECT src.* FROM src LEFT JOIN {table} t ON t.{owner} = %s AND t.{key} = src.key "
-        f"  WHERE t.{pk} IS NULL OR ({t_cols}) IS DISTINCT FROM ({s_cols})), "
+        f"changed AS (SELECT src.* FROM src LEFT JOIN {table} t ON {_pg_join(target)} "
+        f"  WHERE t.{pk} IS NULL OR {differs}), "
         f"up AS (INSERT INTO {table} ({insert_cols}) SELECT {select_cols} FROM changed "
-        f"  ON CONFLICT ({owner}, {key}) DO UPDATE SET {', '.join(sets)} RETURNING (xmax = 0) AS inserted) "
+        f"  ON CONFLICT ({owner}, {', '.join(keys)}) {conflict} RETURNING (xmax = 0) AS inserted) "
         f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [run.pk, owner_id, owner_id])
+        cursor.execute(sql, [*source_params, owner_id, owner_id, *other_params])
         created, updated = cursor.fetchone()
     return created, updated

@@ -198,7 +198,7 @@ def decompress(raw: bytes, encoding: str, limit: int) -> bytes:
 class EnvelopeSummary:
     seq: int | None
     received: int
-    deletes: list[str]
+    deletes: list
 
 
 def summarize_batch(body: bytes, content_type: str) -> EnvelopeSummary:
@@ -212,7 +212,7 @@ def summarize_batch(body: bytes, content_type: str) -> EnvelopeSummary:
             seq, received, deletes = summarize_proto(body)  # counts records without decoding them
         except ValueError as exc:
             raise MalformedBatch(f"body is not a valid protobuf Batch: {exc}") from None
-        return EnvelopeSummary(seq=seq, received=received, deletes=_check_deletes(deletes))
+        return EnvelopeSummary(seq=seq, received=received, deletes=deletes)
     if content_type != JSON:
         raise MalformedBatch(f"unsupported content type {content_type!r}")
     try:
@@ -237,7 +237,7 @@ def summarize_batch(body: bytes, content_type: str) -> EnvelopeSummary:
         deletes = [msgspec.json.decode(d) for d in env.deletes]
     except msgspec.ValidationError as exc:  # 1e400: out of a float's range
         raise MalformedBatch(f"body is not a batch object: {exc} (in `deletes`)") from None
-    return EnvelopeSummary(seq=env.seq, received=len(env.records), deletes=_check_deletes(deletes))
+    return EnvelopeSummary(seq=env.seq, received=len(env.records), deletes=deletes)
 
 
 _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(.*)`$")
@@ -283,12 +283,14 @@ def _nested_deeper_than(body: bytes, limit: int) -> bool:
     return bool(shape)
 
 
-def _check_deletes(deletes: list) -> list[str]:
+def check_deletes(deletes: list, parse_key) -> None:
+    """Every entry of `deletes` is a key of the target (`parse_key`, Target.parse_key): a string or
+    an integer as its key field's type, or an object of a composite key's fields."""
     for i, key in enumerate(deletes):
-        if not isinstance(key, str) or not key or len(key) > 255:
-            raise MalformedBatch("every entry of `deletes` must be a key: a non-empty string of at most 255 characters",
+        if parse_key(key) is None:
+            raise MalformedBatch("every entry of `deletes` must be a key of the integration's target: a non-empty "
+                                 "string or an integer as the key's type, or an object of a composite key's fields",
                                  details={"deletes": {str(i): "not a usable key"}})
-    return deletes
 
 
 def decode_json_batch(body: bytes) -> DecodedBatch:

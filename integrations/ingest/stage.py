@@ -1,28 +1,31 @@
-"""Staging one validated batch: valid records to the target's staging table, failures to
-RecordError, listed deletes to StagedDelete. Called inside the transaction that marks the batch
-validated, so a batch is staged once or not at all."""
+"""Staging one validated batch: its valid records, the keys of its failed records and its listed
+deletes to the target's staging table, its failures to RecordError. Called inside the transaction
+that marks the batch validated, so a batch is staged once or not at all."""
 
 from decimal import Decimal
 
-from ..models import RecordError, StagedDelete
+from ..models import RecordError
 from . import staging
 from .validate import BatchResult
 
 
-def stage_batch(*, run_id, seq: int, result: BatchResult, target) -> None:
-    staging.write(target, run_id, seq, result.valid)
+def stage_batch(*, run_id, seq: int, result: BatchResult, target) -> int:
+    """Stage the batch; the number of staging rows written (checked again before the apply)."""
+    fits = target.key_fits
+    # a failed record's key protects its row from snapshot deletion (SPEC 3 rule 4); a key that
+    # does not fit the model's key column names no row, so it needs no staging row
+    failed = [(p.index, p.key) for p in result.problems if p.key is not None and fits(p.key)]
+    deletes = list(dict.fromkeys(result.deletes))
+    written = staging.write(target, run_id, seq, result.valid, failed=failed, deletes=deletes)
     if result.problems:
+        key_json = target.key_json
         RecordError.objects.bulk_create(
-            (RecordError(run_id=run_id, seq=seq, index=p.index, key=_storable(p.key), code=p.code,
+            (RecordError(run_id=run_id, seq=seq, index=p.index, key=_storable(key_json(p.key)), code=p.code,
                          message=_storable(p.message), fields=_storable(p.fields), record=_storable(p.record))
              for p in result.problems),
             batch_size=1000,
         )
-    if result.deletes:
-        StagedDelete.objects.bulk_create(
-            (StagedDelete(run_id=run_id, seq=seq, key=key) for key in dict.fromkeys(result.deletes)),
-            batch_size=2000,
-        )
+    return written
 
 
 def _storable(value):

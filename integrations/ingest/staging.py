@@ -1,22 +1,26 @@
 """The typed staging table of a target: where a run's valid records wait for its apply.
 
 One table per target, with the target's own column types (made at run time from its model, named
-after a hash of those columns, so a changed target gets a new table), plus run, seq, index and
-key. On PostgreSQL it is UNLOGGED and filled with COPY: the apply then reads typed rows, exactly
-like a hand-written loader's staging table (PERFORMANCE.md lesson 1). Elsewhere bulk_create.
+after a hash of those columns, so a changed target gets a new table): the key columns typed like
+the model's, the schema's fields (a reference typed like the referenced key), plus run, seq, index
+and row_kind. Beside the valid records (`r`) it holds the keys of failed records (`f`, they protect
+their rows from snapshot deletion) and the listed deletes (`d`), so every comparison of the apply
+with the target table is a typed join, whatever the key's type or number of fields. On PostgreSQL
+it is UNLOGGED and filled with COPY: the apply then reads typed rows, exactly like a hand-written
+loader's staging table (PERFORMANCE.md lesson 1). Elsewhere bulk_create.
 
 UNLOGGED tables are emptied by PostgreSQL's crash recovery; the apply therefore checks that the
-run's staged rows are all there (`count == sum of batches' valid`) and re-validates otherwise.
+run's staged rows are all there (`count == sum of batches' staged`) and re-validates otherwise.
 """
 
 import hashlib
 import io
 import threading
-from decimal import Decimal
 
 import msgspec
 from django.apps import apps
 from django.db import DatabaseError, connection, models, transaction
+from django.db.models import OuterRef
 
 from ..targets import Target
 
@@ -26,40 +30,63 @@ _lock = threading.Lock()
 _json = msgspec.json.Encoder()
 
 
+RECORD, FAILED_KEY, DELETE = "r", "f", "d"  # row_kind: a valid record, a failed record's key, a listed delete
+
+
+def _stage_field(source: models.Field, *, null: bool) -> models.Field:
+    field = source.clone()
+    field.primary_key = False
+    field._unique = False
+    field.db_index = False
+    field.null = null
+    if hasattr(field, "db_default"):
+        from django.db.models.fields import NOT_PROVIDED
+
+        field.db_default = NOT_PROVIDED
+    return field
+
+
 def stage_model(target: Target) -> type[models.Model]:
     """The unmanaged model of the target's staging table (made once per process)."""
     with _lock:
         if target.name in _models:
             return _models[target.name]
         meta = target.model._meta
-        columns = []
+        columns = ["v2"]
         attrs = {
             "__module__": __name__,
             "id": models.BigAutoField(primary_key=True),
             "run_id": models.UUIDField(),
             "seq": models.PositiveIntegerField(),
             "index": models.PositiveIntegerField(),
-            "key": models.CharField(max_length=255),
+            "row_kind": models.CharField(max_length=1),
         }
+        # the key columns typed like the model's, so every comparison with the target is typed
+        for name in target.keys:
+            source = meta.get_field(name)
+            attrs[name] = _stage_field(source, null=False)
+            columns.append(f"key:{name}:{source.get_internal_type()}:{source.deconstruct()[3]}")
         for name in target.fields:
             source = meta.get_field(name)
-            field = source.clone()
-            field.primary_key = False
-            field._unique = False
-            field.db_index = False
-            field.null = True
-            if hasattr(field, "db_default"):
-                from django.db.models.fields import NOT_PROVIDED
-
-                field.db_default = NOT_PROVIDED
-            attrs[name] = field
+            if name in target.references:
+                # a reference is staged as the referenced row's key, typed like that key
+                ref = target.referenced(name)
+                source = ref.model._meta.get_field(ref.keys[0])
+                columns.append(f"ref:{ref.name}")
+            attrs[name] = _stage_field(source, null=True)
             columns.append(f"{name}:{source.get_internal_type()}:{source.deconstruct()[3]}")
+        for name in target.staged_defaults:  # filled with the model's default, for an insert
+            source = meta.get_field(name)
+            attrs[name] = _stage_field(source, null=True)
+            columns.append(f"default:{name}:{source.get_internal_type()}:{source.deconstruct()[3]}")
         digest = hashlib.sha1("|".join(columns).encode()).hexdigest()[:8]
         table = f"integrations_stage_{meta.db_table}_{digest}"[:60]
         model_name = f"Stage_{meta.app_label}_{meta.model_name}_{digest}"
+        # index names are one namespace per schema on PostgreSQL: the name hashes the table too
+        index_name = "stg_" + hashlib.sha1(f"{table}|{digest}".encode()).hexdigest()[:12] + "_key"
         attrs["Meta"] = type("Meta", (), {
             "managed": False, "db_table": table, "app_label": "integrations",
-            "indexes": [models.Index(fields=["run_id", "key"], name=f"stg_{digest}_run_key")],
+            "indexes": [models.Index(fields=["run_id", *target.keys], name=index_name)],
         })
         try:
             model = apps.get_model("integrations", model_name)
@@ -99,24 +126,43 @@ def forget_tables() -> None:
     _ready.clear()
 
 
-def staged(target: Target, run_id) -> models.QuerySet:
-    return stage_model(target).objects.filter(run_id=run_id)
+def staged(target: Target, run_id, kind: str | None = RECORD) -> models.QuerySet:
+    """A run's staging rows of one kind (valid records by default; None: every kind)."""
+    rows = stage_model(target).objects.filter(run_id=run_id)
+    return rows if kind is None else rows.filter(row_kind=kind)
 
 
-def write(target: Target, run_id, seq: int, valid: list) -> None:
-    """Stage `valid` [(index, key, record struct)] of one batch, inside the caller's transaction."""
-    if not valid:
-        return
+def same_key(target: Target) -> dict:
+    """Filter arguments matching a staging row's key with the key of the outer query's row."""
+    return {name: OuterRef(name) for name in target.keys}
+
+
+def write(target: Target, run_id, seq: int, valid: list, *, failed: list = (), deletes: list = ()) -> int:
+    """Stage one batch, inside the caller's transaction: `valid` [(index, key, record struct)],
+    the keys of failed records [(index, key)] and listed deletes [key]. The number of rows."""
+    rows = len(valid) + len(failed) + len(deletes)
+    if not rows:
+        return 0
     model = stage_model(target)
     if connection.vendor == "postgresql":
-        _copy(model, target, run_id, seq, valid)
-        return
-    names = target.fields
+        _copy(model, target, run_id, seq, valid, failed, deletes)
+        return rows
+    names, keys = target.fields, target.keys
+    split = (lambda key: key) if target.composite else (lambda key: (key,))
     model.objects.bulk_create(
-        (model(run_id=run_id, seq=seq, index=index, key=key, **{n: getattr(rec, n) for n in names})
+        (model(run_id=run_id, seq=seq, index=index, row_kind=RECORD, **{n: getattr(rec, n) for n in keys},
+               **{n: getattr(rec, n) for n in names})
          for index, key, rec in valid),
         batch_size=1000,
     )
+    model.objects.bulk_create(
+        [model(run_id=run_id, seq=seq, index=index, row_kind=FAILED_KEY, **dict(zip(keys, split(key))))
+         for index, key in failed]
+        + [model(run_id=run_id, seq=seq, index=i, row_kind=DELETE, **dict(zip(keys, split(key))))
+           for i, key in enumerate(deletes)],
+        batch_size=1000,
+    )
+    return rows
 
 
 def _text(value: str) -> str:
@@ -140,19 +186,33 @@ def _encoder(field: models.Field):
     return lambda v: "\\N" if v is None else _text(str(v))
 
 
-def _copy(model, target: Target, run_id, seq: int, valid: list) -> None:
-    meta = target.model._meta
-    names = target.fields
+def _copy(model, target: Target, run_id, seq: int, valid: list, failed: list, deletes: list) -> None:
+    meta = model._meta  # the staging table's fields: a reference is its key's type there
+    names, keys = target.fields, target.keys
+    key_encoders = [_encoder(meta.get_field(n)) for n in keys]
     encoders = [_encoder(meta.get_field(n)) for n in names]
+    # a callable default is called per record (two inserted rows never share one uuid4)
+    defaults = [(_encoder(f), f.get_default) for f in (meta.get_field(n) for n in target.staged_defaults)]
     prefix = f"{run_id}\t{seq}\t"
     out = io.StringIO()
     write_line = out.write
+    single = not target.composite
+    key_enc = key_encoders[0]
     for index, key, rec in valid:
-        cells = [enc(getattr(rec, n)) for enc, n in zip(encoders, names)]
-        write_line(f"{prefix}{index}\t{_text(key)}\t" + "\t".join(cells) + "\n")
+        cells = [key_enc(key)] if single else [enc(v) for enc, v in zip(key_encoders, key)]
+        cells += [enc(getattr(rec, n)) for enc, n in zip(encoders, names)]
+        if defaults:
+            cells += [enc(default()) for enc, default in defaults]
+        write_line(f"{prefix}{index}\tr\t" + "\t".join(cells) + "\n")
+    empty = "\t\\N" * (len(names) + len(defaults))
+    for kind, items in ((FAILED_KEY, failed), (DELETE, enumerate(deletes))):
+        for index, key in items:
+            cells = [enc(v) for enc, v in zip(key_encoders, (key,) if single else key)]
+            write_line(f"{prefix}{index}\t{kind}\t" + "\t".join(cells) + empty + "\n")
     data = io.BytesIO(out.getvalue().encode())
     q = connection.ops.quote_name
-    cols = ", ".join(["run_id", "seq", q("index"), "key"] + [q(model._meta.get_field(n).column) for n in names])
+    cols = ", ".join(["run_id", "seq", q("index"), "row_kind"]
+                     + [q(model._meta.get_field(n).column) for n in (*keys, *names, *target.staged_defaults)])
     with connection.cursor() as cursor:
         # size positionally: with DEBUG on, Django's CursorDebugWrapper.copy_expert(sql, file, *args) takes no keywords
         cursor.copy_expert(f"COPY {q(model._meta.db_table)} ({cols}) FROM STDIN", data, 1 << 20)
@@ -160,8 +220,17 @@ def _copy(model, target: Target, run_id, seq: int, valid: list) -> None:
 
 def row_values(target: Target, row: models.Model) -> dict:
     """A staged row as the JSON-ready record it came from (for a duplicate_key error)."""
-    out = {target.key_field: row.key}
-    for name in target.fields:
+    out = {}
+    for name in (*target.keys, *target.fields):
         value = getattr(row, name)
-        out[name] = str(value) if isinstance(value, Decimal) else value
+        if not (value is None or isinstance(value, (str, int, float, bool, dict, list))):
+            value = value.isoformat() if hasattr(value, "isoformat") else str(value)
+        out[name] = value
     return out
+
+
+def row_key(target: Target, row: models.Model):
+    """The target's key of a staged row."""
+    if target.composite:
+        return tuple(getattr(row, name) for name in target.keys)
+    return getattr(row, target.keys[0])

@@ -14,19 +14,21 @@ from typing import Any
 
 import msgspec
 
-from ..targets import Target
+from ..targets import Adapter, Target
 from .decode import DecodedBatch, ExactNumbers, Unparseable, count_keys, decode_json_batch, distinct_keys, keys_differ
 
 PARSE_ERROR, MISSING_KEY, INVALID, UNKNOWN_FIELD, DUPLICATE_KEY = (
     "parse_error", "missing_key", "invalid", "unknown_field", "duplicate_key",
 )
 MAX_KEY_LENGTH = 255  # the staging and error columns; longer keys are not "readable"
+ADAPTER_ERRORS = (ValueError, TypeError, KeyError, ArithmeticError)  # a record an adapter cannot use
+_NOT_ADAPTED = object()
 
 
 @dataclass
 class Problem:
     index: int
-    key: str | None
+    key: Any  # the target's key (a value, a tuple for a composite key), None when unreadable
     code: str
     message: str
     fields: dict = field(default_factory=dict)
@@ -35,9 +37,9 @@ class Problem:
 
 @dataclass
 class BatchResult:
-    valid: list[tuple[int, str, msgspec.Struct]] = field(default_factory=list)  # (index, key, record)
+    valid: list[tuple[int, Any, msgspec.Struct]] = field(default_factory=list)  # (index, key, record)
     problems: list[Problem] = field(default_factory=list)
-    deletes: list[str] = field(default_factory=list)
+    deletes: list = field(default_factory=list)  # the target's keys
     received: int = 0
 
 
@@ -47,7 +49,7 @@ def _typed_envelope(schema: type, complete: bool) -> type:
     return msgspec.defstruct(
         f"{schema.__name__}{'Complete' if complete else ''}Batch",
         [("records", list[_complete(schema) if complete else schema]),
-         ("deletes", list[str] | msgspec.UnsetType, msgspec.UNSET),
+         ("deletes", list[Any] | msgspec.UnsetType, msgspec.UNSET),
          ("seq", int | None | msgspec.UnsetType, msgspec.UNSET)],
     )
 
@@ -67,11 +69,13 @@ class _Keys(msgspec.Struct):
 class Validator:
     """Validates batches for one integration: its target, field map and adapter."""
 
-    def __init__(self, target: Target, field_map: dict | None = None, adapter=None):
+    def __init__(self, target: Target, field_map: dict | None = None, adapter=None, context=None):
         self.target = target
         self.field_map = field_map or {}
-        self.adapter = adapter
-        self.key_field = target.key_field
+        self.adapter = adapter if adapter is None or isinstance(adapter, Adapter) else Adapter("", adapter, batch=False)
+        self.context = context
+        self.references = [(name, target.references[name], target.referenced(name).is_key())
+                           for name in target.references]
         self.nul_possible = True  # PostgreSQL stores no NUL in text or JSON: such records are refused
         # Decimals (exact JSON numbers) or non-finite floats may be in the records: see _plain_numbers
         self.numbers_possible = True
@@ -92,17 +96,22 @@ class Validator:
         fast = self._fast_path(batch)
         if fast is not None:
             records, deletes = fast
-            result = BatchResult(deletes=_usable_keys(deletes), received=len(records))
-            key = self.key_field
-            self._collect(result, ((i, getattr(rec, key), rec) for i, rec in enumerate(records)))
+            result = BatchResult(deletes=self._usable_keys(deletes), received=len(records))
+            key_of = self.target.key_of
+            self._collect(result, ((i, key_of(rec), rec) for i, rec in enumerate(records)))
             return result
         if batch.records is None:
             batch = decode_json_batch(batch.json_bytes)
         self.nul_possible = batch.nul_possible
         # an adapter is customer code: whatever numbers it makes are looked at too
         self.numbers_possible = batch.numbers_possible or batch.lax or self.adapter is not None
-        result = BatchResult(deletes=_usable_keys(batch.deletes), received=len(batch.records))
-        checked = (self.check(i, raw, lax=batch.lax) for i, raw in enumerate(batch.records))
+        result = BatchResult(deletes=self._usable_keys(batch.deletes), received=len(batch.records))
+        if self.adapter is not None and self.adapter.batch:
+            adapted = self._adapt_batch(batch.records)
+            checked = (self.check(i, raw, lax=batch.lax, adapted=adapted.get(i, _NOT_ADAPTED))
+                       for i, raw in enumerate(batch.records))
+        else:
+            checked = (self.check(i, raw, lax=batch.lax) for i, raw in enumerate(batch.records))
         self._collect(result, checked)
         return result
 
@@ -123,12 +132,15 @@ class Validator:
                 continue
         else:
             return None
-        # a blank key ("   ") passes a schema's length bound but is no usable key (missing_key):
-        # the checker one by one must see it, or its fate would depend on its batch's other records
-        key = self.key_field
+        # a blank key ("   ") passes a schema's length bound but is no usable key (missing_key), nor
+        # is an integer beyond 64 bits: the checker one by one must see them, or their fate would
+        # depend on their batch's other records
         records = envelope.records
-        if not all(getattr(rec, key).strip() for rec in records):
-            return None
+        for name, kind, bounds in zip(self.target.keys, self.target.key_kinds, self.target.key_ranges):
+            if kind == "str" and not all(getattr(rec, name).strip() for rec in records):
+                return None
+            if kind == "int" and not all(bounds[0] <= getattr(rec, name) <= bounds[1] for rec in records):
+                return None
         if self._keys_named_twice(body, envelope, complete):
             return None  # the careful path finds the records and makes them parse_errors
         return records, (envelope.deletes or [])
@@ -160,8 +172,13 @@ class Validator:
         nested = distinct_keys([getattr(r, n) for r in records for n in json_fields])
         return keys_differ(body, None if nested is None else distinct + nested)
 
+    def _usable_keys(self, deletes) -> list:
+        """The listed deletes that are keys of the target (others cannot name a row)."""
+        parse = self.target.parse_key
+        return [k for k in (parse(d) for d in deletes) if k is not None]
+
     def _collect(self, result: BatchResult, checked) -> None:
-        seen: set[str] = set()
+        seen: set = set()
         for item in checked:
             if isinstance(item, Problem):
                 if item.key is not None:
@@ -170,39 +187,77 @@ class Validator:
                 continue
             index, key, record = item
             if key in seen:
-                result.problems.append(Problem(index, key, DUPLICATE_KEY,
-                                               f"key {key!r} appeared earlier in this run; the first one stays",
+                result.problems.append(Problem(index, key, DUPLICATE_KEY, duplicate_message(self.target, key),
                                                record=self.target.to_data(record)))
                 continue
             seen.add(key)
+            if self.references:
+                bad = self._bad_references(record)
+                if bad:
+                    result.problems.append(Problem(index, _readable_key(key), INVALID, f"invalid field(s): {', '.join(bad)}",
+                                                   fields=bad, record=self.target.to_data(record)))
+                    continue
             result.valid.append((index, key, record))
 
+    def _bad_references(self, record) -> dict:
+        """Reference values that are no key of their target at all (of another type, too long):
+        unknown keys, found here; whether a good key exists is decided in the apply, set-based."""
+        bad = {}
+        for name, target_name, is_key in self.references:
+            value = getattr(record, name)
+            if value is not None and not is_key(value):
+                bad[name] = [unknown_reference(target_name, value)]
+        return bad
+
+    def _adapt_batch(self, records: list) -> dict:
+        """A batch adapter's output for the records that are objects: {index: record or exception}."""
+        indexes = [i for i, raw in enumerate(records) if isinstance(raw, dict)]
+        mapped = [self._map(records[i]) for i in indexes]
+        if not mapped:
+            return {}
+        try:
+            out = list(self.adapter(mapped, self.context))
+        except ADAPTER_ERRORS as exc:
+            out = [exc] * len(mapped)
+        if len(out) != len(mapped):  # a programming error in the adapter, not in the data
+            raise TypeError(f"batch adapter {self.adapter.name!r} returned {len(out)} records for {len(mapped)}")
+        return dict(zip(indexes, out))
+
     # --- one record ----------------------------------------------------------------------------
-    def check(self, index: int, raw: Any, *, lax: bool = False):
-        """(index, key, record) for a valid record, else a Problem."""
+    def check(self, index: int, raw: Any, *, lax: bool = False, adapted: Any = None):
+        """(index, key, record) for a valid record, else a Problem. `adapted`: a batch adapter's
+        output for this record."""
         if isinstance(raw, Unparseable):
             return Problem(index, None, PARSE_ERROR, raw.reason, record=raw.text)
         if not isinstance(raw, dict):
             return Problem(index, None, PARSE_ERROR, f"record is not an object but {_kind(raw)}", record=_jsonable(raw))
-        record = self._map(raw)
-        if self.adapter is not None:
-            try:
-                record = self.adapter(record)
-            except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
-                return Problem(index, _readable_key(record.get(self.key_field)), INVALID,
-                               f"adapter rejected the record: {exc}", fields={"__all__": [str(exc)]}, record=raw)
-        key = record.get(self.key_field)
-        if not isinstance(key, str) or not key.strip():
-            what = "is missing" if key is None else ("is empty" if isinstance(key, str) else f"is {_kind(key)}, not a string")
-            return Problem(index, None, MISSING_KEY, f"key field {self.key_field!r} {what}", record=raw)
+        if self.adapter is not None and self.adapter.batch:
+            record = adapted
+        else:
+            record = self._map(raw)
+            if self.adapter is not None:
+                try:
+                    record = self.adapter(record, self.context)
+                except ADAPTER_ERRORS as exc:
+                    record = exc
+        if isinstance(record, BaseException):
+            exc, mapped = record, self._map(raw)
+            return Problem(index, self._readable(mapped), INVALID,
+                           f"adapter rejected the record: {exc}", fields={"__all__": [str(exc)]}, record=raw)
+        if not isinstance(record, dict):
+            raise TypeError(f"adapter {self.adapter.name!r} returned {_kind(record)}, not a record (dict)")
+        key, why = self.target.read_key(record, lax=lax)
+        if why:
+            return Problem(index, None, MISSING_KEY, why, record=raw)
+        readable = _readable_key(key)
         if lax:
             record = self._parse_json_cells(record)
             if isinstance(record, Problem):
-                record.index, record.key, record.record = index, _readable_key(key), raw
+                record.index, record.key, record.record = index, readable, raw
                 return record
         nul = _fields_with_nul(record) if self.nul_possible else None
         if nul:
-            return Problem(index, _readable_key(key) if "\x00" not in key else None, INVALID,
+            return Problem(index, readable, INVALID,
                            f"invalid field(s): {', '.join(nul)}",
                            fields={name: ["NUL characters (\\u0000) are not allowed."] for name in nul},
                            record=raw)
@@ -212,7 +267,8 @@ class Validator:
                 return Problem(index, _readable_key(key), INVALID, f"invalid field(s): {', '.join(odd)}",
                                fields={name: ["Not a finite number."] for name in odd}, record=raw)
         try:
-            return index, key, msgspec.convert(record, self.target.schema, strict=not lax)
+            clean = msgspec.convert(record, self.target.schema, strict=not lax)
+            return index, self.target.key_of(clean), clean
         except (msgspec.ValidationError, ValueError, TypeError, ArithmeticError):
             code, fields = self.explain(record, lax=lax)
             unknown = [n for n in fields if n not in self.target.struct_fields and n != "__all__"]
@@ -220,7 +276,11 @@ class Validator:
             parts = ([f"unknown field(s): {', '.join(unknown)}"] if unknown else []) + (
                 [f"invalid field(s): {', '.join(bad)}"] if bad else [])
             message = "; ".join(parts)
-            return Problem(index, _readable_key(key), code, message, fields=fields, record=raw)
+            return Problem(index, readable, code, message, fields=fields, record=raw)
+
+    def _readable(self, record: dict):
+        key, why = self.target.read_key(record)
+        return None if why else _readable_key(key)
 
     def _map(self, raw: dict) -> dict:
         if not self.field_map:
@@ -346,10 +406,6 @@ def _floats(value):
     return value
 
 
-def _usable_keys(deletes) -> list[str]:
-    return [d for d in deletes if isinstance(d, str) and 0 < len(d) <= MAX_KEY_LENGTH and "\x00" not in d]
-
-
 def _has_nul(value) -> bool:
     if isinstance(value, str):
         return "\x00" in value
@@ -369,8 +425,21 @@ def _clean_message(text: str) -> str:
     return text.replace(" - at `$`", "")
 
 
-def _readable_key(key) -> str | None:
-    return key if isinstance(key, str) and key.strip() and len(key) <= MAX_KEY_LENGTH else None
+def unknown_reference(target_name: str, value) -> str:
+    return f"Unknown {target_name} key {value!r} (no such row of this customer)."
+
+
+def duplicate_message(target: Target, key) -> str:
+    return f"key {target.key_display(key)!r} appeared earlier in this run; the first one stays"
+
+
+def _readable_key(key):
+    """The key when it can be shown and stored with an error: no text part longer than
+    MAX_KEY_LENGTH or holding a NUL character."""
+    for part in key if isinstance(key, tuple) else (key,):
+        if isinstance(part, str) and (len(part) > MAX_KEY_LENGTH or "\x00" in part):
+            return None
+    return key
 
 
 def _kind(value) -> str:

@@ -57,12 +57,17 @@ def _parse(data: bytes) -> batch_pb2.Batch:
     return batch
 
 
-def summarize_batch(data: bytes) -> tuple[int | None, int, list[str]]:
+def summarize_batch(data: bytes) -> tuple[int | None, int, list]:
     """(seq or None, number of records, deletes) without turning records into Python objects:
     what the batch endpoint needs at receipt, about 20 times faster than decode_batch.
     Raises ValueError exactly when decode_batch would."""
     batch = _parse(data)
-    return (batch.seq or None), len(batch.records), list(batch.deletes)
+    return (batch.seq or None), len(batch.records), _deletes(batch)
+
+
+def _deletes(batch: batch_pb2.Batch) -> list:
+    """String keys travel in `deletes`, integer and composite keys in `delete_keys`."""
+    return [*batch.deletes, *(_to_python(v) for v in batch.delete_keys)]
 
 
 def decode_batch(data: bytes, *, report_non_finite: bool = False):
@@ -94,8 +99,8 @@ def decode_batch(data: bytes, *, report_non_finite: bool = False):
                     non_finite = _has_non_finite(out[name])
         records.append(out)
     if report_non_finite:
-        return (batch.seq or None), records, list(batch.deletes), non_finite
-    return (batch.seq or None), records, list(batch.deletes)
+        return (batch.seq or None), records, _deletes(batch), non_finite
+    return (batch.seq or None), records, _deletes(batch)
 
 
 def _has_non_finite(value) -> bool:
@@ -138,13 +143,17 @@ def _set(value: batch_pb2.Value, obj) -> None:
         value.string_value = str(obj)
 
 
-def encode_batch(records: Iterable[dict], *, seq: int | None = None, deletes: Iterable[str] = ()) -> bytes:
+def encode_batch(records: Iterable[dict], *, seq: int | None = None, deletes: Iterable = ()) -> bytes:
     records = list(records)
     fields: dict[str, int] = {}
     for record in records:
         for name in record:
             fields.setdefault(name, len(fields))
-    batch = batch_pb2.Batch(seq=seq or 0, fields=list(fields), deletes=list(deletes))
+    deletes = list(deletes)
+    batch = batch_pb2.Batch(seq=seq or 0, fields=list(fields), deletes=[k for k in deletes if isinstance(k, str)])
+    for key in deletes:
+        if not isinstance(key, str):
+            _set(batch.delete_keys.add(), key)
     width = len(fields)
     for record in records:
         pb_record = batch.records.add()

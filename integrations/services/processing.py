@@ -24,9 +24,9 @@ from ..ingest import decode, staging
 from ..ingest.apply import lock_owner_rows, plan_and_apply, refresh_statistics
 from ..ingest.stage import stage_batch
 from ..ingest.validate import Validator
-from ..models import Integration, RecordError, StagedDelete, SyncBatch, SyncRun
+from ..models import Integration, RecordError, SyncBatch, SyncRun
 from ..queue import enqueue
-from ..targets import get_adapter, get_target
+from ..targets import AdapterContext, get_adapter, get_target
 from .runs import _finish, inactive_reason
 
 log = logging.getLogger("integrations")
@@ -135,12 +135,14 @@ def _fail_unreadable_file(run_id, reason: str) -> SyncRun | None:
 
 def batch_validate(*, batch_id) -> None:
     """Decode, map and validate one stored batch; stage its valid records, keep its errors."""
-    batch = SyncBatch.objects.select_related("run__integration").filter(pk=batch_id).first()
+    batch = SyncBatch.objects.select_related("run__integration__customer").filter(pk=batch_id).first()
     if batch is None or batch.validated_at is not None or batch.run.status != Status.PROCESSING:
         return
     run, integration = batch.run, batch.run.integration
     target = get_target(integration.target)
-    validator = Validator(target, integration.field_map, get_adapter(integration.adapter) if integration.adapter else None)
+    context = AdapterContext(customer=integration.customer, integration=integration, run=run)
+    validator = Validator(target, integration.field_map, get_adapter(integration.adapter) if integration.adapter else None,
+                          context=context)
     try:
         raw = storage.read_payload(batch.payload)
         body = decode.decompress(raw, batch.content_encoding, conf.MAX_BATCH_BYTES)
@@ -154,10 +156,10 @@ def batch_validate(*, batch_id) -> None:
         run_now = SyncRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
         if locked.validated_at is not None or run_now != Status.PROCESSING:
             return
-        stage_batch(run_id=run.pk, seq=batch.seq, result=result, target=target)
+        locked.staged = stage_batch(run_id=run.pk, seq=batch.seq, result=result, target=target)
         locked.validated_at = timezone.now()
         locked.valid, locked.invalid = len(result.valid), len(result.problems)
-        locked.save(update_fields=["validated_at", "valid", "invalid"])
+        locked.save(update_fields=["validated_at", "valid", "invalid", "staged"])
         SyncRun.objects.filter(pk=run.pk).update(batches_done=F("batches_done") + 1, heartbeat_at=timezone.now())
         transaction.on_commit(lambda: _apply_when_validated(run.pk))
     log.info("run %s batch %s validated: %d valid, %d invalid", run.pk, batch.seq, len(result.valid), len(result.problems))
@@ -219,20 +221,17 @@ def _cancelled_as_inactive(run: SyncRun) -> bool:
 
 
 def _staging_complete(run: SyncRun, target) -> bool:
-    """Every valid record of every batch is in the staging table (an UNLOGGED table loses its
-    rows in PostgreSQL's crash recovery: then the run is validated again, never applied short)."""
-    sums = SyncBatch.objects.filter(run=run).aggregate(valid=Sum("valid"), invalid=Sum("invalid"))
-    errors = RecordError.objects.filter(run=run).count()
-    cross_batch_duplicates = errors - (sums["invalid"] or 0)
-    return staging.staged(target, run.pk).count() == (sums["valid"] or 0) - cross_batch_duplicates
+    """Every row every batch staged is in the staging table (an UNLOGGED table loses its rows in
+    PostgreSQL's crash recovery: then the run is validated again, never applied short)."""
+    expected = SyncBatch.objects.filter(run=run).aggregate(n=Sum("staged"))["n"] or 0
+    return staging.staged(target, run.pk, None).count() == expected
 
 
 def _restage(run: SyncRun, target) -> None:
     log.warning("run %s: staged rows missing (database crash?); validating its batches again", run.pk)
-    staging.staged(target, run.pk).delete()
+    staging.staged(target, run.pk, None).delete()
     RecordError.objects.filter(run=run).delete()
-    StagedDelete.objects.filter(run=run).delete()
-    SyncBatch.objects.filter(run=run).update(validated_at=None, valid=0, invalid=0)
+    SyncBatch.objects.filter(run=run).update(validated_at=None, valid=0, invalid=0, staged=0)
     run.batches_done = 0
     run.heartbeat_at = timezone.now()
     run.save(update_fields=["batches_done", "heartbeat_at"])
@@ -269,8 +268,7 @@ def run_cleanup(*, run_id) -> None:
                         run.integration.target)
     if target is not None:
         staging.ensure_table(target)
-        staging.staged(target, run_id).delete()
-    StagedDelete.objects.filter(run_id=run_id).delete()
+        staging.staged(target, run_id, None).delete()
 
 
 def is_transient(exc: BaseException) -> bool:

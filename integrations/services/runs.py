@@ -15,6 +15,8 @@ from ..exceptions import Conflict, IdempotencyMismatch, Inactive, InvalidInput, 
 from ..ingest import decode
 from ..models import IdempotencyKey, Integration, Mode, SyncBatch, SyncRun
 from ..queue import enqueue
+from ..signals import run_finished
+from ..targets import get_target
 
 log = logging.getLogger("integrations")
 Status = SyncRun.Status
@@ -95,6 +97,7 @@ def batch_receive(*, run: SyncRun, seq: int | None, body: bytes, content_type: s
     began = time.perf_counter()
     plain = decode.decompress(body, content_encoding, conf.MAX_BATCH_BYTES)
     summary = decode.summarize_batch(plain, content_type)
+    decode.check_deletes(summary.deletes, get_target(run.integration.target).parse_key)
     if summary.received > conf.MAX_BATCH_RECORDS:
         raise TooLarge(f"batch has {summary.received} records, above the limit of {conf.MAX_BATCH_RECORDS}",
                        details={"records": summary.received, "limit": conf.MAX_BATCH_RECORDS})
@@ -277,3 +280,11 @@ def _finish(run: SyncRun, status: str, message: str) -> None:
         # whatever ended it (applied, failed, cancelled, rejected at review, superseded), its staged
         # rows are of no more use; the task is idempotent, so a second enqueue does no harm
         enqueue("integrations.tasks.cleanup_run", run.pk)
+    transaction.on_commit(lambda: _send_run_finished(run))
+
+
+def _send_run_finished(run: SyncRun) -> None:
+    for receiver, result in run_finished.send_robust(sender=SyncRun, run=run):
+        if isinstance(result, Exception):
+            log.error("run_finished receiver %r failed for run %s", receiver, run.pk,
+                      exc_info=(type(result), result, result.__traceback__))

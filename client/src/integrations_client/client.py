@@ -145,14 +145,14 @@ class Client:
         return self._pages(f"integrations/{_seg(integration)}/runs/")
 
     def encode_batch(self, records: Iterable[Mapping[str, Any]], *, seq: int,
-                     deletes: Iterable[str] = ()) -> EncodedBatch:
+                     deletes: Iterable[Any] = ()) -> EncodedBatch:
         encoder = BatchEncoder(self.format, compress=self.compress)
         for record in records:
             encoder.add(record)
         return encoder.finish(seq, deletes)
 
     def post_batch(self, run_id: str, records: Iterable[Mapping[str, Any]] | EncodedBatch, *, seq: int | None = None,
-                   deletes: Iterable[str] = ()) -> dict[str, Any]:
+                   deletes: Iterable[Any] = ()) -> dict[str, Any]:
         """Post one batch (records, or a batch encoded before); a retry re-posts the very same bytes.
 
         Answers {"seq", "received", "status": "received"}."""
@@ -278,7 +278,7 @@ class Client:
     # --- one call ------------------------------------------------------------------------------
     def sync(self, integration: str, records: Iterable[Mapping[str, Any] | Unparseable], *, mode: str | None = "full",
              batch_size: int = MAX_BATCH_RECORDS, wait: bool = True, dry_run: bool = False,
-             deletes: Iterable[str] = (), poll_timeout: float = 3600.0, progress: Progress | None = None,
+             deletes: Iterable[Any] = (), poll_timeout: float = 3600.0, progress: Progress | None = None,
              on_poll: Callable[[dict[str, Any]], None] | None = None) -> Report:
         """Create a run, stream `records` into batches of `batch_size`, complete, and (wait=True) wait.
 
@@ -310,7 +310,7 @@ class Client:
         return self._report(run)
 
     def iter_batches(self, records: Iterable[Mapping[str, Any] | Unparseable], *, batch_size: int = MAX_BATCH_RECORDS,
-                     deletes: Iterable[str] = ()) -> Iterator[EncodedBatch]:
+                     deletes: Iterable[Any] = ()) -> Iterator[EncodedBatch]:
         """Encoded batches (seq 1, 2, ...) of `records`, read lazily: at most `batch_size` records,
         or fewer once they reach `max_batch_bytes`. Explicit deletes ride along, `batch_size` keys
         per batch (the last may come in batches of their own). An empty input still makes one

@@ -169,11 +169,16 @@ class BatchEncoder:
             _set(values[index], obj)
         self.size += pb_record.ByteSize() + 4  # with its tag and length prefix
 
-    def finish(self, seq: int, deletes: Iterable[str] = ()) -> EncodedBatch:
-        deletes = list(deletes)
+    def finish(self, seq: int, deletes: Iterable[Any] = ()) -> EncodedBatch:
+        """`deletes`: keys, each a string, an integer, a UUID, or a dict of a composite key's fields."""
+        deletes = [str(k) if isinstance(k, uuid.UUID) else k for k in deletes]
         if self.format == "protobuf":
             self._batch.seq = seq
-            self._batch.deletes.extend(deletes)
+            # string keys travel in `deletes`, integer and composite keys in `delete_keys`
+            self._batch.deletes.extend(k for k in deletes if isinstance(k, str))
+            for key in deletes:
+                if not isinstance(key, str):
+                    _set(self._batch.delete_keys.add(), key)
             body = self._batch.SerializeToString(deterministic=True)
             self._batch.Clear()
             content_type = PROTOBUF
@@ -190,7 +195,7 @@ class BatchEncoder:
                             records=self.count, deletes=len(deletes))
 
 
-def encode_batch(records: Iterable[Mapping[str, Any]], *, seq: int, deletes: Iterable[str] = (),
+def encode_batch(records: Iterable[Mapping[str, Any]], *, seq: int, deletes: Iterable[Any] = (),
                  fmt: str = "protobuf", compress: bool = True) -> EncodedBatch:
     encoder = BatchEncoder(fmt, compress=compress)
     for record in records:
@@ -209,11 +214,11 @@ def _to_python(value: batch_pb2.Value) -> Any:
     return getattr(value, kind)
 
 
-def decode_protobuf(data: bytes) -> tuple[int, list[dict[str, Any]], list[str]]:
+def decode_protobuf(data: bytes) -> tuple[int, list[dict[str, Any]], list[Any]]:
     """The inverse of the protobuf encoding (for tests and debugging): (seq, records, deletes)."""
     batch = batch_pb2.Batch.FromString(data)
     fields = list(batch.fields)
     records = []
     for record in batch.records:
         records.append({name: _to_python(v) for name, v in zip(fields, record.values) if v.WhichOneof("kind")})
-    return batch.seq, records, list(batch.deletes)
+    return batch.seq, records, [*batch.deletes, *(_to_python(v) for v in batch.delete_keys)]

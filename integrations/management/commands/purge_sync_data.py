@@ -9,7 +9,6 @@ LINES = (
     ("runs_deleted", "runs deleted", "runs to delete"),
     ("batches_deleted", "batches deleted", "batches to delete"),
     ("errors_deleted", "record errors deleted", "record errors to delete"),
-    ("staged_deleted", "staged rows deleted", "staged rows to delete"),
     ("staging_rows_deleted", "staged records of ended runs deleted", "staged records of ended runs to delete"),
     ("deliveries_deleted", "webhook deliveries deleted", "webhook deliveries to delete"),
     ("attempts_deleted", "webhook attempts deleted", "webhook attempts to delete"),
