@@ -111,12 +111,12 @@ def test_point7_envelope_field_given_twice_is_400(api, integration):
 
 def test_point7_unknown_protobuf_envelope_field_is_400(api, integration):
     run_id = open_run(api)["id"]
-    body = proto_body(1, records(1)) + b"\x28\x07"  # field 5 (varint 7): not in the Batch message
+    body = proto_body(1, records(1)) + b"\x78\x07"  # field 15 (varint 7): not in the Batch message
     response = post_batch(api, run_id, body, content_type=PROTOBUF_TYPE)
     assert response.status_code == 400
-    assert "unknown field number 5" in error_of(response)["message"]
+    assert "unknown field number 15" in error_of(response)["message"]
     assert post_batch(api, run_id, proto_body(1, records(1)), content_type=PROTOBUF_TYPE).status_code == 202
-    assert 5 not in batch_pb2.Batch.DESCRIPTOR.fields_by_number  # the probe stays an unknown field
+    assert 15 not in batch_pb2.Batch.DESCRIPTOR.fields_by_number  # the probe stays an unknown field
 
 
 def _upload(client, parts):

@@ -348,7 +348,7 @@ def test_point12_purge_removes_staged_rows_of_ended_runs(integration, customer):
     # rows an ended run kept (its cleanup task lost, or it ended before every end scheduled one)
     ended = SyncRun.objects.create(integration=integration, mode="full", status="cancelled")
     model = staging.stage_model(get_target(integration.target))
-    model.objects.create(run_id=ended.pk, seq=1, index=0, key="LEFT", name="n", price=Decimal("1.00"),
+    model.objects.create(run_id=ended.pk, seq=1, index=0, row_kind=staging.RECORD, sku="LEFT", name="n", price=Decimal("1.00"),
                          currency="EUR", quantity=0, active=True, attributes={})
     # (at least: rows of runs that earlier tests emptied away count too, as rows of no run)
     assert purge_sync_data(dry_run=True)["staging_rows_deleted"] >= 1
