@@ -213,9 +213,15 @@ def _copy(model, target: Target, run_id, seq: int, valid: list, failed: list, de
     q = connection.ops.quote_name
     cols = ", ".join(["run_id", "seq", q("index"), "row_kind"]
                      + [q(model._meta.get_field(n).column) for n in (*keys, *names, *target.staged_defaults)])
+    sql = f"COPY {q(model._meta.db_table)} ({cols}) FROM STDIN"
     with connection.cursor() as cursor:
-        # size positionally: with DEBUG on, Django's CursorDebugWrapper.copy_expert(sql, file, *args) takes no keywords
-        cursor.copy_expert(f"COPY {q(model._meta.db_table)} ({cols}) FROM STDIN", data, 1 << 20)
+        if hasattr(cursor.cursor, "copy_expert"):  # psycopg2
+            # size positionally: with DEBUG on, Django's CursorDebugWrapper.copy_expert(sql, file, *args) takes no keywords
+            cursor.copy_expert(sql, data, 1 << 20)
+        else:  # psycopg 3 (Django's choice when a host has it installed)
+            with cursor.copy(sql) as copy:
+                while chunk := data.read(1 << 20):
+                    copy.write(chunk)
 
 
 def row_values(target: Target, row: models.Model) -> dict:
