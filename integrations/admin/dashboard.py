@@ -1,5 +1,5 @@
 """The admin index: the last 14 days of runs by status as a server-rendered SVG chart, the
-integrations failing now (last run failed or held), the stuck runs and the runs queued behind
+integrations needing attention (last run failed, partial, held or cancelled), the stuck runs and the runs queued behind
 schedule; every one of these is defined once, in integrations/conditions.py (as /metrics counts them)."""
 
 from datetime import datetime, time, timedelta
@@ -91,8 +91,8 @@ def chart(now=None) -> dict:
     }
 
 
-def failing_integrations():
-    failing = list(conditions.failing_integrations().select_related("customer").order_by("-last_finished")[:50])
+def attention_integrations():
+    failing = list(conditions.attention_integrations().select_related("customer").order_by("-last_finished")[:50])
     for integration in failing:
         integration.last_label = integration.last_status.replace("_", " ")
     return failing
@@ -109,7 +109,8 @@ def dashboard_context(request) -> dict:
     return {
         "sync_dashboard": True,
         "sync_chart": chart(now),
-        "sync_failing": failing_integrations(),
+        "sync_attention": attention_integrations(),
+        "sync_failing_count": conditions.failing_integrations().count(),  # as /metrics counts them
         "sync_stuck": stuck_runs(now),
         "sync_stuck_after": conf.STUCK_AFTER,
         "sync_held": conditions.held_runs().count(),
