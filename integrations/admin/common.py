@@ -16,26 +16,13 @@ ADMIN_CSS = {"all": ("integrations/admin.css",)}
 REVIEW_PERMISSION = "review_syncrun"
 REVIEW_PERM = f"integrations.{REVIEW_PERMISSION}"
 
-# the chart's colours (an SVG fill); the badges take the same from the stylesheet
-STATUS_COLOURS = {
-    SyncRun.Status.RECEIVING: "#6c757d",
-    SyncRun.Status.QUEUED: "#8a6d3b",
-    SyncRun.Status.PROCESSING: "#1f6fb2",
-    SyncRun.Status.NEEDS_REVIEW: "#d97706",
-    SyncRun.Status.SUCCEEDED: "#1e8e3e",
-    SyncRun.Status.PARTIAL: "#7cb342",
-    SyncRun.Status.FAILED: "#c62828",
-    SyncRun.Status.CANCELLED: "#9e9e9e",
-}
 # statuses in which a run's page follows its progress by reloading itself
 LIVE_STATES = (SyncRun.Status.QUEUED, SyncRun.Status.PROCESSING)
 
 
-DELIVERY_COLOURS = {"delivered": "#1e8e3e", "pending": "#d97706", "failed": "#c62828"}
-
-
-def status_badge(status: str, colours=None):
-    """A coloured pill; its colour comes from the stylesheet (class run-status-<status>)."""
+def status_badge(status: str):
+    """A coloured pill of a run's (or a webhook delivery's) status; its colour comes from the
+    stylesheet (class run-status-<status>)."""
     return format_html('<span class="run-status run-status-{}">{}</span>', status, status.replace("_", " "))
 
 

@@ -205,8 +205,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = ("revoked", "customer")
     search_fields = ("prefix", "name", "customer__slug")
     list_select_related = ("customer",)
-    fields = ("customer", "name", "prefix", "created", "expiry_date", "last_used_at", "revoked")
-    readonly_fields = ("customer", "prefix", "created", "last_used_at", "revoked")
+    fields = ("customer", "name", "prefix", "created", "expiry_date", "last_used_at", "state")
+    readonly_fields = ("customer", "prefix", "created", "last_used_at", "state")
     actions = ["revoke_keys"]
 
     def has_add_permission(self, request):

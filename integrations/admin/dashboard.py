@@ -12,7 +12,6 @@ from django.utils import timezone
 from .. import conditions
 from ..conf import conf
 from ..models import SyncRun
-from .common import STATUS_COLOURS
 
 Status = SyncRun.Status
 DAYS = 14
@@ -69,7 +68,7 @@ def chart(now=None) -> dict:
             y -= h
             segments.append({
                 "x": round(x, 1), "y": round(y, 1), "w": round(bar_w, 1), "h": round(max(h, 0.5), 1),
-                "colour": STATUS_COLOURS[status], "status": status, "n": n,
+                "status": status, "n": n,
                 "url": f"{changelist}?status__exact={status}&created_at__day={day.day}"
                        f"&created_at__month={day.month}&created_at__year={day.year}",
             })
@@ -82,7 +81,7 @@ def chart(now=None) -> dict:
         value = top * k // 4
         grid.append({"y": round(TOP + plot_h - plot_h * k / 4, 1), "value": value})
     present = {s for d in days for s in counts[d]}
-    legend = [{"status": s, "label": s.replace("_", " "), "colour": STATUS_COLOURS[s]}
+    legend = [{"status": s, "label": s.replace("_", " ")}
               for s in CHART_ORDER if s in present or s in (Status.SUCCEEDED, Status.FAILED)]
     return {
         "width": WIDTH, "height": HEIGHT, "left": LEFT, "right": WIDTH - RIGHT, "bottom": TOP + plot_h,

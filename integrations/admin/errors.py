@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from ..models import RecordError, SyncRun, WebhookAttempt, WebhookDelivery
-from .common import ADMIN_CSS, DELIVERY_COLOURS, IntegrationListFilter, ReadOnlyMixin, pretty_json, status_badge
+from .common import ADMIN_CSS, IntegrationListFilter, ReadOnlyMixin, pretty_json, status_badge
 
 
 class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
@@ -111,7 +111,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 
     @admin.display(description="status", ordering="status")
     def delivery_status(self, delivery):
-        return status_badge(delivery.status, DELIVERY_COLOURS)
+        return status_badge(delivery.status)
 
     @admin.display(description="run")
     def run_link(self, delivery):
