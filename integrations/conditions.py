@@ -6,6 +6,8 @@ all from the querysets below, so the three can never disagree:
 - stuck:   processing for longer than INTEGRATIONS_STUCK_AFTER since it started;
 - held:    a (non dry) run waiting for a staff review (`needs_review`);
 - failing: an integration whose latest settled (non dry) run failed or is held;
+- needs attention: an integration whose latest settled (non dry) run did not succeed: failed,
+           partial, held or cancelled (a rejected review is cancelled): what the admin index lists;
 - behind:  a completed run still queued INTEGRATIONS_BEHIND_AFTER seconds after `complete`
            (a worker shortage, or a run ahead of it that will not finish).
 """
@@ -37,16 +39,31 @@ def behind_runs(now=None):
     return SyncRun.objects.filter(status=Status.QUEUED, completed_at__lt=since)
 
 
-def failing_integrations():
-    """Integrations whose latest settled (non dry) run failed or is held for review, annotated
-    with that run (last_status, last_run_id, last_message, last_finished)."""
+FAILING = (Status.FAILED, Status.NEEDS_REVIEW)
+NEEDS_ATTENTION = (Status.FAILED, Status.PARTIAL, Status.NEEDS_REVIEW, Status.CANCELLED)
+
+
+def _by_last_settled_run(statuses):
+    """Integrations whose latest settled (non dry) run is in `statuses`, annotated with that run
+    (last_status, last_run_id, last_message, last_finished)."""
     last = (SyncRun.objects.filter(integration=OuterRef("pk"), dry_run=False, status__in=SETTLED)
             .order_by("-created_at"))
     return (Integration.objects
             .annotate(last_status=Subquery(last.values("status")[:1]), last_run_id=Subquery(last.values("pk")[:1]),
                       last_message=Subquery(last.values("message")[:1]),
                       last_finished=Subquery(last.values("finished_at")[:1]))
-            .filter(last_status__in=[Status.FAILED, Status.NEEDS_REVIEW]))
+            .filter(last_status__in=statuses))
+
+
+def failing_integrations():
+    """Integrations whose latest settled (non dry) run failed or is held for review."""
+    return _by_last_settled_run(FAILING)
+
+
+def attention_integrations():
+    """Integrations whose latest settled (non dry) run failed, is partial, is held or was
+    cancelled (rejected at review included): each wants a person to look."""
+    return _by_last_settled_run(NEEDS_ATTENTION)
 
 
 def oldest_queued_age(now=None) -> float:

@@ -87,7 +87,7 @@ def test_approve_from_the_changelist_confirms_then_deletes(boss, world):
 def test_review_page_rejects(boss, world):
     url = reverse("admin:integrations_syncrun_review", args=[world.held.pk])
     page = boss.get(url).content.decode()
-    assert "Approve and apply" in page and "Reject" in page and "17 rows" in page
+    assert "Approve and delete 17 rows" in page and "Reject" in page and "17 rows" in page
     done = boss.post(url, {"decision": "reject"}, follow=True)
     assert "1 run(s) rejected: cancelled, nothing applied." in page_messages(done)
     world.held.refresh_from_db()
@@ -102,7 +102,8 @@ def test_sample_follows_the_table_as_it_is_now(boss, world):
 
 
 def test_reviewer_may_review_but_not_change(reviewer, world, tmp_path):
-    done = reviewer.post(reverse("admin:integrations_syncrun_review", args=[world.held.pk]), {"decision": "approve"})
+    done = reviewer.post(reverse("admin:integrations_syncrun_review", args=[world.held.pk]),
+                         {"decision": "approve", "confirm_delete": "yes"})
     assert done.status_code == 302
     world.held.refresh_from_db()
     assert world.held.status == S.SUCCEEDED and scenarios.product_count(world.customer) == 3
@@ -215,7 +216,7 @@ def test_customer_contacts_are_checked(boss, world):
 def integration_post(owner, **overrides):
     data = {"customer": owner.pk, "slug": "erp", "target": "catalog.product", "default_mode": "full",
             "is_active": "on", "field_map": '{"Title": "name", "Legacy": null}', "adapter": "",
-            "max_error_rate": "0.05", "max_deletes_percent": "20", "webhook_url": "", "webhook_secret": "",
+            "max_error_rate": "5", "max_deletes_percent": "20", "webhook_url": "", "webhook_secret": "",
             "contacts": "a@acme.example"}
     data.update(overrides)
     return data
@@ -231,7 +232,7 @@ def integration_post(owner, **overrides):
     ({"webhook_url": "http://10.1.2.3/hook"}, "resolves to the non-public address 10.1.2.3"),
     ({"webhook_url": "http://localhost:8000/hook"}, "localhost resolves to the non-public address"),
     ({"webhook_secret": "plain-secret"}, "webhook secret must start with whsec_"),
-    ({"max_error_rate": "1.5"}, "less than or equal to 1.0"),
+    ({"max_error_rate": "150"}, "less than or equal to 100"),
     ({"slug": "products"}, "already exists"),
 ])
 def test_integration_settings_are_validated(boss, integration, settings, overrides, message):

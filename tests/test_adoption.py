@@ -282,7 +282,8 @@ def _exercise(base: str, key: str, mail_dir: Path, root) -> None:
     review = staff.get(review_url, timeout=10)
     assert review.status_code == 200 and "I-1" in review.text, review.text[:3000]  # the keys it would delete
     approved = staff.post(review_url, timeout=10, headers={"Referer": review_url},
-                          data={"decision": "approve", "csrfmiddlewaretoken": staff.cookies["csrftoken"]})
+                          data={"decision": "approve", "confirm_delete": "yes",
+                                "csrfmiddlewaretoken": staff.cookies["csrftoken"]})
     assert approved.status_code == 200
     deadline = time.monotonic() + 60
     while (run := api.get(f"{base}/api/v1/runs/{held['id']}/", params={"wait": 10}, timeout=20).json())[

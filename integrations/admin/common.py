@@ -5,56 +5,96 @@ import json
 from django.contrib import admin
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
+from django.utils import timezone
 from django.utils.html import format_html
 
 from ..models import ApiKey, Customer, Integration, RecordError, SyncBatch, SyncRun, WebhookAttempt, WebhookDelivery
 
 REVIEWERS_GROUP = "Sync reviewers"
+# the one stylesheet of these pages (a ModelAdmin's Media; the custom pages link it themselves)
+ADMIN_CSS = {"all": ("integrations/admin.css",)}
 REVIEW_PERMISSION = "review_syncrun"
 REVIEW_PERM = f"integrations.{REVIEW_PERMISSION}"
 
-STATUS_COLOURS = {
-    SyncRun.Status.RECEIVING: "#6c757d",
-    SyncRun.Status.QUEUED: "#8a6d3b",
-    SyncRun.Status.PROCESSING: "#1f6fb2",
-    SyncRun.Status.NEEDS_REVIEW: "#d97706",
-    SyncRun.Status.SUCCEEDED: "#1e8e3e",
-    SyncRun.Status.PARTIAL: "#7cb342",
-    SyncRun.Status.FAILED: "#c62828",
-    SyncRun.Status.CANCELLED: "#9e9e9e",
-}
 # statuses in which a run's page follows its progress by reloading itself
 LIVE_STATES = (SyncRun.Status.QUEUED, SyncRun.Status.PROCESSING)
 
 
-DELIVERY_COLOURS = {"delivered": "#1e8e3e", "pending": "#d97706", "failed": "#c62828"}
+def status_badge(status: str):
+    """A coloured pill of a run's (or a webhook delivery's) status; its colour comes from the
+    stylesheet (class run-status-<status>)."""
+    return format_html('<span class="run-status run-status-{}">{}</span>', status, status.replace("_", " "))
 
 
-def status_badge(status: str, colours=STATUS_COLOURS):
-    colour = colours.get(status, "#6c757d")
-    label = status.replace("_", " ")
-    return format_html(
-        '<span class="run-status run-status-{}" style="display:inline-block;padding:1px 8px;border-radius:9px;'
-        'background:{};color:#fff;font-size:11px;font-weight:600;white-space:nowrap">{}</span>',
-        status, colour, label,
-    )
+def number(value) -> str:
+    """A count with thousands separators (200,000), whatever the locale settings."""
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def run_phase(run: SyncRun) -> str:
+    """Where a run is, in words: what a person watching the list wants to know."""
+    total, done = run.batches_total, run.batches_done
+    if run.status == SyncRun.Status.RECEIVING:
+        return f"receiving: {number(total)} batch{'es' if total != 1 else ''} so far"
+    if run.status == SyncRun.Status.QUEUED:
+        return "queued: waiting for a worker"
+    if run.status == SyncRun.Status.PROCESSING:
+        if run.reviewed_at:
+            return "applying (approved)"
+        if not total:
+            return "splitting the file"
+        if done < total:
+            return f"validating {number(done)} of {number(total)} batches"
+        return "applying"
+    if run.status == SyncRun.Status.NEEDS_REVIEW:
+        return "waiting for review"
+    return run.get_status_display().lower()
 
 
 def progress_bar(run: SyncRun):
+    """A <progress> bar (an indeterminate one while the file is split or the rows are applied)
+    with the phase written under it."""
     total, done = run.batches_total, run.batches_done
-    if run.status == SyncRun.Status.PROCESSING and not total:
-        return format_html('<span class="run-progress">splitting the file…</span>')
-    if not total:
+    phase = run_phase(run)
+    if run.status in (SyncRun.Status.PROCESSING, SyncRun.Status.QUEUED) and (not total or done >= total):
+        bar = format_html('<progress class="run-bar run-bar-{}" aria-label="{}"></progress>', run.status, phase)
+    elif total:
+        bar = format_html('<progress class="run-bar run-bar-{}" max="{}" value="{}" aria-label="{}"></progress>',
+                          run.status, total, done, phase)
+    else:
+        return format_html('<span class="run-progress"><span class="run-phase">{}</span></span>', phase)
+    return format_html('<span class="run-progress" title="{} of {} batches validated">{}'
+                       '<span class="run-phase">{}</span></span>', number(done), number(total), bar, phase)
+
+
+def timestamp(value):
+    """Local date and time to the second, the ISO form in the tooltip."""
+    if value is None:
         return "–"
-    share = min(100, round(100 * done / total))
-    colour = STATUS_COLOURS.get(run.status, "#1f6fb2")
-    return format_html(
-        '<span class="run-progress" title="{} of {} batches validated" style="display:inline-flex;align-items:center;'
-        'gap:6px"><span style="display:inline-block;width:44px;height:8px;background:#e0e0e0;border-radius:4px;'
-        'overflow:hidden"><span style="display:block;height:8px;width:{}%;background:{}"></span></span>'
-        '<span style="font-size:11px">{}/{}</span></span>',
-        done, total, share, colour, done, total,
-    )
+    at = timezone.localtime(value)
+    return format_html('<span class="nowrap" title="{}">{}</span>', at.isoformat(), at.strftime("%Y-%m-%d %H:%M:%S"))
+
+
+def run_timings(run: SyncRun, validated_until=None, now=None) -> tuple:
+    """(time spent processing, time spent waiting for a person's review) of a run, either None
+    when unknown. A held run's `finished_at` is when it was held until it is reviewed, then the
+    end of the apply; `reviewed_at` is the decision. The moment it was held is not stored, so
+    the end of the last batch's validation (`validated_until`) stands for it: the plan between
+    the two takes a moment, counted as waiting."""
+    now = now or timezone.now()
+    if not run.started_at:
+        return None, None
+    if run.status == SyncRun.Status.NEEDS_REVIEW:
+        held = run.finished_at or now
+        return held - run.started_at, now - held
+    end = run.finished_at or (now if run.status == SyncRun.Status.PROCESSING else None)
+    if end is None:
+        return None, None
+    if run.reviewed_at:
+        held = min(validated_until or run.reviewed_at, run.reviewed_at)
+        waited = run.reviewed_at - held
+        return (end - run.started_at) - waited, waited
+    return end - run.started_at, None
 
 
 def format_duration(delta) -> str:
@@ -73,10 +113,7 @@ def format_duration(delta) -> str:
 
 
 def pretty_json(value):
-    return format_html(
-        '<pre class="raw-json" style="white-space:pre-wrap;margin:0;max-height:30em;overflow:auto">{}</pre>',
-        json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False),
-    )
+    return format_html('<pre class="raw-json">{}</pre>', json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False))
 
 
 class ReadOnlyMixin:

@@ -13,6 +13,7 @@ from django.utils.html import format_html
 from .. import services
 from ..exceptions import IntegrationsError
 from ..models import ApiKey, Customer, Integration
+from .common import ADMIN_CSS
 
 
 class EmailListField(forms.CharField):
@@ -54,7 +55,7 @@ class CustomerForm(forms.ModelForm):
 
 class IntegrationInline(admin.TabularInline):
     model = Integration
-    fields = ("slug", "target", "default_mode", "is_active", "max_error_rate", "max_deletes_percent")
+    fields = ("slug", "target", "default_mode", "is_active", "error_rate_limit", "deletes_limit")
     readonly_fields = fields
     extra = 0
     show_change_link = True
@@ -63,11 +64,29 @@ class IntegrationInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False  # an integration is set up on its own page, where every setting is validated
 
+    # both limits in percent, as the integration's own form shows them
+    @admin.display(description="max error rate")
+    def error_rate_limit(self, integration):
+        return f"{integration.max_error_rate * 100:g} %"
+
+    @admin.display(description="max deletes")
+    def deletes_limit(self, integration):
+        return f"{integration.max_deletes_percent:g} %"
+
+
+def key_state(key):
+    """"active" (green) or "revoked" (red): the stock boolean icon of `revoked` shows a red cross
+    for a key that works, which reads as the opposite."""
+    if not key.pk:
+        return ""
+    state = "revoked" if key.revoked else "active"
+    return format_html('<span class="key-state key-state-{}">{}</span>', state, state)
+
 
 class ApiKeyInline(admin.TabularInline):
     model = ApiKey
-    fields = ("name", "prefix", "created", "expiry_date", "last_used_at", "revoked", "revoke_button")
-    readonly_fields = ("prefix", "created", "last_used_at", "revoked", "revoke_button")
+    fields = ("name", "prefix", "created", "expiry_date", "last_used_at", "state", "revoke_button")
+    readonly_fields = ("prefix", "created", "last_used_at", "state", "revoke_button")
     extra = 0
     can_delete = False
     verbose_name = "API key"
@@ -78,6 +97,10 @@ class ApiKeyInline(admin.TabularInline):
         if not self.has_change_permission(request, obj):
             fields.remove("revoke_button")
         return fields
+
+    @admin.display(description="state")
+    def state(self, key):
+        return key_state(key)
 
     @admin.display(description="")
     def revoke_button(self, key):
@@ -93,8 +116,18 @@ class ApiKeyInline(admin.TabularInline):
         )
 
 
+def log_revoke(model_admin, request, key):
+    """A revocation in the admin's history: on the key, and on its customer (where it was done)."""
+    message = f"Revoked API key {key.prefix} ({key.name}): requests with it are refused"
+    model_admin.log_change(request, key, message)
+    model_admin.log_change(request, key.customer, message)
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
+    class Media:
+        css = ADMIN_CSS
+
     form = CustomerForm
     list_display = ("slug", "name", "is_active", "integration_count", "created_at")
     list_filter = ("is_active",)
@@ -115,17 +148,19 @@ class CustomerAdmin(admin.ModelAdmin):
         if formset.model is not ApiKey:
             return super().save_formset(request, form, formset, change)
         # existing keys: name and expiry may change; new keys come from the service, shown once
+        added, changed = [], []
         for key_form in formset.forms:
             if not key_form.has_changed() or key_form.cleaned_data.get("DELETE"):
                 continue
             data = key_form.cleaned_data
             if key_form.instance.pk:
-                key_form.save()
+                changed.append((key_form.save(), key_form.changed_data))
                 continue
             key, raw = services.api_key_create(customer=form.instance, name=data.get("name") or "default")
             if data.get("expiry_date"):
                 key.expiry_date = data["expiry_date"]
                 key.save(update_fields=["expiry_date"])
+            added.append(key)
             messages.warning(
                 request,
                 format_html(
@@ -133,7 +168,8 @@ class CustomerAdmin(admin.ModelAdmin):
                     key.name, form.instance.slug, raw,
                 ),
             )
-        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        # what the change view's history entry says ("Added API key ..."): the keys made here
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = added, changed, []
 
     def get_urls(self):
         urls = [
@@ -152,7 +188,8 @@ class CustomerAdmin(admin.ModelAdmin):
             messages.error(request, f"{customer.slug} has no API key {prefix}")
         else:
             try:
-                services.api_key_revoke(prefix=prefix)
+                key = services.api_key_revoke(prefix=prefix)
+                log_revoke(self, request, key)
                 messages.success(request, f"API key {prefix} is revoked: requests with it are refused from now on.")
             except IntegrationsError as exc:
                 messages.error(request, exc.message)
@@ -161,12 +198,15 @@ class CustomerAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("prefix", "name", "customer", "created", "expiry_date", "last_used_at", "revoked")
+    class Media:
+        css = ADMIN_CSS
+
+    list_display = ("prefix", "name", "customer", "created", "expiry_date", "last_used_at", "state")
     list_filter = ("revoked", "customer")
     search_fields = ("prefix", "name", "customer__slug")
     list_select_related = ("customer",)
-    fields = ("customer", "name", "prefix", "created", "expiry_date", "last_used_at", "revoked")
-    readonly_fields = ("customer", "prefix", "created", "last_used_at", "revoked")
+    fields = ("customer", "name", "prefix", "created", "expiry_date", "last_used_at", "state")
+    readonly_fields = ("customer", "prefix", "created", "last_used_at", "state")
     actions = ["revoke_keys"]
 
     def has_add_permission(self, request):
@@ -176,5 +216,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke_keys(self, request, queryset):
         prefixes = list(queryset.filter(revoked=False).values_list("prefix", flat=True))
         for prefix in prefixes:
-            services.api_key_revoke(prefix=prefix)
+            log_revoke(self, request, services.api_key_revoke(prefix=prefix))
         messages.success(request, f"{len(prefixes)} API key(s) revoked.")
+
+    @admin.display(description="state", ordering="revoked")
+    def state(self, key):
+        return key_state(key)

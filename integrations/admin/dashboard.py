@@ -1,5 +1,5 @@
 """The admin index: the last 14 days of runs by status as a server-rendered SVG chart, the
-integrations failing now (last run failed or held), the stuck runs and the runs queued behind
+integrations needing attention (last run failed, partial, held or cancelled), the stuck runs and the runs queued behind
 schedule; every one of these is defined once, in integrations/conditions.py (as /metrics counts them)."""
 
 from datetime import datetime, time, timedelta
@@ -12,7 +12,6 @@ from django.utils import timezone
 from .. import conditions
 from ..conf import conf
 from ..models import SyncRun
-from .common import STATUS_COLOURS
 
 Status = SyncRun.Status
 DAYS = 14
@@ -69,7 +68,7 @@ def chart(now=None) -> dict:
             y -= h
             segments.append({
                 "x": round(x, 1), "y": round(y, 1), "w": round(bar_w, 1), "h": round(max(h, 0.5), 1),
-                "colour": STATUS_COLOURS[status], "status": status, "n": n,
+                "status": status, "n": n,
                 "url": f"{changelist}?status__exact={status}&created_at__day={day.day}"
                        f"&created_at__month={day.month}&created_at__year={day.year}",
             })
@@ -82,7 +81,7 @@ def chart(now=None) -> dict:
         value = top * k // 4
         grid.append({"y": round(TOP + plot_h - plot_h * k / 4, 1), "value": value})
     present = {s for d in days for s in counts[d]}
-    legend = [{"status": s, "label": s.replace("_", " "), "colour": STATUS_COLOURS[s]}
+    legend = [{"status": s, "label": s.replace("_", " ")}
               for s in CHART_ORDER if s in present or s in (Status.SUCCEEDED, Status.FAILED)]
     return {
         "width": WIDTH, "height": HEIGHT, "left": LEFT, "right": WIDTH - RIGHT, "bottom": TOP + plot_h,
@@ -91,8 +90,8 @@ def chart(now=None) -> dict:
     }
 
 
-def failing_integrations():
-    failing = list(conditions.failing_integrations().select_related("customer").order_by("-last_finished")[:50])
+def attention_integrations():
+    failing = list(conditions.attention_integrations().select_related("customer").order_by("-last_finished")[:50])
     for integration in failing:
         integration.last_label = integration.last_status.replace("_", " ")
     return failing
@@ -109,7 +108,8 @@ def dashboard_context(request) -> dict:
     return {
         "sync_dashboard": True,
         "sync_chart": chart(now),
-        "sync_failing": failing_integrations(),
+        "sync_attention": attention_integrations(),
+        "sync_failing_count": conditions.failing_integrations().count(),  # as /metrics counts them
         "sync_stuck": stuck_runs(now),
         "sync_stuck_after": conf.STUCK_AFTER,
         "sync_held": conditions.held_runs().count(),

@@ -8,11 +8,12 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from ..models import RecordError, SyncRun, WebhookAttempt, WebhookDelivery
-from .common import DELIVERY_COLOURS, IntegrationListFilter, ReadOnlyMixin, pretty_json, status_badge
+from .common import ADMIN_CSS, IntegrationListFilter, ReadOnlyMixin, pretty_json, status_badge
 
 
 class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    pass
+    class Media:
+        css = ADMIN_CSS
 
 
 class RunFilter(admin.SimpleListFilter):
@@ -68,7 +69,7 @@ class RecordErrorAdmin(ReadOnlyAdmin):
     @admin.display(description="run", ordering="run__created_at")
     def run_link(self, error):
         url = reverse("admin:integrations_syncrun_change", args=[error.run_id])
-        return format_html('<a href="{}" title="{}" style="font-family:monospace">{}</a>',
+        return format_html('<a href="{}" title="{}" class="run-id">{}</a>',
                            url, error.run_id, str(error.run_id)[:8])
 
     @admin.display(description="integration", ordering="run__integration__slug")
@@ -110,7 +111,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 
     @admin.display(description="status", ordering="status")
     def delivery_status(self, delivery):
-        return status_badge(delivery.status, DELIVERY_COLOURS)
+        return status_badge(delivery.status)
 
     @admin.display(description="run")
     def run_link(self, delivery):

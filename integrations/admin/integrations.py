@@ -18,7 +18,7 @@ from ..exceptions import IntegrationsError
 from ..models import Integration, Mode, SyncRun
 from ..selectors import run_errors
 from ..targets import adapter_names, target_names
-from .common import LIVE_STATES, status_badge
+from .common import ADMIN_CSS, LIVE_STATES, status_badge
 from .customers import EmailListField
 
 
@@ -39,6 +39,18 @@ class IntegrationForm(forms.ModelForm):
         help_text='JSON object: customer field -> target field, or null to drop it, e.g. {"Title": "name", "Legacy": null}',
     )
     contacts = EmailListField(required=False, help_text="One e-mail per line; empty: the customer's contacts")
+    # both limits read as percent here (the model keeps the error rate as a fraction, as the API
+    # and the commands document it): 5 beside 20, not 0.05 beside 20.0
+    max_error_rate = forms.FloatField(
+        label="Max error rate (%)", min_value=0, max_value=100, initial=0,
+        help_text="Percent of failed records above which the run fails (0: any failed record fails it; "
+                  "100: never). Stored as a fraction (5 % = 0.05), as the API and the commands take it.",
+    )
+    max_deletes_percent = forms.FloatField(
+        label="Max deletes (%)", min_value=0, max_value=100, initial=20,
+        help_text="Percent of the current rows a full sync may delete (when more than 10) before the run "
+                  "is held for a staff review.",
+    )
     webhook_url = forms.URLField(required=False, max_length=500, assume_scheme="https",
                                  widget=forms.URLInput(attrs={"size": 60}),
                                  help_text="Receives a signed POST on every end state of a run")
@@ -48,6 +60,15 @@ class IntegrationForm(forms.ModelForm):
         fields = ["customer", "slug", "target", "default_mode", "is_active", "field_map", "adapter",
                   "max_error_rate", "max_deletes_percent", "webhook_url", "webhook_secret", "contacts"]
         widgets = {"webhook_secret": forms.TextInput(attrs={"size": 50, "autocomplete": "off"})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        rate = self.initial.get("max_error_rate")
+        if isinstance(rate, (int, float)):
+            self.initial["max_error_rate"] = round(rate * 100, 6)
+
+    def clean_max_error_rate(self):
+        return round(self.cleaned_data["max_error_rate"] / 100, 8)
 
     def clean(self):
         data = super().clean()
@@ -81,6 +102,9 @@ SECRET_STATUS = "webhook_secret_status"
 
 @admin.register(Integration)
 class IntegrationAdmin(admin.ModelAdmin):
+    class Media:
+        css = ADMIN_CSS
+
     form = IntegrationForm
     list_display = ("__str__", "customer", "target", "default_mode", "is_active", "last_run", "sync_file_link")
     list_filter = ("is_active", "target", "default_mode", "customer")

@@ -2,40 +2,48 @@
 approve or reject a held run (after a confirmation naming what would be deleted), cancel, retry,
 and download the errors as CSV."""
 
+import csv
+import io
 import re
 import uuid
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from .. import services
-from ..errors_csv import error_csv_rows
+from ..errors_csv import cell, error_csv_rows
 from ..exceptions import IntegrationsError
 from ..models import RecordError, SyncBatch, SyncRun, WebhookDelivery
-from ..selectors import held_run_deletions, run_errors
+from ..selectors import held_run_deletion_keys, held_run_deletions, run_errors
 from .common import (
-    DELIVERY_COLOURS,
+    ADMIN_CSS,
     LIVE_STATES,
     IntegrationListFilter,
     ReadOnlyMixin,
     can_review,
     format_duration,
+    number,
     progress_bar,
+    run_phase,
+    run_timings,
     status_badge,
+    timestamp,
 )
 
 Status = SyncRun.Status
 CANCELLABLE = (Status.RECEIVING, Status.QUEUED, Status.PROCESSING, Status.NEEDS_REVIEW)
 RETRYABLE = (Status.FAILED, Status.CANCELLED)
 FIRST_ERRORS = 10
+SAMPLE_KEYS = 20
+# a run in these may still find errors: "none" would read as final
+ACTIVE_STATES = (Status.RECEIVING, Status.QUEUED, Status.PROCESSING)
 
 
 def errors_url(run_id) -> str:
@@ -50,11 +58,24 @@ def counts_summary(run: SyncRun):
     # received always; the others only when not zero, so the column stays narrow
     shown = [(n, v, short) for n, v, short in parts if v or n == "received"]
     return format_html(
-        '<span class="run-counts" style="font-size:11px;display:inline-block;min-width:130px;max-width:190px">{}</span>',
-        format_html_join(" · ", '<span class="count-{}" title="{}" style="white-space:nowrap;{}">{} {}</span>',
-                         ((n, n, "color:#c62828;font-weight:600" if n == "failed" else "", v, short)
-                          for n, v, short in shown)),
+        '<span class="run-counts">{}</span>',
+        format_html_join(" · ", '<span class="count count-{}" title="{}">{} {}</span>',
+                         ((n, n, number(v), short) for n, v, short in shown)),
     )
+
+
+class _Line:
+    """One CSV line at a time, for a streamed response."""
+
+    def __init__(self):
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer)
+
+    def row(self, values) -> str:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._writer.writerow(values)
+        return self._buffer.getvalue()
 
 
 class BatchInline(ReadOnlyMixin, admin.TabularInline):
@@ -83,7 +104,7 @@ class DeliveryInline(ReadOnlyMixin, admin.TabularInline):
 
     @admin.display(description="status")
     def delivery_status(self, delivery):
-        return status_badge(delivery.status, DELIVERY_COLOURS)
+        return status_badge(delivery.status)
 
     @admin.display(description="attempts log")
     def attempt_log_summary(self, delivery):
@@ -116,7 +137,10 @@ class RunSearchMixin:
 
 @admin.register(SyncRun)
 class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
-    list_display = ("short_id", "status_badge", "customer", "integration_link", "mode_label", "counts",
+    class Media:
+        css = ADMIN_CSS
+
+    list_display = ("short_id", "status_badge", "integration_link", "mode_label", "counts",
                     "duration", "progress", "created_on")
     list_display_links = ("short_id",)
     list_filter = ("status", "integration__customer", ("integration", IntegrationListFilter), "mode", "dry_run", "source", "created_at")
@@ -131,27 +155,44 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
         ("Run", {"fields": ["status_badge", "integration_link", "customer", "mode_label"]}),
         ("Counts", {"fields": ["counts_table", "progress", "message"]}),
         ("First errors", {"fields": ["first_errors"]}),
-        ("Timings", {"fields": ["created_at", "completed_at", "started_at", "finished_at", "duration",
-                                "heartbeat_at"]}),
+        ("Timings", {"fields": ["created_at_s", "completed_at_s", "started_at_s", "finished_at_s", "duration",
+                                "waited", "heartbeat_at_s"]}),
         ("Origin and review", {"fields": ["source", "upload_filename", "retry_of_link", "retried_as",
-                                          "reviewed_by", "reviewed_at", "attempts", "last_error",
+                                          "reviewed_by", "reviewed_at_s", "attempts", "last_error",
                                           "error_detail"]}),
     ]
     readonly_fields = ["status_badge", "integration_link", "customer", "mode_label", "source",
-                       "upload_filename", "retry_of_link", "retried_as", "counts_table", "progress", "created_at",
-                       "completed_at", "started_at", "finished_at", "duration", "heartbeat_at", "attempts",
-                       "message", "last_error", "error_detail", "reviewed_by", "reviewed_at", "first_errors"]
+                       "upload_filename", "retry_of_link", "retried_as", "counts_table", "progress", "created_at_s",
+                       "completed_at_s", "started_at_s", "finished_at_s", "duration", "waited", "heartbeat_at_s",
+                       "attempts", "message", "last_error", "error_detail", "reviewed_by", "reviewed_at_s",
+                       "first_errors"]
 
     def has_review_permission(self, request):
         return can_review(request)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("integration__customer", "retry_of")
+        # the end of validation stands for the moment a reviewed run was held (see run_timings);
+        # a subquery, not a join and GROUP BY: the list's count and sort stay on the runs alone
+        last_validated = (SyncBatch.objects.filter(run=OuterRef("pk"), validated_at__isnull=False)
+                          .order_by("-validated_at").values("validated_at")[:1])
+        return (super().get_queryset(request).select_related("integration__customer", "retry_of")
+                .annotate(validated_until=Subquery(last_validated)))
+
+    def get_changelist(self, request, **kwargs):
+        """The list, noting whether any run shown is still moving (the page then reloads itself)."""
+        from django.contrib.admin.views.main import ChangeList
+
+        class RunChangeList(ChangeList):
+            def get_results(self, request):
+                super().get_results(request)
+                self.has_active = any(run.status in LIVE_STATES for run in self.result_list)
+
+        return RunChangeList
 
     # --- columns ------------------------------------------------------------------------------
     @admin.display(description="run", ordering="created_at")
     def short_id(self, run):
-        return format_html('<span title="{}" style="font-family:monospace">{}</span>', run.pk, str(run.pk)[:8])
+        return format_html('<span title="{}" class="run-id">{}</span>', run.pk, str(run.pk)[:8])
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, run):
@@ -161,21 +202,21 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
     def customer(self, run):
         return run.integration.customer.slug
 
-    @admin.display(description="integration", ordering="integration__slug")
+    @admin.display(description="integration", ordering="integration__customer__slug")
     def integration_link(self, run):
         url = reverse("admin:integrations_integration_change", args=[run.integration_id])
-        return format_html('<a href="{}">{}</a>', url, run.integration.slug)
+        return format_html('<a href="{}" class="nowrap">{}/{}</a>', url, run.integration.customer.slug,
+                           run.integration.slug)
 
     @admin.display(description="mode", ordering="mode")
     def mode_label(self, run):
         if run.dry_run:
-            return format_html('{} <span style="color:#8a6d3b;font-size:11px">(dry run)</span>', run.mode)
+            return format_html('{} <span class="dry-run">(dry run)</span>', run.mode)
         return run.mode
 
     @admin.display(description="created at", ordering="created_at")
     def created_on(self, run):
-        at = timezone.localtime(run.created_at)
-        return format_html('<span style="white-space:nowrap" title="{}">{}</span>', at.isoformat(), at.strftime("%d %b %H:%M"))
+        return timestamp(run.created_at)
 
     @admin.display(description="counts")
     def counts(self, run):
@@ -183,11 +224,43 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
 
     @admin.display(description="duration")
     def duration(self, run):
-        if run.duration is not None:
-            return format_html('<span style="white-space:nowrap">{}</span>', format_duration(run.duration))
-        if run.status == Status.PROCESSING and run.started_at:
-            return format_html('<span title="still running" style="white-space:nowrap">{}…</span>', format_duration(timezone.now() - run.started_at))
-        return "–"
+        """Processing time; the time a held run waited for a person is shown apart."""
+        processing, waited = run_timings(run, getattr(run, "validated_until", None))
+        if processing is None:
+            return "–"
+        text = format_duration(processing) + ("…" if run.status == Status.PROCESSING else "")
+        if waited is None:
+            return format_html('<span class="nowrap">{}</span>', text)
+        return format_html('<span class="nowrap">{}</span><br><span class="waited nowrap" title="time held for '
+                           'review, not counted in the duration">+ {} review</span>', text, format_duration(waited))
+
+    @admin.display(description="waiting for review")
+    def waited(self, run):
+        return format_duration(run_timings(run, getattr(run, "validated_until", None))[1])
+
+    @admin.display(description="created at")
+    def created_at_s(self, run):
+        return timestamp(run.created_at)
+
+    @admin.display(description="completed at")
+    def completed_at_s(self, run):
+        return timestamp(run.completed_at)
+
+    @admin.display(description="started at")
+    def started_at_s(self, run):
+        return timestamp(run.started_at)
+
+    @admin.display(description="finished at")
+    def finished_at_s(self, run):
+        return timestamp(run.finished_at)
+
+    @admin.display(description="heartbeat at")
+    def heartbeat_at_s(self, run):
+        return timestamp(run.heartbeat_at)
+
+    @admin.display(description="reviewed at")
+    def reviewed_at_s(self, run):
+        return timestamp(run.reviewed_at)
 
     @admin.display(description="progress")
     def progress(self, run):
@@ -211,15 +284,17 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
 
     @admin.display(description="counts")
     def counts_table(self, run):
-        cells = format_html_join("", '<td class="count-{}" style="font-size:16px;font-weight:600;padding:4px 14px">{}</td>',
-                                 ((name, value) for name, value in run.counts.items()))
-        heads = format_html_join("", '<th style="padding:4px 14px">{}</th>', ((name,) for name in run.counts))
+        cells = format_html_join("", '<td class="count-{}">{}</td>',
+                                 ((name, number(value)) for name, value in run.counts.items()))
+        heads = format_html_join("", "<th>{}</th>", ((name,) for name in run.counts))
         return format_html('<table class="run-counts-table"><tr>{}</tr><tr>{}</tr></table>', heads, cells)
 
     @admin.display(description="first errors")
     def first_errors(self, run):
         errors = list(run_errors(run)[:FIRST_ERRORS])
         if not errors:
+            if run.status in ACTIVE_STATES:
+                return format_html('<span class="so-far">none so far: the run is still {}</span>', run_phase(run))
             return "none"
         rows = format_html_join(
             "", '<tr><td>{}</td><td>{}</td><td>{}</td><td><a href="{}">{}</a></td><td>{}</td></tr>',
@@ -228,12 +303,13 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
              for e in errors),
         )
         csv_url = reverse("admin:integrations_syncrun_errors_csv", args=[run.pk])
-        total = run.failed or len(errors)
+        total = number(run.failed or len(errors))
         return format_html(
             '<table class="first-errors"><thead><tr><th>batch</th><th>index</th><th>key</th><th>code</th>'
             '<th>message</th></tr></thead><tbody>{}</tbody></table>'
-            '<p><a class="all-errors" href="{}">All {} error{} →</a> · <a href="{}">Download as CSV</a></p>',
-            rows, errors_url(run.pk), total, "" if total == 1 else "s", csv_url,
+            '<p>{}<a class="all-errors" href="{}">All {} error{} →</a> · <a href="{}">Download as CSV</a></p>',
+            rows, "So far: " if run.status in ACTIVE_STATES else "", errors_url(run.pk), total,
+            "" if total == "1" else "s", csv_url,
         )
 
     # --- the run page -------------------------------------------------------------------------
@@ -243,6 +319,8 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
         if run is not None:
             extra["run_live"] = run.status in LIVE_STATES
             extra["run_tools"] = self._tools(request, run)
+            if run.status == Status.NEEDS_REVIEW and not run.dry_run:
+                extra["held"] = self._held(run)
         return super().change_view(request, object_id, form_url, extra)
 
     def _tools(self, request, run):
@@ -254,6 +332,8 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
             return tools
         if run.status == Status.NEEDS_REVIEW and not run.dry_run:
             tools.append(("Review (approve / reject)…", reverse("admin:integrations_syncrun_review", args=[run.pk])))
+            tools.append(("Download keys to delete (CSV)",
+                          reverse("admin:integrations_syncrun_deletions_csv", args=[run.pk])))
         if run.status in CANCELLABLE:
             tools.append(("Cancel…", reverse("admin:integrations_syncrun_cancel", args=[run.pk])))
         if run.status in RETRYABLE:
@@ -269,6 +349,8 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
             path("<path:object_id>/cancel/", view(self.cancel_view), name="integrations_syncrun_cancel"),
             path("<path:object_id>/retry/", view(self.retry_view), name="integrations_syncrun_retry"),
             path("<path:object_id>/errors.csv", view(self.errors_csv_view), name="integrations_syncrun_errors_csv"),
+            path("<path:object_id>/deletions.csv", view(self.deletions_csv_view),
+                 name="integrations_syncrun_deletions_csv"),
         ] + super().get_urls()
 
     def _run_for(self, request, object_id) -> SyncRun:
@@ -288,10 +370,33 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
             decision = request.POST.get("decision")
             if decision not in ("approve", "reject"):
                 messages.error(request, "choose approve or reject")
+            elif decision == "approve" and request.POST.get("confirm_delete") != "yes":
+                # approving deletes rows for good: the box says so, and nothing happens unticked
+                messages.error(request, "Nothing was done: tick the box confirming the deletion to approve.")
+                return self._confirmation(request, [run], verb="review")
             else:
                 self._review(request, [run], approve=decision == "approve")
             return self._run_page(run)
         return self._confirmation(request, [run], verb="review")
+
+    def deletions_csv_view(self, request, object_id):
+        """Every key approving the held run would delete, from the plan the apply uses; streamed."""
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseNotAllowed(["GET"])
+        run = self._run_for(request, object_id)
+        if run.status != Status.NEEDS_REVIEW:
+            raise Http404("this run is not held for review")
+        names, keys = held_run_deletion_keys(run)
+
+        def lines():
+            out = _Line()
+            yield out.row(names)
+            for key in keys:
+                yield out.row([cell(part) for part in key])
+
+        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="deletions-{run.pk}.csv"'
+        return response
 
     def cancel_view(self, request, object_id):
         run = self._run_for(request, object_id)
@@ -320,8 +425,7 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
             item = {"run": run, "url": reverse("admin:integrations_syncrun_change", args=[run.pk]),
                     "badge": status_badge(run.status)}
             if verb in ("review", "approve", "reject") and run.status == Status.NEEDS_REVIEW:
-                item["would_delete"], item["sample"] = held_run_deletions(run, limit=20)
-                item["more"] = max(0, item["would_delete"] - len(item["sample"]))
+                item.update(self._held(run))
             items.append(item)
         context = {
             **self.admin_site.each_context(request),
@@ -336,11 +440,24 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
         }
         return TemplateResponse(request, "integrations/admin/run_confirm.html", context)
 
+    def _held(self, run) -> dict:
+        """What a held run's approval would delete: the count, a sample and the download link."""
+        would_delete, sample = held_run_deletions(run, limit=SAMPLE_KEYS)
+        return {"would_delete": would_delete, "sample": sample, "more": max(0, would_delete - len(sample)),
+                "deletions_url": reverse("admin:integrations_syncrun_deletions_csv", args=[run.pk])}
+
+    def _log(self, request, run, message):
+        """The decision in the admin's history (the run's "History" and "Recent actions")."""
+        self.log_change(request, run, message)
+
     def _review(self, request, runs, *, approve):
         done = 0
         for run in runs:
             try:
+                would_delete = held_run_deletions(run, limit=0)[0] if approve else 0
                 services.run_review(run=run, approve=approve, user=request.user.get_username())
+                self._log(request, run, f"Approved the held run: applying it, deleting {number(would_delete)} row(s)"
+                          if approve else "Rejected the held run: cancelled, nothing applied")
                 done += 1
             except IntegrationsError as exc:
                 messages.error(request, f"run {run.pk}: {exc.message}")
@@ -352,7 +469,9 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
         done = 0
         for run in runs:
             try:
+                was = run.status.replace("_", " ")
                 services.run_cancel(run=run, reason=f"cancelled by {request.user.get_username()} in the admin")
+                self._log(request, run, f"Cancelled the run (it was {was})")
                 done += 1
             except IntegrationsError as exc:
                 messages.error(request, f"run {run.pk}: {exc.message}")
@@ -363,7 +482,9 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
         new_runs = []
         for run in runs:
             try:
-                new_runs.append(services.run_retry(run=run, source=SyncRun.Source.ADMIN))
+                new = services.run_retry(run=run, source=SyncRun.Source.ADMIN)
+                self._log(request, run, f"Retried the run as run {new.pk}")
+                new_runs.append(new)
             except IntegrationsError as exc:
                 messages.error(request, f"run {run.pk}: {exc.message}")
         for new in new_runs:
