@@ -38,7 +38,7 @@ class Command(BaseCommand):
             slug="demo", name="Demo Retail Ltd", emails=["tech@demo.example"])
         integration = Integration.objects.filter(customer=customer, slug="products").first() or \
             services.integration_create(customer=customer, slug="products", target="catalog.product",
-                                        max_error_rate=0.05)
+                                        max_error_rate=0.5)
         key_file, key_new = state / "demo-api-key.txt", False
         key = _usable_key(key_file)
         if key is None:
