@@ -156,3 +156,31 @@ def test_a_schema_field_named_error_is_refused_at_registration():
         name, model, key_field, schema = "tests.bad", Model, "sku", Rec
 
     assert any("error_rate" in p and "errors CSV" in p for p in target_problems(Bad()))
+
+
+def test_the_admin_download_goes_back_through_the_admin_sync_a_file(admin_client, integration):
+    from django.urls import reverse
+
+    from tests.conftest import sync
+
+    integration.max_error_rate = 1.0
+    integration.save()
+    run = sync(integration, [product("OK-1"), product("NEG", price="-1.00", attributes=ATTRS)], mode="incremental")
+    assert run.status == "partial"
+    response = admin_client.get(reverse("admin:integrations_syncrun_errors_csv", args=[run.pk]))
+    reader = csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode(), newline=""))
+    rows = list(reader)
+    assert reader.fieldnames == SCHEMA + ERRORS and rows[0]["price"] == "-1.00"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=reader.fieldnames)
+    writer.writeheader()
+    writer.writerows({**row, "price": "1.00"} for row in rows)
+    url = reverse("admin:integrations_integration_sync_file", args=[integration.pk])
+    upload = SimpleUploadedFile("errors.csv", out.getvalue().encode())
+    admin_client.post(url, {"file": upload, "mode": "incremental", "_preview": "1"})
+    preview = integration.runs.get(dry_run=True)
+    assert preview.status == "succeeded" and preview.created == 1
+    admin_client.post(url, {"preview": preview.pk, "_run": "1"})
+    real = integration.runs.filter(dry_run=False).order_by("-created_at").first()
+    assert real.status == "succeeded" and real.created == 1
+    assert Product.objects.get(sku="NEG").attributes == ATTRS
