@@ -506,7 +506,8 @@ def iter_ndjson(stream, numbers: ExactNumbers | None = None) -> Iterator[Any]:
 
 
 def iter_csv(stream) -> Iterator[Any]:
-    """Rows as dicts of strings; an empty cell is an absent field (SPEC section 5)."""
+    """Rows as dicts of strings; an empty cell is an absent field (SPEC section 5), and so is a cell of
+    a column named error_* (IGNORED_COLUMN_PREFIX: the errors CSV's own columns)."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     reader = csv.reader(text)
     try:
