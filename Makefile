@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# the settings read them too: the links printed, e-mailed and sent in webhooks use this port
+export HOST PORT
 
 .PHONY: install run test test-sqlite test-postgres lint bench proto clean
 
@@ -17,17 +19,15 @@ $(VENV)/.installed: requirements.txt $(wildcard client/pyproject.toml)
 
 install: $(VENV)/.installed
 
+# Seeds once (a second `make run` keeps the data and the key), then serves on HOST:PORT
+# (`make run PORT=8101`); Ctrl-C stops the worker, the webhook worker and the server (project/devrun.py).
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	$(PY) manage.py seed_crm
 	$(PY) manage.py collectstatic --noinput -v0
-	@echo "Serving on http://$(HOST):$(PORT)/admin/ and http://$(HOST):$(PORT)/api/v1/ (Ctrl-C stops all three)"
-	@trap 'kill 0' INT TERM EXIT; export INTEGRATIONS_WEBHOOK_CLUSTER=$${INTEGRATIONS_WEBHOOK_CLUSTER:-integrations-webhooks}; \
-	  $(PY) manage.py qcluster & \
-	  Q_QUEUE=webhooks $(PY) manage.py qcluster & \
-	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload & \
-	  wait
+	@echo "Serving on http://$(HOST):$(PORT)/ (admin: /admin/, API: /api/v1/); Ctrl-C stops all three"
+	@$(PY) -m project.devrun
 
 # The whole suite on SQLite; again on PostgreSQL when DATABASE_URL points to one.
 test: install

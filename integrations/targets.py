@@ -37,6 +37,8 @@ from django.db import models
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models.fields import NOT_PROVIDED
 
+from .ingest.decode import IGNORED_COLUMN_PREFIX
+
 _registry: dict[str, "Target"] = {}
 
 
@@ -52,6 +54,9 @@ class Target:
     schema: ClassVar[type[msgspec.Struct]]
     # field name -> function(value) returning the clean value or raising ValueError(message)
     checks: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+    # field name -> the reason given when the value fails the schema's own constraints (instead of the
+    # generic sentence made of msgspec's message, e.g. "Must match the pattern ^[^@\s]+@[^@\s]+$.")
+    messages: ClassVar[dict[str, str]] = {}
     # a column set to now() whenever the engine writes a row (None: no such column)
     touch_field: ClassVar[str | None] = None
     # foreign key field -> the target it references: the record carries the referenced row's key
@@ -366,6 +371,9 @@ def target_problems(target: Target) -> list[str]:
                         "(every sync is scoped to one customer's rows); fix: add that foreign key or name it in owner_field")
     for name in target.struct_fields:
         f = field(name)
+        if name.startswith(IGNORED_COLUMN_PREFIX):
+            problems.append(f"schema field {name!r}: names starting with error_ are the errors CSV's own columns, "
+                            "which every upload ignores; fix: rename it")
         if f is None or not f.concrete:
             problems.append(f"schema field {name!r} is not a field of {label}; fix: rename it to a model field "
                             "(customers' own names belong in an integration's field map)")

@@ -165,8 +165,10 @@ STORAGES = {
 # --- E-mail ---------------------------------------------------------------------------------
 if env("EMAIL_URL", default=""):
     vars().update(env.email_url("EMAIL_URL"))
-else:  # development: print e-mails to standard error
-    EMAIL_BACKEND = "project.mail.StderrEmailBackend"
+else:  # development: one file per message under var/mail/ (`make run` prints the path), not 79 MIME
+    # lines between the real output; production settings print them to standard error instead
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=str(BASE_DIR / "var" / "mail"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="integrations@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -238,5 +240,12 @@ if SENTRY_DSN:
 # The app reads only Django settings (integrations/conf.py holds the defaults and parses strings);
 # this demo service maps each variable that is set onto the setting of the same name.
 from integrations.conf import SETTING_NAMES  # noqa: E402  (no Django access at import)
+
+# Where the service answers: `make run` and gunicorn.conf.py listen on HOST:PORT, and the links of
+# e-mails, webhooks and printed hints follow them unless INTEGRATIONS_BASE_URL says otherwise (a
+# public name behind a proxy). A wildcard address is no address to link to: loopback instead.
+HOST, PORT = env("HOST", default="127.0.0.1"), env("PORT", default="8000")
+_link_host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(HOST, f"[{HOST}]" if ":" in HOST else HOST)
+INTEGRATIONS_BASE_URL = f"http://{_link_host}:{PORT}"
 
 vars().update({name: env.str(name) for name in SETTING_NAMES if name in env.ENVIRON})

@@ -13,6 +13,9 @@ from .settings import CACHES, DATABASES, Q_CLUSTER, STORAGES, env
 
 DEBUG = False
 
+if not env("EMAIL_URL", default=""):  # no mail files piling up on a server: to standard error, as logs
+    EMAIL_BACKEND = "project.mail.StderrEmailBackend"
+
 SECRET_KEY = env("SECRET_KEY", default="")
 if len(SECRET_KEY) < 50 or SECRET_KEY.startswith(("insecure", "django-insecure", "change-me")):
     raise ImproperlyConfigured("SECRET_KEY must be set to a random value of at least 50 characters "

@@ -165,9 +165,11 @@ def test_errors_csv_neutralises_formulas(boss, world):
     assert response["Content-Type"].startswith("text/csv")
     assert f'errors-{world.failed.pk}.csv' in response["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert list(rows[0]) == ["sku", "name", "price", "currency", "error_code", "error_message"]
+    assert list(rows[0]) == ["sku", "name", "price", "currency", "quantity", "active", "attributes",
+                             "error_code", "error_message", "error_fields", "error_seq", "error_index"]
     bad = next(r for r in rows if r["sku"] == "BAD-1")
-    assert bad["name"].startswith("'=HYPERLINK") and bad["price"] == "'-3" and bad["error_code"] == "invalid"
+    # a formula is neutralised, a plain number is not
+    assert bad["name"].startswith("'=HYPERLINK") and bad["price"] == "-3" and bad["error_code"] == "invalid"
     keyless = next(r for r in rows if r["error_code"] == "missing_key")
     assert keyless["sku"] == "" and keyless["name"] == "no key" and keyless["price"] == "1"
     several = boss.post(reverse("admin:integrations_syncrun_changelist"),

@@ -368,12 +368,13 @@ def test_errors_csv_columns_and_injection_guard(api, failed_run):
     text = b"".join(response.streaming_content).decode()
     rows = list(csv.reader(io.StringIO(text)))
     header = rows[0]
-    # the records' own fields in first-seen order (the duplicate's stored record also has `active`)
-    assert header == ["sku", "name", "price", "currency", "colour", "quantity", "attributes", "active",
-                      "error_code", "error_message", "error_record"]
+    # the target's fields in schema order, the unknown ones the records carried, then the error columns
+    assert header == ["sku", "name", "price", "currency", "quantity", "active", "attributes", "colour",
+                      "error_code", "error_message", "error_fields", "error_seq", "error_index", "error_record"]
     data = [dict(zip(header, row)) for row in rows[1:]]
     assert len(data) == 6
-    assert data[0]["sku"] == "BAD-1" and data[0]["price"] == "'-5" and data[0]["error_code"] == "invalid"
+    assert data[0]["sku"] == "BAD-1" and data[0]["price"] == "-5" and data[0]["error_code"] == "invalid"
+    assert data[0]["error_fields"] == "price: Must be at least 0." and data[0]["error_index"] == "1"
     assert data[1]["sku"] == "" and data[1]["name"] == "no key" and data[1]["error_code"] == "missing_key"
     assert data[2]["colour"] == "red"
     injected = next(r for r in data if r["name"].startswith("'@"))
@@ -384,10 +385,11 @@ def test_errors_csv_columns_and_injection_guard(api, failed_run):
     assert data[-1]["error_code"] == "parse_error" and data[-1]["error_record"] == "not an object"
 
 
-def test_errors_csv_without_errors_has_only_the_error_columns(api, integration):
+def test_errors_csv_without_errors_has_only_the_header(api, integration):
     run = sync_over_api(api, [records(2)])
     response = api.get(f"{API}/runs/{run['id']}/errors/?format=csv")
-    assert b"".join(response.streaming_content).decode().splitlines() == ["error_code,error_message"]
+    assert b"".join(response.streaming_content).decode().splitlines() == [
+        "sku,name,price,currency,quantity,active,attributes,error_code,error_message,error_fields,error_seq,error_index"]
 
 
 def test_errors_csv_can_be_filtered(api, failed_run):

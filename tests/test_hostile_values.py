@@ -298,7 +298,8 @@ def test_point12_errors_csv_caps_unknown_field_columns(api, integration):
     unknown = [h for h in header if h.startswith("extra_")]
     assert unknown == [f"extra_{i}" for i in range(MAX_UNKNOWN_COLUMNS)]
     assert {"sku", "name", "price", "currency", "Title"} <= set(header)
-    assert header[-3:] == ["error_code", "error_message", "error_other_fields"]
+    assert header[-6:] == ["error_code", "error_message", "error_fields", "error_seq", "error_index",
+                           "error_other_fields"]
     by_sku = {r["sku"]: r for r in rows}
     assert by_sku["U-0"]["extra_0"] == "0" and by_sku["U-0"]["error_other_fields"] == ""
     assert json.loads(by_sku["U-1999"]["error_other_fields"]) == {"extra_1999": 1999}

@@ -416,7 +416,7 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
         if request.method not in ("GET", "HEAD"):
             return HttpResponseNotAllowed(["GET"])
         run = self._run_for(request, object_id)
-        return self._csv_response(run_errors(run), f"errors-{run.pk}.csv")
+        return self._csv_response(run_errors(run), f"errors-{run.pk}.csv", integration=run.integration)
 
     # --- the decisions, shared by the run page and the changelist actions ---------------------
     def _confirmation(self, request, runs, *, verb, action=None):
@@ -491,8 +491,9 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
             messages.success(request, f"run {new.retry_of_id} retried as run {new.pk}.")
         return new_runs
 
-    def _csv_response(self, errors, filename, *, with_run=False):
-        response = StreamingHttpResponse(error_csv_rows(errors, with_run=with_run), content_type="text/csv; charset=utf-8")
+    def _csv_response(self, errors, filename, *, with_run=False, integration=None):
+        rows = error_csv_rows(errors, with_run=with_run, integration=integration)
+        response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 

@@ -312,9 +312,10 @@ class RunErrorsView(ApiListView):
 
     @extend_schema(
         summary="A run's record errors",
-        description="Paginated, in batch order. `?format=csv` streams every error as CSV instead: the columns "
-                    "are the records' own fields plus `error_code` and `error_message`, so fixed rows can be sent "
-                    "again (remove those two columns first).",
+        description="Paginated, in batch order. `?format=csv` streams every error as CSV instead: the target's "
+                    "fields in schema order, then any unknown fields the records carried, then `error_code`, "
+                    "`error_message`, `error_fields`, `error_seq`, `error_index`. Every upload ignores columns "
+                    "named `error_*`, so the fixed file goes back as it is.",
         parameters=[
             OpenApiParameter("code", OpenApiTypes.STR, enum=[c for c in s.RecordError.Code.values],
                              description="only errors of this code"),
@@ -329,8 +330,10 @@ class RunErrorsView(ApiListView):
     def get(self, request, *args, **kwargs):
         query = self.strict_query(s.ErrorsQuery)
         if query["format"] == "csv":
-            errors = self.get_queryset()
-            response = StreamingHttpResponse(error_csv_rows(errors), content_type="text/csv; charset=utf-8")
+            run = selectors.run_for(self.customer, self.kwargs["run_id"])
+            errors = selectors.run_errors(run, code=self.request.query_params.get("code") or None)
+            rows = error_csv_rows(errors, integration=run.integration)
+            response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
             response["Content-Disposition"] = f'attachment; filename="run-{self.kwargs["run_id"]}-errors.csv"'
             return response
         return super().get(request, *args, **kwargs)

@@ -27,6 +27,9 @@ PROTOBUF = "application/x-protobuf"
 NDJSON = "application/x-ndjson"
 CSV = "text/csv"
 FILE_FORMATS = {"json": JSON, "ndjson": NDJSON, "csv": CSV}
+# CSV columns every upload ignores: the ones the errors CSV adds (error_code, error_message...),
+# so that a fixed errors file goes back as it is (SPEC section 4)
+IGNORED_COLUMN_PREFIX = "error_"
 
 
 class Unparseable:
@@ -503,7 +506,8 @@ def iter_ndjson(stream, numbers: ExactNumbers | None = None) -> Iterator[Any]:
 
 
 def iter_csv(stream) -> Iterator[Any]:
-    """Rows as dicts of strings; an empty cell is an absent field (SPEC section 5)."""
+    """Rows as dicts of strings; an empty cell is an absent field (SPEC section 5), and so is a cell of
+    a column named error_* (IGNORED_COLUMN_PREFIX: the errors CSV's own columns)."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     reader = csv.reader(text)
     try:
@@ -513,13 +517,19 @@ def iter_csv(stream) -> Iterator[Any]:
         header = [h.strip() for h in header]
         check_csv_header(header)
         width = len(header)
+        # an ignored column's name becomes None, its cell is dropped with the empty ones
+        names = [None if h.startswith(IGNORED_COLUMN_PREFIX) else h for h in header]
+        ignored = None in names
         for row in reader:
             if not row or (len(row) == 1 and row[0] == ""):
                 continue
             if len(row) > width:
                 yield Unparseable(",".join(row)[:2000], f"row has {len(row)} cells, the header {width}")
                 continue
-            yield {name: cell for name, cell in zip(header, row) if cell != ""}
+            if ignored:
+                yield {name: cell for name, cell in zip(names, row) if cell != "" and name is not None}
+            else:
+                yield {name: cell for name, cell in zip(header, row) if cell != ""}
     except UnicodeDecodeError as exc:
         raise MalformedBatch(f"file is not valid UTF-8: {exc}") from None
     except csv.Error as exc:

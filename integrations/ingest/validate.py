@@ -6,6 +6,7 @@ failing ones by the detailed checker that lists every bad field (PERFORMANCE.md 
 """
 
 import gc
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
@@ -320,7 +321,7 @@ class Validator:
                 if check is not None:
                     check(value)
             except msgspec.ValidationError as exc:
-                fields[name] = [_clean_message(str(exc))]
+                fields[name] = [self.target.messages.get(name) or readable_message(str(exc))]
             except (ValueError, TypeError, ArithmeticError) as exc:
                 fields[name] = [str(exc) or "Invalid value."]
         unknown = [name for name in record if name not in struct_fields]
@@ -421,8 +422,82 @@ def _fields_with_nul(record: dict) -> list[str]:
     return [str(name).replace("\x00", "\\u0000") for name, value in record.items() if _has_nul(name) or _has_nul(value)]
 
 
-def _clean_message(text: str) -> str:
-    return text.replace(" - at `$`", "")
+# --- msgspec's messages as sentences (one place: every per-field reason of a schema check) ----------
+# msgspec says "Expected `str` matching regex '^[A-Z]{3}$'"; the checks of the targets say "Must be
+# at least 0.": a reason reads the same whichever of the two found it. A target can give its own
+# sentence per field (Target.messages), e.g. for a pattern no generic sentence can describe.
+
+_NOUNS = {"str": "text", "int": "a whole number", "float": "a number", "decimal": "a decimal number",
+          "bool": "true or false", "object": "an object", "array": "a list", "null": "null",
+          "datetime": "a date and time", "date": "a date", "time": "a time", "uuid": "a UUID",
+          "bytes": "base64 text", "timedelta": "a duration"}
+_GOT = {"float": "a number with a fraction"}
+_SIZED = {"str": "characters", "array": "items", "object": "entries", "bytes": "bytes"}
+_BOUNDS = {">=": "at least {}", "<=": "at most {}", ">": "greater than {}", "<": "less than {}"}
+# patterns common enough to deserve a sentence; any other: "Must match the pattern ..."
+_PATTERNS = [
+    (r"\^\[A-Z\]\{(\d+)\}\$", "Must be {} upper-case letters."),
+    (r"\^\[a-z\]\{(\d+)\}\$", "Must be {} lower-case letters."),
+    (r"\^(?:\[0-9\]|\\d)\{(\d+)\}\$", "Must be {} digits."),
+    (r"\^\[\^@\\s\]\+@\[\^@\\s\]\+\$", "Must be an e-mail address."),
+]
+_MESSAGES = [
+    (re.compile(r"Expected `(\w+)` matching regex '(.*)'"), lambda m: _pattern_sentence(m[2])),
+    (re.compile(r"Expected `(\w+)` of length (>=|<=) (\d+)"), lambda m: _length_sentence(m[1], m[2], int(m[3]))),
+    (re.compile(r"Expected `(\w+)` (>=|<=|>|<) (\S+)"), lambda m: f"Must be {_BOUNDS[m[2]].format(m[3])}."),
+    (re.compile(r"Expected `(\w+)` that's a multiple of (\S+)"), lambda m: f"Must be a multiple of {m[2]}."),
+    (re.compile(r"Expected `([\w |]+)`, got `(\w+)`"),
+     lambda m: f"Must be {_nouns(m[1])}, not {_GOT.get(m[2]) or _NOUNS.get(m[2], m[2])}."),
+    (re.compile(r"Invalid decimal string"), lambda m: "Must be a decimal number."),
+    (re.compile(r"Invalid RFC3339 encoded datetime"), lambda m: "Must be a date and time like 2024-01-31T12:00:00Z."),
+    (re.compile(r"Invalid RFC3339 encoded date"), lambda m: "Must be a date like 2024-01-31."),
+    (re.compile(r"Invalid RFC3339 encoded time"), lambda m: "Must be a time like 12:00:00."),
+    (re.compile(r"Expected `\w+` with a timezone component"), lambda m: "Must include a time zone (Z or +01:00)."),
+    (re.compile(r"Expected `\w+` with no timezone component"), lambda m: "Must not include a time zone."),
+    (re.compile(r"Invalid UUID"), lambda m: "Must be a UUID."),
+    (re.compile(r"Invalid enum value (.*)"), lambda m: f"{m[1]} is not one of the allowed values."),
+]
+_AT = re.compile(r" - at `\$(.*)`$")
+
+
+def readable_message(text: str) -> str:
+    """A msgspec validation message as a sentence, with where inside the value when not at its top."""
+    at = _AT.search(text)
+    path = ""
+    if at:
+        text, path = text[:at.start()], at[1].lstrip(".")
+    for pattern, sentence in _MESSAGES:
+        match = pattern.fullmatch(text)
+        if match:
+            text = sentence(match)
+            break
+    else:
+        text = text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+    return f"{text[:-1]} (at {path})." if path else text
+
+
+def _nouns(types: str) -> str:
+    names = [t.strip() for t in types.split("|")]
+    if "int" in names and "float" in names:  # `int | float`: any number
+        names = [n for n in names if n != "int"]
+    return " or ".join(_NOUNS.get(n, n) for n in names)
+
+
+def _length_sentence(kind: str, op: str, n: int) -> str:
+    if kind == "str" and op == ">=" and n == 1:
+        return "Must not be empty."
+    unit = _SIZED.get(kind, "items")
+    return f"Must be at {'least' if op == '>=' else 'most'} {n:,} {unit[:-1] if n == 1 else unit} long." if kind == "str" \
+        else f"Must have at {'least' if op == '>=' else 'most'} {n:,} {unit[:-1] if n == 1 else unit}."
+
+
+def _pattern_sentence(pattern: str) -> str:
+    pattern = pattern.replace("\\\\", "\\")  # msgspec writes the pattern's backslashes doubled
+    for known, sentence in _PATTERNS:
+        match = re.fullmatch(known, pattern)
+        if match:
+            return sentence.format(*match.groups())
+    return f"Must match the pattern {pattern}."
 
 
 def unknown_reference(target_name: str, value) -> str:

@@ -35,7 +35,7 @@ def demo_records(contacts: int = 50, orders: int = 20, seed: int = 1):
 
 
 class Command(BaseCommand):
-    help = "Seed the crm demo targets for the demo customer and sync generated records once."
+    help = "Seed the crm demo targets for the demo customer and sync generated records once (again: nothing)."
 
     def handle(self, *args, **options):
         customer = Customer.objects.filter(slug="demo").first() or services.customer_create(
@@ -46,6 +46,10 @@ class Command(BaseCommand):
                                       ("order-lines", "crm.order_line", lines)):
             integration = Integration.objects.filter(customer=customer, slug=slug).first() or \
                 services.integration_create(customer=customer, slug=slug, target=target, max_error_rate=0.05)
+            earlier = integration.runs.order_by("created_at").first()
+            if earlier is not None:  # seeded once (make run runs this every time): the data stays as it is
+                self.stdout.write(f"  {customer.slug} / {slug:<12} : seeded earlier (run {earlier.pk}, {earlier.status})")
+                continue
             with inline():
                 run, _ = services.run_create(integration=integration, mode="full")
                 services.batch_receive(run=run, seq=1, body=json.dumps({"seq": 1, "records": records}).encode(),
