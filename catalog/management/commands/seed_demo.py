@@ -16,10 +16,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from ... import services
-from ...conf import conf
-from ...models import ApiKey, Customer, Integration, SyncRun
-from ...queue import inline
+from integrations import services
+from integrations.conf import conf
+from integrations.models import ApiKey, Customer, Integration, SyncRun
+from integrations.queue import inline
 
 KEY_NAME = "make run"
 
