@@ -15,6 +15,7 @@ run's staged rows are all there (`count == sum of batches' staged`) and re-valid
 
 import hashlib
 import io
+import operator
 import threading
 
 import msgspec
@@ -152,19 +153,23 @@ def write(target: Target, run_id, seq: int, valid: list, *, failed: list = (), d
 
 
 def _adapter(field: models.Field):
-    """A staging column's value as the database driver takes it (what the ORM would write)."""
+    """A staging column's value as the database driver takes it (what the ORM would write), or
+    None where the driver takes the Python value as it is."""
     kind = field.get_internal_type()
     if kind in ("CharField", "TextField", "SlugField", "EmailField", "URLField", "BooleanField", "FloatField") \
             or kind.endswith("IntegerField"):
-        return None  # the driver takes the Python value as it is
+        return None
+    if kind == "DecimalField" and connection.vendor == "sqlite":
+        return None  # Django's SQLite backend registers str() for Decimal; the NUMERIC column stores the number
     if kind == "JSONField":
-        return lambda v: None if v is None else _json.encode(v).decode()
+        encode = _json.encode
+        return lambda v: encode(v).decode()
     return lambda v: field.get_db_prep_save(v, connection)
 
 
 def _insert_many(model, target: Target, run_id, seq: int, valid: list, failed: list, deletes: list) -> None:
-    """Elsewhere than PostgreSQL: one multi-row INSERT statement run for many rows (executemany),
-    the values adapted per column type once, not per model instance (PERFORMANCE.md lesson 1)."""
+    """Elsewhere than PostgreSQL: one INSERT statement run for many rows (executemany), each value
+    adapted by its column's type, without a model instance per row (PERFORMANCE.md lesson 1)."""
     meta = model._meta
     names, keys = target.fields, target.keys
     key_adapters = [_adapter(meta.get_field(n)) for n in keys]
@@ -172,25 +177,32 @@ def _insert_many(model, target: Target, run_id, seq: int, valid: list, failed: l
     defaults = [(_adapter(f), f.get_default) for f in (meta.get_field(n) for n in target.staged_defaults)]
     run = meta.get_field("run_id").get_db_prep_value(run_id, connection)
     single = not target.composite
+    # the record's values in one call; only the columns that need it are adapted
+    values_of = operator.attrgetter(*keys, *names)
+    adapted = [(i, a) for i, a in enumerate([*key_adapters, *adapters]) if a is not None]
 
-    def adapt(pairs):
-        return [v if a is None or v is None else a(v) for a, v in pairs]
+    def adapt_key(key):
+        parts = (key,) if single else key
+        return [v if a is None or v is None else a(v) for a, v in zip(key_adapters, parts)]
 
     def records():
-        for index, key, rec in valid:
-            cells = [run, seq, index, RECORD]
-            cells += adapt(zip(key_adapters, (key,) if single else key))
-            cells += adapt((a, getattr(rec, n)) for a, n in zip(adapters, names))
+        width = len(keys) + len(names)
+        for index, _key, rec in valid:
+            cells = values_of(rec)
+            cells = list(cells) if width > 1 else [cells]
+            for i, a in adapted:
+                if cells[i] is not None:
+                    cells[i] = a(cells[i])
             if defaults:  # a callable default is called per record (two inserted rows never share one uuid4)
-                cells += adapt((a, default()) for a, default in defaults)
-            yield cells
+                cells += [v if a is None or v is None else a(v) for a, v in ((a, d()) for a, d in defaults)]
+            yield (run, seq, index, RECORD, *cells)
 
     empty = [None] * (len(names) + len(defaults))
 
     def keys_only():
         for kind, items in ((FAILED_KEY, failed), (DELETE, enumerate(deletes))):
             for index, key in items:
-                yield [run, seq, index, kind, *adapt(zip(key_adapters, (key,) if single else key)), *empty]
+                yield [run, seq, index, kind, *adapt_key(key), *empty]
 
     q = connection.ops.quote_name
     cols = ["run_id", "seq", q("index"), "row_kind"] + [q(meta.get_field(n).column)
