@@ -299,16 +299,20 @@ def upsert(run: SyncRun, target: Target, owner_id) -> tuple[int, int]:
     created, updated, _ = diff_counts(run, target, owner_id)
     if not created and not updated:
         return 0, 0
-    select_cols = ", ".join(["%s"] + [f"src.{c}" for c in keys] + [f"src.{q(c)}" for c in cols] + other_exprs)
-    # the SELECT's WHERE also settles SQLite's parsing ambiguity of "ON" before ON CONFLICT
+    # no prefilter join here: a SELECT that reads the table it inserts into is materialised first;
+    # the upsert's own WHERE skips the unchanged rows instead
+    if sets:
+        changed, _ = _compare(target, cols, old=table, new="excluded")
+        conflict += f" WHERE {changed}"
+    select_cols = ", ".join(["%s", *keys] + [q(c) for c in cols] + other_exprs)
+    # "WHERE true" settles SQLite's parsing ambiguity of "ON" before ON CONFLICT
     sql = (
         f"WITH src AS ({source}) "
-        f"INSERT INTO {table} ({insert_cols}) SELECT {select_cols} "
-        f"FROM src LEFT JOIN {table} t ON {_join(target)} WHERE t.{pk} IS NULL OR {differs} "
+        f"INSERT INTO {table} ({insert_cols}) SELECT {select_cols} FROM src WHERE true "
         f"ON CONFLICT ({owner}, {', '.join(keys)}) {conflict}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*source_params, owner_id, *other_params, owner_id, *set_params])
+        cursor.execute(sql, [*source_params, owner_id, *other_params, *set_params])
     return created, updated
 
 
@@ -340,8 +344,8 @@ def _source(target: Target, run_id, owner_id) -> tuple[str, list, list[str]]:
     return sql, [*params, run], cols
 
 
-def _compare(target: Target, cols: list[str]) -> tuple[str, str]:
-    """SQL conditions: the target row differs from the staged record, and it does not.
+def _compare(target: Target, cols: list[str], old: str = "t", new: str = "src") -> tuple[str, str]:
+    """SQL conditions: the target row (`old`) differs from the staged record (`new`), and it does not.
 
     SQLite stores JSON as text: two texts of one value may differ in key order or number
     formatting, so where the texts differ a JSON column is compared by value (json_same)."""
@@ -357,9 +361,9 @@ def _compare(target: Target, cols: list[str]) -> tuple[str, str]:
         _register_json_same()
     parts = []
     for c in cols:
-        part = f"t.{q(c)} IS NOT src.{q(c)}"
+        part = f"{old}.{q(c)} IS NOT {new}.{q(c)}"
         if c in json_cols:
-            part = f"({part} AND NOT coalesce(integrations_json_same(t.{q(c)}, src.{q(c)}), 0))"
+            part = f"({part} AND NOT coalesce(integrations_json_same({old}.{q(c)}, {new}.{q(c)}), 0))"
         parts.append(part)
     differs = " OR ".join(parts)
     return f"({differs})", f"NOT ({differs})"
@@ -403,9 +407,7 @@ def insert_defaults(target: Target) -> tuple[list[str], list[str], list]:
     meta = target.model._meta
     synced = {target.owner_field, *target.keys, *target.fields, *target.staged_defaults}
     columns = [meta.get_field(name).column for name in target.staged_defaults]
-    # from the source (src): PostgreSQL selects from a CTE of its own, SQLite from src joined to the target
-    prefix = "" if connection.vendor == "postgresql" else "src."
-    exprs = [prefix + connection.ops.quote_name(column) for column in columns]
+    exprs = [connection.ops.quote_name(column) for column in columns]
     params = []
     for field in meta.concrete_fields:
         if field.primary_key or field.name in synced or field.generated:
