@@ -14,7 +14,7 @@ anti-join DELETE). The ceiling's input is prepared before its clock starts (it p
 transport or validation). Peak RSS of the worker, web and client processes is sampled from /proc.
 
 Environment: E2E_RECORDS (200000), E2E_STACKS (sqlite,postgres), E2E_FORMATS (json,protobuf),
-E2E_CASES (A,B,C), E2E_DATABASE_URL (postgres://postgres@127.0.0.1:5432/integrations_e2e, dropped and
+E2E_CASES (A,B,C), E2E_REPEAT (3 rounds, the median reported), E2E_DATABASE_URL (postgres://postgres@127.0.0.1:5432/integrations_e2e, dropped and
 created), E2E_REDIS_URL (redis://127.0.0.1:6379/6). Results: stdout and bench/RESULTS.md.
 """
 
@@ -24,6 +24,7 @@ import json
 import os
 import random
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,7 @@ N = int(os.environ.get("E2E_RECORDS", 200_000))
 STACKS = os.environ.get("E2E_STACKS", "sqlite,postgres").split(",")
 FORMATS = os.environ.get("E2E_FORMATS", "json,protobuf").split(",")
 CASES = os.environ.get("E2E_CASES", "A,B,C").split(",")
+REPEAT = int(os.environ.get("E2E_REPEAT", 3))  # each figure is the median of this many rounds
 PG_URL = os.environ.get("E2E_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/integrations_e2e")
 REDIS = os.environ.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/6")
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -223,7 +225,7 @@ def run_stack(stack: str) -> list[dict]:
         web = procs.web(free_port(), workers=3)
         cluster = procs.cluster("cluster", workers=2)
         time.sleep(3)
-        for fmt in FORMATS:
+        for fmt, _round in ((f, r) for f in FORMATS for r in range(REPEAT)):
             clear(stack, target, (owner, ceiling_owner))
             for case in CASES:
                 peaks = Peaks({"web": web.popen.pid, "worker": cluster.popen.pid})
@@ -248,16 +250,35 @@ def run_stack(stack: str) -> list[dict]:
     return results
 
 
+def medians(results: list[dict]) -> list[dict]:
+    """One row per (stack, format, case): the median time of the service and of the ceiling over
+    the rounds, the highest peaks."""
+    out = {}
+    for r in results:
+        out.setdefault((r["stack"], r["format"], r["case"]), []).append(r)
+    rows = []
+    for rounds in out.values():
+        row = dict(rounds[0], rounds=len(rounds))
+        for name in ("seconds", "ceiling"):
+            row[name] = statistics.median(r[name] for r in rounds)
+        for name in ("worker_mb", "web_mb", "client_mb"):
+            row[name] = max(r[name] for r in rounds)
+        row["ratio"] = row["ceiling"] / row["seconds"]
+        rows.append(row)
+    return rows
+
+
 def write(results: list[dict]) -> None:
     names = {"A": "A first load", "B": "B identical re-sync", "C": "C 10 % changed, 5 % new, 5 % gone"}
     lines = [f"\n## make bench-e2e, {datetime.date.today().isoformat()}: {N:,} products, client sync() to its return\n",
              "gunicorn 3 workers, one django-q2 cluster of 2 workers, the Python client in its own process, all "
              "on one shared 2-core machine. Ceiling: plain SQL on the same rows in the same run and database "
              "(SQLite: sqlite3 executemany into a temp stage, one INSERT ... SELECT ... ON CONFLICT DO UPDATE "
-             "WHERE changed, one anti-join DELETE; PostgreSQL: COPY, prefilter unchanged, upsert, anti-join DELETE).\n",
+             "WHERE changed, one anti-join DELETE; PostgreSQL: COPY, prefilter unchanged, upsert, anti-join DELETE). "
+             f"Median of {REPEAT} round(s); peaks are the highest seen.\n",
              "| stack | format | case | the service | ceiling | ratio | worker / web / client peak |",
              "|---|---|---|---:|---:|---:|---|"]
-    for r in results:
+    for r in medians(results):
         lines.append(f"| {r['shape']} | {r['format']} | {names[r['case']]} | {r['seconds']:.1f} s "
                      f"({r['records'] / r['seconds']:,.0f} rec/s) | {r['ceiling']:.2f} s "
                      f"({r['records'] / r['ceiling']:,.0f} rec/s) | {r['ratio']:.0%} | "
