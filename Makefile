@@ -48,6 +48,12 @@ lint: install
 bench: install
 	$(PY) bench/engine.py
 
+# From the client's sync() to its return, through gunicorn and a real cluster, on SQLite (the zero-setup
+# default) and PostgreSQL, against plain SQL in the same run (E2E_RECORDS, default 200,000; bench/e2e.py).
+.PHONY: bench-e2e
+bench-e2e: install
+	$(PY) bench/e2e.py
+
 clean:
 	rm -rf $(VENV) db.sqlite3* test_db.sqlite3* var staticfiles
 

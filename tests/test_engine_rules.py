@@ -308,3 +308,14 @@ def test_a_number_beyond_range_is_an_invalid_record(integration, customer):
     assert run.status == S.PARTIAL, run.message
     assert [(e["index"], e["code"], e["key"]) for e in errors(run)] == [(1, "invalid", "B")]
     assert set(rows(customer)) == {"A"}
+
+
+def test_json_same_value_in_other_key_order_or_number_form_is_unchanged(integration, customer):
+    """SQLite keeps JSON as text: a row written elsewhere with other key order, spacing or 2.0 for 2
+    holds the same value, so a re-sync leaves it unchanged; a changed value is an update."""
+    sync(integration, [product("A", attributes={"a": 2, "b": [1, {"y": 1, "x": 0}]}), product("B", attributes={"k": 1})])
+    Product.objects.filter(customer=customer, sku="A").update(attributes={"b": [1.0, {"x": 0, "y": 1}], "a": 2.0})
+    run = sync(integration, [product("A", attributes={"a": 2, "b": [1, {"y": 1, "x": 0}]}),
+                             product("B", attributes={"k": 2})])
+    assert (run.created, run.updated, run.unchanged) == (0, 1, 1)
+    assert rows(customer)["B"].attributes == {"k": 2}

@@ -2,12 +2,13 @@
 
 `plan_and_apply` runs inside the run's one transaction, after `lock_owner_rows`; `refresh_statistics`
 runs before that transaction, never inside it. It decides with set-based queries over the
-staging tables, then writes: on PostgreSQL one INSERT ... SELECT ... ON CONFLICT DO UPDATE that
-skips unchanged rows (IS DISTINCT FROM), elsewhere the ORM's bulk upsert; deletions are one
-anti-join DELETE on both.
+staging tables, then writes: one INSERT ... SELECT ... ON CONFLICT DO UPDATE that skips unchanged
+rows, built once for PostgreSQL and SQLite (their differences are spelled in one place each);
+deletions are one anti-join DELETE on both.
 """
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 
@@ -236,114 +237,86 @@ def mark_cross_batch_duplicates(run: SyncRun, target: Target) -> int:
     return len(losers)
 
 
-# --- the diff and the upsert, per database ------------------------------------------------------
+# --- the diff and the upsert: one builder of the SQL, two dialects where they differ -------------
 
 
 def diff_counts(run: SyncRun, target: Target, owner_id) -> tuple[int, int, int]:
-    """(created, updated, unchanged) the run would produce, without writing."""
-    if connection.vendor == "postgresql":
-        return _pg_diff_counts(run, target, owner_id)
-    created = updated = unchanged = 0
-    for chunk in _staged_chunks(run, target, owner_id):
-        existing = _existing(target, owner_id, [k for k, _ in chunk])
-        for k, values in chunk:
-            if k not in existing:
-                created += 1
-            elif existing[k] == values:
-                unchanged += 1
-            else:
-                updated += 1
-    return created, updated, unchanged
+    """(created, updated, unchanged) the run would produce, without writing: one join."""
+    source, source_params, cols = _source(target, run.pk, owner_id)
+    differs, same = _compare(target, cols)
+    q = connection.ops.quote_name
+    pk = q(target.model._meta.pk.column)
+    sql = (
+        f"WITH src AS ({source}) "
+        f"SELECT count(*) FILTER (WHERE t.{pk} IS NULL), "
+        f"count(*) FILTER (WHERE t.{pk} IS NOT NULL AND {differs}), "
+        f"count(*) FILTER (WHERE t.{pk} IS NOT NULL AND {same}) "
+        f"FROM src LEFT JOIN {q(target.model._meta.db_table)} t ON {_join(target)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*source_params, owner_id])
+        return tuple(v or 0 for v in cursor.fetchone())
 
 
 def upsert(run: SyncRun, target: Target, owner_id) -> tuple[int, int]:
-    """Write new and changed records; unchanged rows are not touched. (created, updated)."""
-    if connection.vendor == "postgresql":
-        return _pg_upsert(run, target, owner_id)
-    model = target.model
-    owner_attr = f"{target.owner_field}_id"
-    keys = target.keys
-    split = (lambda k: k) if target.composite else (lambda k: (k,))
-    now = timezone.now()
-    created = updated = 0
-    update_fields = list(target.fields) + ([target.touch_field] if target.touch_field else [])
-    refs = {name: target.model._meta.get_field(name).attname for name in target.references}
+    """Write new and changed records; unchanged rows are not touched. (created, updated).
 
-    def attnames(values: dict) -> dict:
-        return {refs.get(name, name): value for name, value in values.items()} if refs else values
-
-    for chunk in _staged_chunks(run, target, owner_id):
-        existing = _existing(target, owner_id, [k for k, _ in chunk])
-        writes = []
-        for k, values in chunk:
-            if k in existing:
-                if existing[k] == values:
-                    continue
-                updated += 1
-            else:
-                created += 1
-            # a model instance: columns outside the schema get the model's defaults on insert;
-            # update_fields leaves them alone on update
-            obj = model(**{owner_attr: owner_id, **dict(zip(keys, split(k))), **attnames(values)})
-            if target.touch_field:
-                setattr(obj, target.touch_field, now)
-            writes.append(obj)
-        if writes:
-            model._default_manager.bulk_create(
-                writes, update_conflicts=True, unique_fields=[target.owner_field, *keys],
-                update_fields=update_fields,
-            )
+    One INSERT ... SELECT ... ON CONFLICT DO UPDATE of the staged records that are new or differ
+    (an anti-join prefilter, so an unchanged row is never written). PostgreSQL counts what it
+    wrote through RETURNING in the same statement; SQLite cannot put an INSERT in a WITH, so it
+    counts with the same join first (its one writer holds the database: nothing changes between)."""
+    source, source_params, cols = _source(target, run.pk, owner_id)
+    differs, _ = _compare(target, cols)
+    q = connection.ops.quote_name
+    table = q(target.model._meta.db_table)
+    owner, pk = q(target.owner_column), q(target.model._meta.pk.column)
+    keys = [q(c) for c in target.key_columns]
+    other_cols, other_exprs, other_params = insert_defaults(target)
+    postgres = connection.vendor == "postgresql"
+    insert_cols = ", ".join([owner, *keys] + [q(c) for c in cols] + [q(c) for c in other_cols])
+    sets = [f"{q(c)} = EXCLUDED.{q(c)}" for c in cols]
+    set_params = []
+    if target.touch_field:
+        now, now_params = _now(target.model._meta.get_field(target.touch_field))
+        sets.append(f"{q(target.column(target.touch_field))} = {now}")
+        set_params = now_params
+    # a key-only target has nothing to update: an existing row is unchanged by definition
+    conflict = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
+    if postgres:
+        select_cols = ", ".join(["%s", *keys] + [q(c) for c in cols] + other_exprs)
+        sql = (
+            f"WITH src AS ({source}), "
+            f"changed AS (SELECT src.* FROM src LEFT JOIN {table} t ON {_join(target)} "
+            f"  WHERE t.{pk} IS NULL OR {differs}), "
+            f"up AS (INSERT INTO {table} ({insert_cols}) SELECT {select_cols} FROM changed "
+            f"  ON CONFLICT ({owner}, {', '.join(keys)}) {conflict} RETURNING (xmax = 0) AS inserted) "
+            f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*source_params, owner_id, owner_id, *other_params, *set_params])
+            created, updated = cursor.fetchone()
+        return created, updated
+    created, updated, _ = diff_counts(run, target, owner_id)
+    if not created and not updated:
+        return 0, 0
+    # no prefilter join here: a SELECT that reads the table it inserts into is materialised first;
+    # the upsert's own WHERE skips the unchanged rows instead
+    if sets:
+        changed, _ = _compare(target, cols, old=table, new="excluded")
+        conflict += f" WHERE {changed}"
+    select_cols = ", ".join(["%s", *keys] + [q(c) for c in cols] + other_exprs)
+    # "WHERE true" settles SQLite's parsing ambiguity of "ON" before ON CONFLICT
+    sql = (
+        f"WITH src AS ({source}) "
+        f"INSERT INTO {table} ({insert_cols}) SELECT {select_cols} FROM src WHERE true "
+        f"ON CONFLICT ({owner}, {', '.join(keys)}) {conflict}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*source_params, owner_id, *other_params, *set_params])
     return created, updated
 
 
-def _staged_chunks(run: SyncRun, target: Target, owner_id, size: int = 2000):
-    """The run's staged records as (key, {field: value}), in chunks: bounded memory. A reference
-    is resolved to the referenced row's primary key (one query per chunk and reference)."""
-    chunk = []
-    names = target.fields
-    width = len(target.keys)
-    rows = staging.staged(target, run.pk).order_by("id").values_list(*target.keys, *names).iterator(size)
-    for row in rows:
-        key = tuple(row[:width]) if width > 1 else row[0]
-        chunk.append((key, dict(zip(names, row[width:]))))
-        if len(chunk) >= size:
-            yield _resolved(target, owner_id, chunk)
-            chunk = []
-    if chunk:
-        yield _resolved(target, owner_id, chunk)
-
-
-def _resolved(target: Target, owner_id, chunk: list) -> list:
-    for name in target.references:
-        ref = target.referenced(name)
-        wanted = {values[name] for _, values in chunk if values[name] is not None}
-        ids = dict(ref.owner_rows(owner_id).filter(**{f"{ref.keys[0]}__in": wanted}).values_list(ref.keys[0], "pk"))
-        for _, values in chunk:
-            if values[name] is not None:
-                values[name] = ids[values[name]]  # unknown keys became errors before
-    return chunk
-
-
-def _existing(target: Target, owner_id, keys: list) -> dict:
-    """The owner's current rows with these keys, {key: {field: value}}. A composite key is looked
-    up part by part (each part IN its values), which may also read a few rows of other keys."""
-    rows = target.owner_rows(owner_id)
-    if not target.composite:
-        name = target.keys[0]
-        values = rows.filter(**{f"{name}__in": keys}).values(name, *target.fields)
-        return {row.pop(name): row for row in values}
-    for i, name in enumerate(target.keys):
-        rows = rows.filter(**{f"{name}__in": {k[i] for k in keys}})
-    wanted = set(keys)
-    out = {}
-    for row in rows.values(*target.keys, *target.fields):
-        key = tuple(row.pop(name) for name in target.keys)
-        if key in wanted:
-            out[key] = row
-    return out
-
-
-def _pg_source(target: Target, run_id, owner_id) -> tuple[str, list, list[str]]:
+def _source(target: Target, run_id, owner_id) -> tuple[str, list, list[str]]:
     """The staged records of a run as typed rows (key columns first, under the model's column
     names, a reference resolved to the referenced row's id by a join within the owner's rows),
     its parameters, and the target's non-key column names."""
@@ -365,41 +338,63 @@ def _pg_source(target: Target, run_id, owner_id) -> tuple[str, list, list[str]]:
             params.append(owner_id)
         else:
             select.append(f"s.{q(stage.get_field(name).column)} AS {q(col)}")
+    run = stage.get_field("run_id").get_db_prep_value(run_id, connection)
     sql = (f"SELECT {', '.join(select)} FROM {q(stage.db_table)} s{''.join(joins)} "
            f"WHERE s.run_id = %s AND s.row_kind = '{staging.RECORD}'")
-    return sql, [*params, run_id], cols
+    return sql, [*params, run], cols
 
 
-def _pg_compare(target: Target, cols: list[str]) -> tuple[str, str]:
-    """SQL conditions: the target row differs from the staged record, and it does not."""
+def _compare(target: Target, cols: list[str], old: str = "t", new: str = "src") -> tuple[str, str]:
+    """SQL conditions: the target row (`old`) differs from the staged record (`new`), and it does not.
+
+    SQLite stores JSON as text: two texts of one value may differ in key order or number
+    formatting, so where the texts differ a JSON column is compared by value (json_same)."""
     if not cols:  # a key-only target: an existing row is unchanged by definition
         return "false", "true"
     q = connection.ops.quote_name
-    t_cols, s_cols = ", ".join(f"t.{q(c)}" for c in cols), ", ".join(f"src.{q(c)}" for c in cols)
-    return f"({t_cols}) IS DISTINCT FROM ({s_cols})", f"({t_cols}) IS NOT DISTINCT FROM ({s_cols})"
+    if connection.vendor == "postgresql":
+        t_cols, s_cols = ", ".join(f"t.{q(c)}" for c in cols), ", ".join(f"src.{q(c)}" for c in cols)
+        return f"({t_cols}) IS DISTINCT FROM ({s_cols})", f"({t_cols}) IS NOT DISTINCT FROM ({s_cols})"
+    json_cols = {target.column(name) for name in target.fields
+                 if target.model._meta.get_field(name).get_internal_type() == "JSONField"}
+    if json_cols:
+        _register_json_same()
+    parts = []
+    for c in cols:
+        part = f"{old}.{q(c)} IS NOT {new}.{q(c)}"
+        if c in json_cols:
+            part = f"({part} AND NOT coalesce(integrations_json_same({old}.{q(c)}, {new}.{q(c)}), 0))"
+        parts.append(part)
+    differs = " OR ".join(parts)
+    return f"({differs})", f"NOT ({differs})"
 
 
-def _pg_join(target: Target) -> str:
+def _json_same(a, b) -> int:
+    if a is None or b is None:
+        return int(a is b)
+    try:
+        return int(json.loads(a) == json.loads(b))
+    except ValueError:
+        return 0
+
+
+def _register_json_same() -> None:
+    """The SQLite function comparing two JSON texts by value (as the ORM's Python values compare)."""
+    connection.ensure_connection()
+    connection.connection.create_function("integrations_json_same", 2, _json_same, deterministic=True)
+
+
+def _now(field) -> tuple[str, list]:
+    """SQL for the current time in a date/time column: now() on PostgreSQL, else a parameter."""
+    if connection.vendor == "postgresql":
+        return "now()", []
+    return "%s", [field.get_db_prep_save(timezone.now(), connection)]
+
+
+def _join(target: Target) -> str:
     """The join condition of a target row and a staged record: same owner (a parameter), same key."""
     q = connection.ops.quote_name
     return " AND ".join([f"t.{q(target.owner_column)} = %s"] + [f"t.{q(c)} = src.{q(c)}" for c in target.key_columns])
-
-
-def _pg_diff_counts(run, target, owner_id):
-    source, source_params, cols = _pg_source(target, run.pk, owner_id)
-    differs, same = _pg_compare(target, cols)
-    q = connection.ops.quote_name
-    pk = q(target.model._meta.pk.column)
-    sql = (
-        f"WITH src AS ({source}) "
-        f"SELECT count(*) FILTER (WHERE t.{pk} IS NULL), "
-        f"count(*) FILTER (WHERE t.{pk} IS NOT NULL AND {differs}), "
-        f"count(*) FILTER (WHERE t.{pk} IS NOT NULL AND {same}) "
-        f"FROM src LEFT JOIN {q(target.model._meta.db_table)} t ON {_pg_join(target)}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*source_params, owner_id])
-        return tuple(cursor.fetchone())
 
 
 def insert_defaults(target: Target) -> tuple[list[str], list[str], list]:
@@ -421,38 +416,11 @@ def insert_defaults(target: Target) -> tuple[list[str], list[str], list]:
             continue
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
             columns.append(field.column)
-            exprs.append("now()")
+            now, now_params = _now(field)
+            exprs.append(now)
+            params += now_params
         elif field.has_default():
             columns.append(field.column)
             exprs.append("%s")
             params.append(field.get_db_prep_save(field.get_default(), connection))
     return columns, exprs, params
-
-
-def _pg_upsert(run, target, owner_id):
-    source, source_params, cols = _pg_source(target, run.pk, owner_id)
-    differs, same = _pg_compare(target, cols)
-    q = connection.ops.quote_name
-    table = q(target.model._meta.db_table)
-    owner, pk = q(target.owner_column), q(target.model._meta.pk.column)
-    keys = [q(c) for c in target.key_columns]
-    other_cols, other_exprs, other_params = insert_defaults(target)
-    insert_cols = ", ".join([owner, *keys] + [q(c) for c in cols] + [q(c) for c in other_cols])
-    select_cols = ", ".join(["%s", *keys] + [q(c) for c in cols] + other_exprs)
-    sets = [f"{q(c)} = EXCLUDED.{q(c)}" for c in cols]
-    if target.touch_field:
-        sets.append(f"{q(target.column(target.touch_field))} = now()")
-    # a key-only target has nothing to update: an existing row is unchanged by definition
-    conflict = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
-    sql = (
-        f"WITH src AS ({source}), "
-        f"changed AS (SELECT src.* FROM src LEFT JOIN {table} t ON {_pg_join(target)} "
-        f"  WHERE t.{pk} IS NULL OR {differs}), "
-        f"up AS (INSERT INTO {table} ({insert_cols}) SELECT {select_cols} FROM changed "
-        f"  ON CONFLICT ({owner}, {', '.join(keys)}) {conflict} RETURNING (xmax = 0) AS inserted) "
-        f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*source_params, owner_id, owner_id, *other_params])
-        created, updated = cursor.fetchone()
-    return created, updated

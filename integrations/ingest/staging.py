@@ -7,7 +7,7 @@ and row_kind. Beside the valid records (`r`) it holds the keys of failed records
 their rows from snapshot deletion) and the listed deletes (`d`), so every comparison of the apply
 with the target table is a typed join, whatever the key's type or number of fields. On PostgreSQL
 it is UNLOGGED and filled with COPY: the apply then reads typed rows, exactly like a hand-written
-loader's staging table (PERFORMANCE.md lesson 1). Elsewhere bulk_create.
+loader's staging table (PERFORMANCE.md lesson 1). Elsewhere one INSERT run with executemany.
 
 UNLOGGED tables are emptied by PostgreSQL's crash recovery; the apply therefore checks that the
 run's staged rows are all there (`count == sum of batches' staged`) and re-validates otherwise.
@@ -15,6 +15,7 @@ run's staged rows are all there (`count == sum of batches' staged`) and re-valid
 
 import hashlib
 import io
+import operator
 import threading
 
 import msgspec
@@ -147,22 +148,71 @@ def write(target: Target, run_id, seq: int, valid: list, *, failed: list = (), d
     if connection.vendor == "postgresql":
         _copy(model, target, run_id, seq, valid, failed, deletes)
         return rows
-    names, keys = target.fields, target.keys
-    split = (lambda key: key) if target.composite else (lambda key: (key,))
-    model.objects.bulk_create(
-        (model(run_id=run_id, seq=seq, index=index, row_kind=RECORD, **{n: getattr(rec, n) for n in keys},
-               **{n: getattr(rec, n) for n in names})
-         for index, key, rec in valid),
-        batch_size=1000,
-    )
-    model.objects.bulk_create(
-        [model(run_id=run_id, seq=seq, index=index, row_kind=FAILED_KEY, **dict(zip(keys, split(key))))
-         for index, key in failed]
-        + [model(run_id=run_id, seq=seq, index=i, row_kind=DELETE, **dict(zip(keys, split(key))))
-           for i, key in enumerate(deletes)],
-        batch_size=1000,
-    )
+    _insert_many(model, target, run_id, seq, valid, failed, deletes)
     return rows
+
+
+def _adapter(field: models.Field):
+    """A staging column's value as the database driver takes it (what the ORM would write), or
+    None where the driver takes the Python value as it is."""
+    kind = field.get_internal_type()
+    if kind in ("CharField", "TextField", "SlugField", "EmailField", "URLField", "BooleanField", "FloatField") \
+            or kind.endswith("IntegerField"):
+        return None
+    if kind == "DecimalField" and connection.vendor == "sqlite":
+        return None  # Django's SQLite backend registers str() for Decimal; the NUMERIC column stores the number
+    if kind == "JSONField":
+        encode = _json.encode
+        return lambda v: encode(v).decode()
+    return lambda v: field.get_db_prep_save(v, connection)
+
+
+def _insert_many(model, target: Target, run_id, seq: int, valid: list, failed: list, deletes: list) -> None:
+    """Elsewhere than PostgreSQL: one INSERT statement run for many rows (executemany), each value
+    adapted by its column's type, without a model instance per row (PERFORMANCE.md lesson 1)."""
+    meta = model._meta
+    names, keys = target.fields, target.keys
+    key_adapters = [_adapter(meta.get_field(n)) for n in keys]
+    adapters = [_adapter(meta.get_field(n)) for n in names]
+    defaults = [(_adapter(f), f.get_default) for f in (meta.get_field(n) for n in target.staged_defaults)]
+    run = meta.get_field("run_id").get_db_prep_value(run_id, connection)
+    single = not target.composite
+    # the record's values in one call; only the columns that need it are adapted
+    values_of = operator.attrgetter(*keys, *names)
+    adapted = [(i, a) for i, a in enumerate([*key_adapters, *adapters]) if a is not None]
+
+    def adapt_key(key):
+        parts = (key,) if single else key
+        return [v if a is None or v is None else a(v) for a, v in zip(key_adapters, parts)]
+
+    def records():
+        width = len(keys) + len(names)
+        for index, _key, rec in valid:
+            cells = values_of(rec)
+            cells = list(cells) if width > 1 else [cells]
+            for i, a in adapted:
+                if cells[i] is not None:
+                    cells[i] = a(cells[i])
+            if defaults:  # a callable default is called per record (two inserted rows never share one uuid4)
+                cells += [v if a is None or v is None else a(v) for a, v in ((a, d()) for a, d in defaults)]
+            yield (run, seq, index, RECORD, *cells)
+
+    empty = [None] * (len(names) + len(defaults))
+
+    def keys_only():
+        for kind, items in ((FAILED_KEY, failed), (DELETE, enumerate(deletes))):
+            for index, key in items:
+                yield [run, seq, index, kind, *adapt_key(key), *empty]
+
+    q = connection.ops.quote_name
+    cols = ["run_id", "seq", q("index"), "row_kind"] + [q(meta.get_field(n).column)
+                                                        for n in (*keys, *names, *target.staged_defaults)]
+    sql = f"INSERT INTO {q(meta.db_table)} ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})"
+    with connection.cursor() as cursor:
+        for rows in (records(), keys_only()):
+            rows = list(rows)  # a list: with DEBUG on, Django's cursor wrapper takes len() of it
+            if rows:
+                cursor.executemany(sql, rows)
 
 
 def _text(value: str) -> str:
