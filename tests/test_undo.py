@@ -102,3 +102,30 @@ def test_command_previews_then_undoes(integration, customer, capsys):
     assert not Product.objects.filter(sku="B").exists() and Product.objects.get(sku="A").price == Decimal("9.99")
     with pytest.raises(CommandError, match="cannot be undone"):
         call_command("undo_run", str(r2.pk), "--yes")
+
+
+# --- the admin -------------------------------------------------------------------------------------
+
+
+def test_admin_run_page_changes_and_undo_with_preview(integration, customer, client):
+    from django.urls import reverse
+
+    from tests.browser import scenarios
+
+    client.force_login(scenarios.make_superuser())
+    sync(integration, [product("A"), product("B")])
+    r2 = sync(integration, [product("A", price="1.00"), product("N")], mode="full")
+    page = client.get(reverse("admin:integrations_syncrun_change", args=[r2.pk])).content.decode()
+    assert "1 created" in page and "1 updated" in page and "1 deleted" in page
+    assert f"?run={r2.pk}&amp;op__exact=updated" in page and "can be undone" in page
+    changes = client.get(reverse("admin:integrations_runchange_changelist") + f"?run={r2.pk}&op__exact=updated")
+    assert changes.status_code == 200 and "price: 9.99 → 1.00" in changes.content.decode()
+    preview = client.get(reverse("admin:integrations_syncrun_undo", args=[r2.pk])).content.decode()
+    assert "restore 1 deleted row" in preview and "revert 1 updated row" in preview and Product.objects.filter(sku="N").exists()
+    response = client.post(reverse("admin:integrations_syncrun_undo", args=[r2.pk]))
+    assert response.status_code == 302
+    assert sorted(Product.objects.values_list("sku", flat=True)) == ["A", "B"]
+    undo_run = SyncRun.objects.get(source="undo")
+    assert undo_run.status == S.SUCCEEDED and undo_run.reviewed_by
+    page = client.get(reverse("admin:integrations_syncrun_change", args=[r2.pk])).content.decode()
+    assert "undone by run" in page
