@@ -106,3 +106,17 @@ def test_api_another_customers_run_is_404(integration, other_customer):
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     assert client.get(f"/api/v1/runs/{run.pk}/changes/").status_code == 404
     assert client.get(f"/api/v1/runs/{run.pk}/changes/?format=csv").status_code == 404
+
+
+def test_reports_link_the_changes(integration, settings):
+    from django.core import mail
+
+    from integrations.selectors import run_representation
+
+    integration.max_error_rate = 0.9
+    integration.save()
+    run = sync(integration, [product("A"), {"sku": "B"}])
+    assert run.status == S.PARTIAL
+    assert run_representation(run)["changes_url"].endswith(f"/api/v1/runs/{run.pk}/changes/")  # the webhook payload
+    report = [m for m in mail.outbox if str(run.pk) in m.body][0]
+    assert f"/api/v1/runs/{run.pk}/changes/?format=csv" in report.body

@@ -129,3 +129,29 @@ def test_admin_run_page_changes_and_undo_with_preview(integration, customer, cli
     assert undo_run.status == S.SUCCEEDED and undo_run.reviewed_by
     page = client.get(reverse("admin:integrations_syncrun_change", args=[r2.pk])).content.decode()
     assert "undone by run" in page
+
+
+def test_journal_retention_purges_in_chunks_and_ends_undo(integration, customer, settings, capsys):
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from integrations.retention import purge_sync_data
+
+    settings.INTEGRATIONS_PURGE_CHUNK = 2
+    with time_machine.travel(timezone.now() - timedelta(days=40), tick=True):
+        old = sync(integration, [product(f"K{i}") for i in range(5)])
+    young = sync(integration, [product("Y")], mode="incremental")
+    dry = purge_sync_data(dry_run=True)
+    assert (dry["journals_expired"], dry["changes_deleted"]) == (1, 5)
+    report = purge_sync_data()
+    assert (report["journals_expired"], report["changes_deleted"]) == (1, 5)
+    old.refresh_from_db()
+    assert old.changes_purged_at and not RunChange.objects.filter(run=old).exists()
+    assert RunChange.objects.filter(run=young).count() == 1  # kept
+    undo(young)
+    with pytest.raises(CommandError, match="journal of changes is gone"):
+        call_command("undo_run", str(old.pk))
+    settings.INTEGRATIONS_CHANGES_RETENTION_DAYS = 60
+    assert purge_sync_data()["journals_expired"] == 0
