@@ -9,12 +9,15 @@ undo run journals what it did, so an undo can itself be looked at. Bounded chunk
 the target and at most three writes per chunk, never a query per key.
 """
 
+import json
+
+from django.db import connection
 from django.utils import timezone
 
 from ..models import RunChange, SyncRun
 from ..targets import Target
 from .apply import Outcome
-from .journal import CHUNK, python_values
+from .journal import CHUNK, json_value, python_values
 
 Op = RunChange.Op
 Status = SyncRun.Status
@@ -76,7 +79,7 @@ def plan(undone: SyncRun, target: Target, owner_id, *, undo_run: SyncRun | None 
         if removals:
             manager.filter(pk__in=removals).delete()
         if updates:
-            manager.bulk_update(updates, attnames + ([target.touch_field] if target.touch_field else []), batch_size=500)
+            _update(target, updates, attnames)
         if inserts:
             manager.bulk_create(inserts, batch_size=500)
         RunChange.objects.bulk_create(entries, batch_size=500)
@@ -98,6 +101,32 @@ def apply(run: SyncRun, target: Target) -> Outcome:
     return Outcome(Status.PARTIAL if done["conflicts"] else Status.SUCCEEDED,
                    received=done["created"] + done["updated"], created=done["created"], updated=done["updated"],
                    deleted=done["deleted"], message=message)
+
+
+def _update(target: Target, rows: list, attnames: list) -> None:
+    """Give these rows (model instances holding their pk and old values) their values back. On
+    PostgreSQL one UPDATE ... FROM jsonb_to_recordset per chunk (bulk_update's CASE per field
+    took seconds per 10,000 rows); elsewhere bulk_update."""
+    model = target.model
+    touch = [target.touch_field] if target.touch_field else []
+    if connection.vendor != "postgresql":
+        model._base_manager.bulk_update(rows, attnames + touch, batch_size=500)
+        return
+    meta = model._meta
+    q = connection.ops.quote_name
+    fields = [meta.get_field(a) for a in attnames]
+    pk = meta.pk
+    columns = ", ".join(f"{q(f.column)} {f.db_type(connection)}" for f in [pk, *fields])
+    sets = [f"{q(f.column)} = v.{q(f.column)}" for f in fields]
+    sets += [f"{q(meta.get_field(name).column)} = now()" for name in touch]
+    data = [{pk.column: obj.pk, **{f.column: json_value(f.get_prep_value(getattr(obj, f.attname))) for f in fields}}
+            for obj in rows]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {q(meta.db_table)} t SET {', '.join(sets)} FROM jsonb_to_recordset(%s::jsonb) AS v({columns}) "
+            f"WHERE t.{q(pk.column)} = v.{q(pk.column)}",
+            [json.dumps(data)],
+        )
 
 
 def _inverse(op: str) -> str:
