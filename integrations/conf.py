@@ -42,6 +42,8 @@ _DEFAULTS = {
     "INTEGRATIONS_STAFF_EMAILS": (list, []),
     # days raw batch payloads and uploads are kept
     "INTEGRATIONS_RAW_RETENTION_DAYS": (int, 30),
+    # days a run's change journal is kept (SPEC 13): after it, the run can no longer be undone
+    "INTEGRATIONS_CHANGES_RETENTION_DAYS": (int, 30),
     # days runs, their errors and deliveries are kept
     "INTEGRATIONS_RUN_RETENTION_DAYS": (int, 180),
     # rows deleted per statement by the retention purge

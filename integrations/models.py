@@ -110,6 +110,7 @@ class SyncRun(models.Model):
         UPLOAD = "upload"
         ADMIN = "admin"
         COMMAND = "command"
+        UNDO = "undo"  # staff undid an applied run (SPEC 13): `undoes` names it
 
     END_STATES = (Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELLED)
     # states in which a run of an integration holds back the later runs (rule 6)
@@ -158,6 +159,9 @@ class SyncRun(models.Model):
     # `message` says "internal error" with the reference that this text and the log carry
     error_detail = models.TextField(blank=True)
     stuck_alerted_at = models.DateTimeField(null=True, blank=True)
+    # SPEC 13: the run an undo run undoes; when the retention purged this run's journal
+    undoes = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="undone_by")
+    changes_purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -276,6 +280,41 @@ class RecordError(models.Model):
 
     def __str__(self):
         return f"{self.code} at {self.seq}/{self.index}"
+
+
+class RunChange(models.Model):
+    """One key a run created, updated or deleted (SPEC 13), written with the run's apply.
+
+    `before` holds the row's synced fields as they were (updated and deleted rows), `after` as the
+    run left them (created and updated rows): the undo restores `before` when the row still equals
+    `after` (or, for a deleted row, is still absent). Values are JSON (a decimal, a date, a UUID as
+    a string; a reference as the referenced row's id)."""
+
+    class Op(models.TextChoices):
+        CREATED = "created"
+        UPDATED = "updated"
+        DELETED = "deleted"
+
+    # no database constraint: a run's journal is written by INSERT ... SELECT of up to millions of
+    # rows, and a deferred FK check per row cost more than the rows themselves (bench). The run
+    # is deleted through the ORM (retention, customer deletion), whose CASCADE removes the rows.
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="changes", db_constraint=False,
+                            db_index=False)  # the index below leads with the run
+    op = models.CharField(max_length=8, choices=Op.choices)
+    key = models.JSONField()
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    # an undo: this key was left alone, changed since the undone run (before/after: that run's)
+    conflict = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["run", "id"]
+        # one index (each costs about a fifth of the journal's insert): pages in order, per run;
+        # the ?op= filter reads the run's rows in that order
+        indexes = [models.Index(fields=["run", "id"], name="change_run_idx")]
+
+    def __str__(self):
+        return f"{self.op} {self.key}"
 
 
 class WebhookDelivery(models.Model):

@@ -127,6 +127,7 @@ def run_context(run: SyncRun, event: str) -> dict:
         "more_errors": max(0, total_errors - len(errors)),
         "errors_csv_url": f"{base}/api/v1/runs/{run.pk}/errors/?format=csv",
         "run_url": f"{base}/api/v1/runs/{run.pk}/",
+        "changes_csv_url": f"{base}/api/v1/runs/{run.pk}/changes/?format=csv",
         "admin_url": base + _admin_path(run),
         "stuck_after_minutes": conf.STUCK_AFTER // 60,
         "behind_after_minutes": conf.BEHIND_AFTER // 60,

@@ -1,5 +1,6 @@
 """Retention (SPEC section 6): raw payloads expire after INTEGRATIONS_RAW_RETENTION_DAYS, finished
-runs with everything they own after INTEGRATIONS_RUN_RETENTION_DAYS.
+runs with everything they own after INTEGRATIONS_RUN_RETENTION_DAYS, a run's change journal (SPEC 13)
+after INTEGRATIONS_CHANGES_RETENTION_DAYS (the run then says it can no longer be undone).
 
 Run by the daily django-q2 schedule `integrations.purge` and by `manage.py purge_sync_data`.
 Every DELETE touches at most INTEGRATIONS_PURGE_CHUNK rows and commits on its own, so a purge of
@@ -22,6 +23,7 @@ from . import storage
 from .conf import conf
 from .models import (
     RecordError,
+    RunChange,
     RunNotification,
     SyncBatch,
     SyncRun,
@@ -39,17 +41,21 @@ def purge_sync_data(*, dry_run: bool = False, now=None) -> dict:
     run_cutoff = now - timedelta(days=conf.RUN_RETENTION_DAYS)
     # a run that is deleted loses its payloads too, even if raw retention is the longer one
     raw_cutoff = max(now - timedelta(days=conf.RAW_RETENTION_DAYS), run_cutoff)
+    changes_cutoff = max(now - timedelta(days=conf.CHANGES_RETENTION_DAYS), run_cutoff)
     chunk = max(1, conf.PURGE_CHUNK)
     report = {
         "dry_run": dry_run,
         "raw_before": raw_cutoff.isoformat(),
         "runs_before": run_cutoff.isoformat(),
+        "changes_before": changes_cutoff.isoformat(),
         "payloads_expired": 0,  # batches whose raw payload expired (marked payload_purged_at)
         "uploads_expired": 0,  # runs whose uploaded file expired
         "files_deleted": 0,  # files removed from storage (shared files once)
         "runs_deleted": 0,
         "batches_deleted": 0,
         "errors_deleted": 0,
+        "journals_expired": 0,  # runs whose change journal expired (marked changes_purged_at)
+        "changes_deleted": 0,
         "staging_rows_deleted": 0,  # staged records of ended runs that their cleanup_run missed
         "deliveries_deleted": 0,
         "attempts_deleted": 0,
@@ -58,6 +64,7 @@ def purge_sync_data(*, dry_run: bool = False, now=None) -> dict:
     gone: set[str] = set()  # files deleted (or to be), each counted once
     _purge_payloads(raw_cutoff, run_cutoff, chunk, dry_run, report, gone)
     _purge_uploads(raw_cutoff, chunk, dry_run, report, gone)
+    _purge_changes(changes_cutoff, chunk, dry_run, report)
     _purge_runs(run_cutoff, chunk, dry_run, report)
     _purge_staging(chunk, dry_run, report)
     if not dry_run and any(v for k, v in report.items() if isinstance(v, int) and not isinstance(v, bool)):
@@ -130,6 +137,22 @@ def _uploads_kept(names: set, raw_cutoff) -> set:
     return set(SyncRun.objects.filter(upload_name__in=names)
                .exclude(Q(created_at__lt=raw_cutoff) & Q(status__in=FINISHED))
                .values_list("upload_name", flat=True))
+
+
+def _purge_changes(cutoff, chunk: int, dry_run: bool, report: dict) -> None:
+    """The change journals of finished runs created before `cutoff`, a chunk of runs at a time;
+    each run is marked, so the undo can say why it no longer can."""
+    expired = SyncRun.objects.filter(created_at__lt=cutoff, status__in=FINISHED, changes_purged_at__isnull=True)
+    if dry_run:
+        report["journals_expired"] = expired.count()
+        report["changes_deleted"] = RunChange.objects.filter(run__in=expired.values("pk")).count()
+        return
+    while True:
+        run_ids = list(expired.order_by("created_at", "pk").values_list("pk", flat=True)[:chunk])
+        if not run_ids:
+            return
+        report["changes_deleted"] += _delete_chunked(RunChange.objects.filter(run_id__in=run_ids), chunk)
+        report["journals_expired"] += SyncRun.objects.filter(pk__in=run_ids).update(changes_purged_at=timezone.now())
 
 
 def _purge_runs(run_cutoff, chunk: int, dry_run: bool, report: dict) -> None:

@@ -98,6 +98,16 @@ def run_errors(run: SyncRun, code: str | None = None):
     return errors
 
 
+def run_changes(run: SyncRun, op: str | None = None):
+    """A run's change journal (SPEC 13), in the order it was written."""
+    from .models import RunChange
+
+    changes = RunChange.objects.filter(run=run).order_by("id")
+    if op:
+        changes = changes.filter(op=op)
+    return changes
+
+
 def run_representation(run: SyncRun, *, base_url: str | None = None) -> dict:
     """The run object of SPEC section 4, used alike by the API and the webhooks."""
     from .conf import conf
@@ -121,6 +131,7 @@ def run_representation(run: SyncRun, *, base_url: str | None = None) -> dict:
         "progress": {"batches_total": run.batches_total, "batches_done": run.batches_done},
         "message": run.message,
         "errors_url": f"{base}/api/v1/runs/{run.pk}/errors/",
+        "changes_url": f"{base}/api/v1/runs/{run.pk}/changes/",
     }
 
 

@@ -8,14 +8,14 @@ from django.contrib import admin
 from django.urls import reverse
 
 from integrations import services
-from integrations.models import ApiKey, RecordError, SyncRun
+from integrations.models import ApiKey, RecordError, RunChange, SyncRun
 
 from .browser import scenarios
 from .browser.scenarios import fast_password_hashing  # noqa: F401  (autouse fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-READ_ONLY = {"syncrun", "recorderror", "webhookdelivery"}
+READ_ONLY = {"syncrun", "recorderror", "webhookdelivery", "runchange"}
 
 
 @pytest.fixture
@@ -34,6 +34,7 @@ def sample_object_ids(world):
         "syncrun": [world.succeeded.pk, world.held.pk, world.failed.pk, world.receiving.pk, world.stuck.pk],
         "recorderror": list(RecordError.objects.filter(run=world.failed).values_list("pk", flat=True)),
         "webhookdelivery": [world.delivery.pk],
+        "runchange": list(RunChange.objects.values_list("pk", flat=True)[:3]),
     }
 
 
@@ -63,6 +64,9 @@ def admin_urls(world):
 def expected_status(user_kind, model, url_name, url, world=None):
     if url_name.endswith("deletions_csv"):
         return 200 if str(world.held.pk) in url else 404  # only a held run has keys to delete
+    if url_name.endswith("syncrun_undo"):  # the preview; a run that cannot be undone: back to its page
+        undoable = world and not services.undo_refusal(SyncRun.objects.get(pk=url.split("/")[-3]))
+        return 200 if undoable else 302
     if url_name == "" or url_name.endswith("revoke_key"):
         return 302  # the /<id>/ redirect to /<id>/change/; revoking is POST only
     superuser = user_kind == "superuser"
@@ -94,7 +98,7 @@ def test_every_admin_url_of_the_app(staff_client, world):
         seen.add(url_name)
     for custom in ("integrations_integration_sync_file", "integrations_syncrun_review", "integrations_syncrun_cancel",
                    "integrations_syncrun_retry", "integrations_syncrun_errors_csv", "integrations_customer_revoke_key",
-                   "integrations_syncrun_deletions_csv"):
+                   "integrations_syncrun_deletions_csv", "integrations_syncrun_undo"):
         assert custom in seen
 
 

@@ -25,7 +25,7 @@ from tests.test_api_support import (
 pytest_plugins = ["tests.test_api_support"]  # the fixtures api, api_key, other_api
 
 RUN_FIELDS = {"id", "integration", "mode", "dry_run", "status", "source", "created_at", "completed_at",
-              "started_at", "finished_at", "counts", "progress", "message", "errors_url"}
+              "started_at", "finished_at", "counts", "progress", "message", "errors_url", "changes_url"}
 
 
 def create(api, body=None, key=None, slug="products"):

@@ -46,6 +46,7 @@ def test_schema_is_openapi_3_and_documents_every_endpoint(client):
         "/api/v1/runs/{run_id}/complete/": {"post"},
         "/api/v1/runs/{run_id}/cancel/": {"post"},
         "/api/v1/runs/{run_id}/errors/": {"get"},
+        "/api/v1/runs/{run_id}/changes/": {"get"},
     }
     assert {p: set(ops) - {"parameters"} for p, ops in paths.items()} == expected
     batch = paths["/api/v1/runs/{run_id}/batches/"]["post"]

@@ -8,7 +8,17 @@ from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 from django.utils.html import format_html
 
-from ..models import ApiKey, Customer, Integration, RecordError, SyncBatch, SyncRun, WebhookAttempt, WebhookDelivery
+from ..models import (
+    ApiKey,
+    Customer,
+    Integration,
+    RecordError,
+    RunChange,
+    SyncBatch,
+    SyncRun,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 
 REVIEWERS_GROUP = "Sync reviewers"
 # the one stylesheet of these pages (a ModelAdmin's Media; the custom pages link it themselves)
@@ -139,7 +149,7 @@ class IntegrationListFilter(admin.RelatedFieldListFilter):
 # --- permissions ------------------------------------------------------------------------------
 
 # models whose pages the reviewers may view
-_VIEWABLE = (Customer, ApiKey, Integration, SyncRun, SyncBatch, RecordError, WebhookDelivery, WebhookAttempt)
+_VIEWABLE = (Customer, ApiKey, Integration, SyncRun, SyncBatch, RecordError, RunChange, WebhookDelivery, WebhookAttempt)
 
 
 def ensure_reviewer_group(**kwargs) -> Group:

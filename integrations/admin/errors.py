@@ -4,10 +4,12 @@ and webhook deliveries with every attempt. Both read-only."""
 import uuid
 
 from django.contrib import admin
+from django.db.models import Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from ..models import RecordError, SyncRun, WebhookAttempt, WebhookDelivery
+from ..ingest.journal import changed_fields
+from ..models import RecordError, RunChange, SyncRun, WebhookAttempt, WebhookDelivery
 from .common import ADMIN_CSS, IntegrationListFilter, ReadOnlyMixin, pretty_json, status_badge
 
 
@@ -45,6 +47,57 @@ class RunFilter(admin.SimpleListFilter):
             return queryset.filter(run_id=uuid.UUID(value))
         except ValueError:
             return queryset.none()
+
+
+class ChangeRunFilter(RunFilter):
+    """By run: the run linked from a run page (?run=<id>), or one of the latest runs that changed rows."""
+
+    def lookups(self, request, model_admin):
+        value = self.value()
+        choices = []
+        if value:
+            try:
+                choices.append((value, f"{str(uuid.UUID(value))[:8]} (selected)"))
+            except ValueError:
+                pass
+        recent = (SyncRun.objects.filter(Q(created__gt=0) | Q(updated__gt=0) | Q(deleted__gt=0))
+                  .select_related("integration__customer").order_by("-created_at")[:10])
+        choices += [(str(r.pk), f"{str(r.pk)[:8]} {r.integration}") for r in recent if str(r.pk) != value]
+        return choices
+
+
+@admin.register(RunChange)
+class RunChangeAdmin(ReadOnlyAdmin):
+    """A run's change journal (SPEC 13): filter by run and operation, search by key."""
+
+    list_display = ("key", "op", "changed", "conflict", "run_link")
+    list_filter = (ChangeRunFilter, "op", "conflict")
+    search_fields = ("=key",)
+    search_help_text = "The row's key (exact)."
+    list_select_related = ("run__integration__customer",)
+    list_per_page = 100
+    fields = ("run_link", "op", "key", "conflict", "before_json", "after_json")
+    readonly_fields = fields
+
+    @admin.display(description="changed fields")
+    def changed(self, change):
+        before, after = changed_fields(change.before, change.after)
+        if change.op != RunChange.Op.UPDATED:
+            return "–"
+        return format_html_join(", ", "{}: {} → {}", ((n, before.get(n), after[n]) for n in after))
+
+    @admin.display(description="run", ordering="run__created_at")
+    def run_link(self, change):
+        url = reverse("admin:integrations_syncrun_change", args=[change.run_id])
+        return format_html('<a href="{}" title="{}" class="run-id">{}</a>', url, change.run_id, str(change.run_id)[:8])
+
+    @admin.display(description="before")
+    def before_json(self, change):
+        return pretty_json(change.before)
+
+    @admin.display(description="after")
+    def after_json(self, change):
+        return pretty_json(change.after)
 
 
 @admin.register(RecordError)

@@ -10,7 +10,7 @@ import uuid
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -20,7 +20,7 @@ from django.utils.safestring import mark_safe
 from .. import services
 from ..errors_csv import cell, error_csv_rows
 from ..exceptions import IntegrationsError
-from ..models import RecordError, SyncBatch, SyncRun, WebhookDelivery
+from ..models import RecordError, RunChange, SyncBatch, SyncRun, WebhookDelivery
 from ..selectors import held_run_deletion_keys, held_run_deletions, run_errors
 from .common import (
     ADMIN_CSS,
@@ -149,12 +149,13 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
     search_fields = ("id",)
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
-    actions = ["approve_runs", "reject_runs", "cancel_runs", "retry_runs", "download_errors"]
+    actions = ["approve_runs", "reject_runs", "cancel_runs", "retry_runs", "undo_run", "download_errors"]
     inlines = [BatchInline, DeliveryInline]
     fieldsets = [
         ("Run", {"fields": ["status_badge", "integration_link", "customer", "mode_label"]}),
         ("Counts", {"fields": ["counts_table", "progress", "message"]}),
         ("First errors", {"fields": ["first_errors"]}),
+        ("Changes", {"fields": ["changes_summary", "undo_state"]}),
         ("Timings", {"fields": ["created_at_s", "completed_at_s", "started_at_s", "finished_at_s", "duration",
                                 "waited", "heartbeat_at_s"]}),
         ("Origin and review", {"fields": ["source", "upload_filename", "retry_of_link", "retried_as",
@@ -165,7 +166,7 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
                        "upload_filename", "retry_of_link", "retried_as", "counts_table", "progress", "created_at_s",
                        "completed_at_s", "started_at_s", "finished_at_s", "duration", "waited", "heartbeat_at_s",
                        "attempts", "message", "last_error", "error_detail", "reviewed_by", "reviewed_at_s",
-                       "first_errors"]
+                       "first_errors", "changes_summary", "undo_state"]
 
     def has_review_permission(self, request):
         return can_review(request)
@@ -312,6 +313,29 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
             "" if total == "1" else "s", csv_url,
         )
 
+    @admin.display(description="changes")
+    def changes_summary(self, run):
+        """The journal's counts per operation, each a link to those changes (SPEC 13)."""
+        if run.changes_purged_at:
+            return format_html("the journal was purged on {} (retention)", timestamp(run.changes_purged_at))
+        counts = dict(run.changes.values_list("op").annotate(n=Count("id")).order_by())
+        if not counts:
+            return "none" if run.is_finished else "–"
+        base = reverse("admin:integrations_runchange_changelist") + f"?run={run.pk}"
+        return format_html_join(" · ", '<a href="{}&amp;op__exact={}">{} {}</a>', (
+            (base, op, number(counts[op]), op) for op in RunChange.Op.values if op in counts))
+
+    @admin.display(description="undo")
+    def undo_state(self, run):
+        if run.undoes_id:
+            url = reverse("admin:integrations_syncrun_change", args=[run.undoes_id])
+            return format_html('undo of run <a href="{}">{}</a>', url, str(run.undoes_id)[:8])
+        undone = run.undone_by.order_by("-created_at").first()
+        if undone:
+            url = reverse("admin:integrations_syncrun_change", args=[undone.pk])
+            return format_html('undone by run <a href="{}">{}</a> ({})', url, str(undone.pk)[:8], undone.status)
+        return services.undo_refusal(run) or "can be undone (the latest applied run of its integration)"
+
     # --- the run page -------------------------------------------------------------------------
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, unquote(object_id))
@@ -338,6 +362,8 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
             tools.append(("Cancel…", reverse("admin:integrations_syncrun_cancel", args=[run.pk])))
         if run.status in RETRYABLE:
             tools.append(("Retry…", reverse("admin:integrations_syncrun_retry", args=[run.pk])))
+        if not services.undo_refusal(run):
+            tools.append(("Undo…", reverse("admin:integrations_syncrun_undo", args=[run.pk])))
         if has_errors:
             tools.append(("Download errors CSV", reverse("admin:integrations_syncrun_errors_csv", args=[run.pk])))
         return tools
@@ -348,6 +374,7 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
             path("<path:object_id>/review/", view(self.review_view), name="integrations_syncrun_review"),
             path("<path:object_id>/cancel/", view(self.cancel_view), name="integrations_syncrun_cancel"),
             path("<path:object_id>/retry/", view(self.retry_view), name="integrations_syncrun_retry"),
+            path("<path:object_id>/undo/", view(self.undo_view), name="integrations_syncrun_undo"),
             path("<path:object_id>/errors.csv", view(self.errors_csv_view), name="integrations_syncrun_errors_csv"),
             path("<path:object_id>/deletions.csv", view(self.deletions_csv_view),
                  name="integrations_syncrun_deletions_csv"),
@@ -412,6 +439,24 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
             return self._run_page(new[0] if new else run)
         return self._confirmation(request, [run], verb="retry")
 
+    def undo_view(self, request, object_id):
+        """The preview of an undo (what it would do to the table now), then the undo itself."""
+        run = self._run_for(request, object_id)
+        if request.method == "POST":
+            try:
+                undo = services.run_undo(run=run, user=request.user.get_username())
+            except IntegrationsError as exc:
+                messages.error(request, f"run {run.pk}: {exc.message}")
+                return self._run_page(run)
+            self._log(request, run, f"Undid the run: undo run {undo.pk}")
+            messages.success(request, f"run {run.pk}: undo run {undo.pk} queued; it applies in its turn.")
+            return self._run_page(undo)
+        why = services.undo_refusal(run)
+        if why:
+            messages.error(request, f"run {run.pk} cannot be undone: {why}")
+            return self._run_page(run)
+        return self._confirmation(request, [run], verb="undo")
+
     def errors_csv_view(self, request, object_id):
         if request.method not in ("GET", "HEAD"):
             return HttpResponseNotAllowed(["GET"])
@@ -426,12 +471,14 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
                     "badge": status_badge(run.status)}
             if verb in ("review", "approve", "reject") and run.status == Status.NEEDS_REVIEW:
                 item.update(self._held(run))
+            if verb == "undo":
+                item["undo"] = services.undo_preview(run)
             items.append(item)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": {"review": "Review a held run", "approve": "Approve held runs", "reject": "Reject held runs",
-                      "cancel": "Cancel runs", "retry": "Retry runs"}[verb],
+                      "cancel": "Cancel runs", "retry": "Retry runs", "undo": "Undo a run"}[verb],
             "verb": verb,
             "items": items,
             "action": action,
@@ -498,6 +545,14 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
         return response
 
     # --- changelist actions -------------------------------------------------------------------
+    @admin.action(description="Undo the selected run (the latest applied of its integration)…", permissions=["review"])
+    def undo_run(self, request, queryset):
+        runs = list(queryset[:2])
+        if len(runs) != 1:
+            messages.warning(request, "select exactly one run to undo")
+            return None
+        return HttpResponseRedirect(reverse("admin:integrations_syncrun_undo", args=[runs[0].pk]))
+
     @admin.action(description="Approve selected held runs…", permissions=["review"])
     def approve_runs(self, request, queryset):
         return self._decide(request, queryset, approve=True)

@@ -7,7 +7,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .. import selectors
-from ..models import Mode, RecordError, SyncRun
+from ..ingest.journal import changed_fields
+from ..models import Mode, RecordError, RunChange, SyncRun
 
 FILE_FORMATS = ("json", "ndjson", "csv")
 
@@ -84,6 +85,13 @@ class ErrorsQuery(StrictInput):
     page_size = serializers.IntegerField(min_value=1, required=False)
 
 
+class ChangesQuery(StrictInput):
+    op = serializers.ChoiceField(choices=RunChange.Op.values, required=False)
+    format = serializers.ChoiceField(choices=("json", "csv"), required=False, default="json")
+    page = serializers.IntegerField(min_value=1, required=False)
+    page_size = serializers.IntegerField(min_value=1, required=False)
+
+
 class PageQuery(StrictInput):
     page = serializers.IntegerField(min_value=1, required=False)
     page_size = serializers.IntegerField(min_value=1, required=False)
@@ -137,6 +145,7 @@ class RunOutput(serializers.Serializer):
     progress = ProgressOutput()
     message = serializers.CharField(allow_blank=True, help_text="human-readable summary")
     errors_url = serializers.URLField()
+    changes_url = serializers.URLField(help_text="what the run changed (SPEC 13)")
 
     def to_representation(self, run):
         return selectors.run_representation(run, base_url=base_url(self.context))
@@ -218,3 +227,14 @@ class ApiRootOutput(serializers.Serializer):
     schema = serializers.URLField()
     docs = serializers.URLField()
     redoc = serializers.URLField()
+
+
+class RunChangeOutput(serializers.Serializer):
+    op = serializers.ChoiceField(choices=RunChange.Op.values)
+    key = serializers.JSONField(help_text="the row's key: a string, an integer, or an object of a composite key's fields")
+    before = serializers.JSONField(allow_null=True, help_text="the row before the run (updated: the changed fields)")
+    after = serializers.JSONField(allow_null=True, help_text="the row after the run (updated: the changed fields)")
+
+    def to_representation(self, change):
+        before, after = changed_fields(change.before, change.after)
+        return {"op": change.op, "key": change.key, "before": before, "after": after}

@@ -15,6 +15,7 @@ urlpatterns = [
     path("runs/<str:run_id>/complete/", views.RunCompleteView.as_view(), name="api-run-complete"),
     path("runs/<str:run_id>/cancel/", views.RunCancelView.as_view(), name="api-run-cancel"),
     path("runs/<str:run_id>/errors/", views.RunErrorsView.as_view(), name="api-run-errors"),
+    path("runs/<str:run_id>/changes/", views.RunChangesView.as_view(), name="api-run-changes"),
     path("schema/", schema.SchemaView.as_view(), name="api-schema"),
     path("docs/", schema.DocsView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", schema.RedocView.as_view(url_name="api-schema"), name="api-redoc"),

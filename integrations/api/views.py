@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import selectors, services
+from ..changes_csv import change_csv_rows
 from ..conf import conf
 from ..errors_csv import error_csv_rows
 from ..exceptions import TooLarge
@@ -122,6 +123,7 @@ ROOT_MAP = {
     "run_complete": "runs/{run_id}/complete/",
     "run_cancel": "runs/{run_id}/cancel/",
     "run_errors": "runs/{run_id}/errors/",
+    "run_changes": "runs/{run_id}/changes/",
 }
 
 
@@ -335,6 +337,43 @@ class RunErrorsView(ApiListView):
             rows = error_csv_rows(errors, integration=run.integration)
             response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
             response["Content-Disposition"] = f'attachment; filename="run-{self.kwargs["run_id"]}-errors.csv"'
+            return response
+        return super().get(request, *args, **kwargs)
+
+
+@extend_schema(tags=["runs"], parameters=[RUN_ID])
+class RunChangesView(ApiListView):
+    serializer_class = s.RunChangeOutput
+    query_class = s.ChangesQuery
+
+    def get_queryset(self):
+        run = selectors.run_for(self.customer, self.kwargs["run_id"])
+        return selectors.run_changes(run, op=self.request.query_params.get("op") or None)
+
+    @extend_schema(
+        summary="What a run changed",
+        description="Paginated, per key: `op` (created, updated, deleted), `key`, `before` (updated and deleted "
+                    "rows), `after` (created and updated rows); an update shows only the fields that changed. "
+                    "A dry run's changes are what it would change. `?format=csv` streams them all as CSV: `op`, "
+                    "the key's fields, `before_<field>` and `after_<field>`.",
+        parameters=[
+            OpenApiParameter("op", OpenApiTypes.STR, enum=list(s.RunChange.Op.values), description="only this operation"),
+            OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"], description="csv: the CSV download"),
+        ],
+        responses={
+            (200, "application/json"): OpenApiResponse(s.RunChangeOutput(many=True)),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="with ?format=csv"),
+            **_errors(400, *COMMON, 404),
+        },
+    )
+    def get(self, request, *args, **kwargs):
+        query = self.strict_query(s.ChangesQuery)
+        if query["format"] == "csv":
+            run = selectors.run_for(self.customer, self.kwargs["run_id"])
+            changes = selectors.run_changes(run, op=query.get("op") or None)
+            rows = change_csv_rows(changes, integration=run.integration)
+            response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="run-{self.kwargs["run_id"]}-changes.csv"'
             return response
         return super().get(request, *args, **kwargs)
 

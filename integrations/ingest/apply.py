@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from ..models import RecordError, SyncBatch, SyncRun
 from ..targets import Target
-from . import staging
+from . import journal, staging
 from .validate import DUPLICATE_KEY, INVALID, duplicate_message, unknown_reference
 
 Status = SyncRun.Status
@@ -94,6 +94,9 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
                          f"rows ({why}). Approve to apply it, or reject it."),
             )
 
+    # SPEC 13: what the writes below change (or, for a dry run, would), from the same plan
+    journal.record(run, target, owner_id, (explicit if snapshot is None else explicit | snapshot)
+                   if snapshot_n or explicit_n else None)
     if run.dry_run:
         created, updated, unchanged = diff_counts(run, target, owner_id)
         deleted = snapshot_n + explicit_n

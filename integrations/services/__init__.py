@@ -25,11 +25,12 @@ from .setup import (
     validate_webhook_secret,
     validate_webhook_url,
 )
+from .undo import run_undo, undo_candidate, undo_preview, undo_refusal
 
 __all__ = [
     "api_key_create", "api_key_revoke", "batch_receive", "batch_validate", "customer_create", "customer_get",
     "dry_run_start", "integration_create", "integration_get", "integration_kick", "record_task_error", "run_apply",
-    "run_cancel", "run_cleanup", "run_complete", "run_create", "run_fail", "run_process", "run_retry", "run_review",
+    "run_cancel", "run_cleanup", "run_undo", "undo_candidate", "undo_preview", "undo_refusal", "run_complete", "run_create", "run_fail", "run_process", "run_retry", "run_review",
     "sweep", "upload_create", "upload_split", "validate_integration_settings",
     "validate_webhook_secret", "validate_webhook_url",
 ]

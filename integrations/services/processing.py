@@ -20,7 +20,7 @@ from django.utils import timezone
 from .. import conditions, metrics, storage
 from ..conf import conf
 from ..exceptions import IntegrationsError
-from ..ingest import decode, staging
+from ..ingest import decode, staging, undo
 from ..ingest.apply import lock_owner_rows, plan_and_apply, refresh_statistics
 from ..ingest.stage import stage_batch
 from ..ingest.validate import Validator
@@ -197,7 +197,8 @@ def run_apply(*, run_id) -> SyncRun | None:
         if not _staging_complete(run, target):
             _restage(run, target)
             return run
-        outcome = plan_and_apply(run, target)
+        # an undo plays the undone run's journal backwards (SPEC 13); the guard does not hold it
+        outcome = undo.apply(run, target) if run.source == SyncRun.Source.UNDO else plan_and_apply(run, target)
         for name in ("received", "created", "updated", "unchanged", "deleted", "failed"):
             setattr(run, name, getattr(outcome, name))
         run.batches_done = run.batches_total

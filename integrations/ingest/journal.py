@@ -1,0 +1,169 @@
+"""The change journal of a run (SPEC 13): which keys it created, updated or deleted, and how.
+
+`record` is called by plan_and_apply after every decision (error policy, deletion guard) and
+before the writes, in the run's transaction: it compares the staging table and the deletion plan
+(the very querysets the apply deletes) with the target table as it is, so the journal says
+exactly what the writes that follow do (and, for a dry run, what they would do). Never one query
+per record: on PostgreSQL three INSERT ... SELECT statements, elsewhere bounded chunks (one read
+of the target per chunk, one bulk insert).
+
+A row's synced fields are kept as JSON under their field names (a decimal, a date, a UUID as a
+string, a reference as the referenced row's id): `before` as the row was, `after` as the run
+leaves it. The undo (ingest/undo.py) reads them back with the model fields' `to_python`.
+"""
+
+import datetime
+import decimal
+import os
+import uuid
+
+from django.db import connection
+
+from ..models import RunChange, SyncRun
+from ..targets import Target
+
+CHUNK = 2000
+Op = RunChange.Op
+
+
+def enabled() -> bool:
+    # for the bench's A/B measurement only (bench/engine.py): the journal is part of the contract
+    return os.environ.get("INTEGRATIONS_BENCH_NO_JOURNAL") != "1"
+
+
+def record(run: SyncRun, target: Target, owner_id, doomed) -> None:
+    """Journal what applying the run's staged records and deleting `doomed` (a queryset of the
+    owner's rows, or None) changes in the table as it is now."""
+    if not enabled():
+        return
+    if connection.vendor == "postgresql":
+        _pg_record(run, target, owner_id, doomed)
+    else:
+        _py_record(run, target, owner_id, doomed)
+
+
+# --- values as JSON -------------------------------------------------------------------------------
+
+
+def json_value(value):
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def row_json(target: Target, values: dict) -> dict:
+    return {name: json_value(values[name]) for name in target.fields}
+
+
+def python_values(target: Target, data: dict) -> dict:
+    """A journal's JSON row back as the model's attribute values ({attname: value})."""
+    meta = target.model._meta
+    out = {}
+    for name in target.fields:
+        field = meta.get_field(name)
+        value = data.get(name)
+        out[field.attname] = None if value is None else field.to_python(value)
+    return out
+
+
+def changed_fields(before: dict | None, after: dict | None) -> tuple[dict | None, dict | None]:
+    """An update as the API shows it: only the fields that changed, before and after."""
+    if before is None or after is None:
+        return before, after
+    names = [n for n in after if before.get(n) != after[n]]
+    return {n: before.get(n) for n in names}, {n: after[n] for n in names}
+
+
+# --- elsewhere (SQLite): bounded chunks -----------------------------------------------------------
+
+
+def _py_record(run, target, owner_id, doomed) -> None:
+    from .apply import _existing, _staged_chunks  # the apply's own reading of staged records
+
+    key_json = target.key_json
+    for chunk in _staged_chunks(run, target, owner_id, size=CHUNK):
+        existing = _existing(target, owner_id, [k for k, _ in chunk])
+        entries = []
+        for k, values in chunk:
+            old = existing.get(k)
+            if old is None:
+                entries.append(RunChange(run=run, op=Op.CREATED, key=key_json(k), after=row_json(target, values)))
+            elif old != values:
+                entries.append(RunChange(run=run, op=Op.UPDATED, key=key_json(k), before=row_json(target, old),
+                                         after=row_json(target, values)))
+        RunChange.objects.bulk_create(entries, batch_size=500)
+    if doomed is None:
+        return
+    width = len(target.keys)
+    entries = []
+    for row in doomed.order_by("pk").values_list(*target.keys, *target.fields).iterator(CHUNK):
+        k = tuple(row[:width]) if width > 1 else row[0]
+        values = dict(zip(target.fields, row[width:]))
+        entries.append(RunChange(run=run, op=Op.DELETED, key=key_json(k), before=row_json(target, values)))
+        if len(entries) >= CHUNK:
+            RunChange.objects.bulk_create(entries, batch_size=500)
+            entries = []
+    RunChange.objects.bulk_create(entries, batch_size=500)
+
+
+# --- PostgreSQL: INSERT ... SELECT ------------------------------------------------------------------
+
+
+def _pg_json(target: Target, alias: str, *, names=None, columns=None) -> str:
+    """A jsonb object of the target's synced fields read from `alias` (at most 50 pairs per
+    jsonb_build_object: a function takes at most 100 arguments)."""
+    meta = target.model._meta
+    q = connection.ops.quote_name
+    names = target.fields if names is None else names
+    pairs = []
+    for i, name in enumerate(names):
+        column = columns[i] if columns else meta.get_field(name).column
+        expr = f"{alias}.{q(column)}"
+        kind = meta.get_field(name).get_internal_type()
+        if kind == "DecimalField":
+            expr += "::text"  # a decimal as a string, exactly (as json_value does)
+        pairs.append(f"'{name}', {expr}")
+    if not pairs:
+        return "'{}'::jsonb"
+    parts = [f"jsonb_build_object({', '.join(pairs[i:i + 50])})" for i in range(0, len(pairs), 50)]
+    return " || ".join(parts)
+
+
+def _pg_key(target: Target, alias: str) -> str:
+    q = connection.ops.quote_name
+    columns = target.key_columns
+    if not target.composite:
+        return f"to_jsonb({alias}.{q(columns[0])})"
+    return "jsonb_build_object(" + ", ".join(f"'{n}', {alias}.{q(c)}" for n, c in zip(target.keys, columns)) + ")"
+
+
+def _pg_record(run, target, owner_id, doomed) -> None:
+    from .apply import _pg_compare, _pg_join, _pg_source
+
+    q = connection.ops.quote_name
+    journal = q(RunChange._meta.db_table)
+    table = q(target.model._meta.db_table)
+    pk = q(target.model._meta.pk.column)
+    source, source_params, cols = _pg_source(target, run.pk, owner_id)
+    differs, _ = _pg_compare(target, cols)
+    insert = f"INSERT INTO {journal} (run_id, op, key, before, after, conflict) "
+    src_json = _pg_json(target, "src", columns=cols)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH src AS ({source}) {insert}"
+            f"SELECT %s, CASE WHEN t.{pk} IS NULL THEN 'created' ELSE 'updated' END, {_pg_key(target, 'src')}, "
+            f"CASE WHEN t.{pk} IS NULL THEN NULL ELSE {_pg_json(target, 't')} END, {src_json}, false "
+            f"FROM src LEFT JOIN {table} t ON {_pg_join(target)} WHERE t.{pk} IS NULL OR {differs}",
+            [*source_params, run.pk, owner_id],
+        )
+        if doomed is not None:
+            ids, ids_params = doomed.values("pk").query.sql_with_params()
+            cursor.execute(
+                f"{insert}SELECT %s, 'deleted', {_pg_key(target, 't')}, {_pg_json(target, 't')}, NULL, false "
+                f"FROM {table} t WHERE t.{pk} IN ({ids})",
+                [run.pk, *ids_params],
+            )
