@@ -21,6 +21,7 @@ from django.db import connection
 
 from ..models import RunChange, SyncRun
 from ..targets import Target
+from . import staging
 
 CHUNK = 2000
 Op = RunChange.Op
@@ -81,9 +82,54 @@ def changed_fields(before: dict | None, after: dict | None) -> tuple[dict | None
 # --- elsewhere (SQLite): bounded chunks -----------------------------------------------------------
 
 
-def _py_record(run, target, owner_id, doomed) -> None:
-    from .apply import _existing, _staged_chunks  # the apply's own reading of staged records
+def _staged_chunks(run: SyncRun, target: Target, owner_id, size: int = 2000):
+    """The run's staged records as (key, {field: value}), in chunks: bounded memory. A reference
+    is resolved to the referenced row's primary key (one query per chunk and reference)."""
+    chunk = []
+    names = target.fields
+    width = len(target.keys)
+    rows = staging.staged(target, run.pk).order_by("id").values_list(*target.keys, *names).iterator(size)
+    for row in rows:
+        key = tuple(row[:width]) if width > 1 else row[0]
+        chunk.append((key, dict(zip(names, row[width:]))))
+        if len(chunk) >= size:
+            yield _resolved(target, owner_id, chunk)
+            chunk = []
+    if chunk:
+        yield _resolved(target, owner_id, chunk)
 
+
+def _resolved(target: Target, owner_id, chunk: list) -> list:
+    for name in target.references:
+        ref = target.referenced(name)
+        wanted = {values[name] for _, values in chunk if values[name] is not None}
+        ids = dict(ref.owner_rows(owner_id).filter(**{f"{ref.keys[0]}__in": wanted}).values_list(ref.keys[0], "pk"))
+        for _, values in chunk:
+            if values[name] is not None:
+                values[name] = ids[values[name]]  # unknown keys became errors before
+    return chunk
+
+
+def _existing(target: Target, owner_id, keys: list) -> dict:
+    """The owner's current rows with these keys, {key: {field: value}}. A composite key is looked
+    up part by part (each part IN its values), which may also read a few rows of other keys."""
+    rows = target.owner_rows(owner_id)
+    if not target.composite:
+        name = target.keys[0]
+        values = rows.filter(**{f"{name}__in": keys}).values(name, *target.fields)
+        return {row.pop(name): row for row in values}
+    for i, name in enumerate(target.keys):
+        rows = rows.filter(**{f"{name}__in": {k[i] for k in keys}})
+    wanted = set(keys)
+    out = {}
+    for row in rows.values(*target.keys, *target.fields):
+        key = tuple(row.pop(name) for name in target.keys)
+        if key in wanted:
+            out[key] = row
+    return out
+
+
+def _py_record(run, target, owner_id, doomed) -> None:
     key_json = target.key_json
     for chunk in _staged_chunks(run, target, owner_id, size=CHUNK):
         existing = _existing(target, owner_id, [k for k, _ in chunk])
@@ -142,14 +188,14 @@ def _pg_key(target: Target, alias: str) -> str:
 
 
 def _pg_record(run, target, owner_id, doomed) -> None:
-    from .apply import _pg_compare, _pg_join, _pg_source
+    from .apply import _compare, _join, _source
 
     q = connection.ops.quote_name
     journal = q(RunChange._meta.db_table)
     table = q(target.model._meta.db_table)
     pk = q(target.model._meta.pk.column)
-    source, source_params, cols = _pg_source(target, run.pk, owner_id)
-    differs, _ = _pg_compare(target, cols)
+    source, source_params, cols = _source(target, run.pk, owner_id)
+    differs, _ = _compare(target, cols)
     insert = f"INSERT INTO {journal} (run_id, op, key, before, after, conflict) "
     src_json = _pg_json(target, "src", columns=cols)
     with connection.cursor() as cursor:
@@ -157,7 +203,7 @@ def _pg_record(run, target, owner_id, doomed) -> None:
             f"WITH src AS ({source}) {insert}"
             f"SELECT %s, CASE WHEN t.{pk} IS NULL THEN 'created' ELSE 'updated' END, {_pg_key(target, 'src')}, "
             f"CASE WHEN t.{pk} IS NULL THEN NULL ELSE {_pg_json(target, 't')} END, {src_json}, false "
-            f"FROM src LEFT JOIN {table} t ON {_pg_join(target)} WHERE t.{pk} IS NULL OR {differs}",
+            f"FROM src LEFT JOIN {table} t ON {_join(target)} WHERE t.{pk} IS NULL OR {differs}",
             [*source_params, run.pk, owner_id],
         )
         if doomed is not None:
