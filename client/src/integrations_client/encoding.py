@@ -4,8 +4,12 @@ The value mapping is the server's (integrations/proto/codec.py): field names tra
 batch in `Batch.fields`; each record is a list of values aligned with them; a Value with no kind
 set is an absent field, `null_value` is null; Decimal travels as its exact text.
 
-Records are encoded as they are added, so a batch is held once (as protobuf), not also as a list
-of dicts. Compression is deterministic (gzip with mtime 0): a retried batch is the same bytes, and
+Protobuf batches travel in columns (batch.proto's `Columns`): as records are added, their values
+go to one list per field (a batch is held as those lists, not as dicts); `finish()` writes each list
+as one typed array in a single call, and free-form values (lists, objects) as one JSON array per
+field. A column whose values are of mixed kinds, or that JSON cannot carry exactly as the row
+mapping would (NaN, integers beyond 64 bits, non-text keys), goes as one Value per record.
+Compression is deterministic (gzip with mtime 0): a retried batch is the same bytes, and
 the client keeps those bytes anyway, so the server recognises the retry (same seq, same bytes: 200).
 """
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import gzip
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -93,7 +98,68 @@ def _set(value: batch_pb2.Value, obj: Any) -> None:
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, Decimal):
         return str(obj)  # exact; the server reads a decimal from a string as from a number
+    if isinstance(obj, Mapping):
+        return dict(obj)
     return _plain(obj)
+
+
+class _Absent:
+    __slots__ = ()
+
+
+_ABSENT = _Absent()  # a record without the field, in a column
+_NONE = type(None)
+# the typed arrays of a Column: (array, placeholder for null and absent records)
+_TYPED = {str: ("strings", ""), bool: ("bools", False), float: ("doubles", 0.0)}
+_FREE_FORM = frozenset({dict, list, tuple})
+# JSON that the row mapping would not make: an integer that may not fit 64 bits (the row mapping
+# sends it as a decimal), a key that was true, false or None (the row mapping writes str(key))
+_NOT_LIKE_ROWS = re.compile(r'[\[:,]-?\d{19}|"(?:true|false|null)":')
+_free_form_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default, allow_nan=False)
+
+
+def _fill_column(column: batch_pb2.Column, values: list) -> None:
+    """One field's values (one per record) into a Column: one typed array when they are of one
+    kind, else one Value per record (the row mapping)."""
+    kinds = set(map(type, values))
+    holes = kinds & {_NONE, _Absent}
+    kinds -= holes
+    kind = next(iter(kinds)) if len(kinds) == 1 else None
+    present = values if not holes else [v for v in values if v is not None and v is not _ABSENT]
+    array = placeholder = text = None
+    if kind in _TYPED:
+        array, placeholder = _TYPED[kind]
+    elif kind is int:
+        if _INT64_MIN <= min(present) and max(present) <= _INT64_MAX:
+            array, placeholder = "ints", 0
+    elif kind is Decimal:
+        array, placeholder = "decimals", ""
+    elif kinds and kinds <= _FREE_FORM:
+        try:
+            text = _free_form_json.encode([None if v is _ABSENT else v for v in values] if holes else values)
+        except (ValueError, TypeError):  # NaN or an infinity, a key JSON cannot have
+            text = None
+        if text is not None and not _NOT_LIKE_ROWS.search(text):
+            array = "json"
+    if array is None:  # mixed kinds, all null or absent, or what JSON would not carry as rows do
+        for obj in values:
+            value = column.values.add()
+            if obj is not _ABSENT:
+                _set(value, obj)
+        return
+    if holes:
+        if _NONE in holes:
+            column.nulls.extend(i for i, v in enumerate(values) if v is None)
+        if _Absent in holes:
+            column.absent.extend(i for i, v in enumerate(values) if v is _ABSENT)
+    if array == "json":
+        column.json = text
+        return
+    if holes:
+        values = [placeholder if v is None or v is _ABSENT else v for v in values]
+    if array == "decimals":
+        values = list(map(str, values))
+    getattr(column, array).extend(values)
 
 
 class Unparseable:
@@ -127,7 +193,7 @@ class BatchEncoder:
         self.size = 0  # bytes of the records so far, before compression (a close estimate)
         if fmt == "protobuf":
             self._batch = batch_pb2.Batch()
-            self._fields: dict[str, int] = {}
+            self._columns: dict[str, list] = {}  # field -> its values so far, one per record
         else:
             self._parts: list[str] = []
             self._json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default,
@@ -153,27 +219,41 @@ class BatchEncoder:
         self.count += 1
 
     def _add_protobuf(self, record: Mapping[str, Any]) -> None:
-        fields = self._fields
-        pb_record = self._batch.records.add()
-        values = pb_record.values
+        columns = self._columns
+        count = self.count
+        size = 0
         for name, obj in record.items():
-            index = fields.get(name)
-            if index is None:
+            column = columns.get(name)
+            if column is None:
                 if not isinstance(name, str):
                     raise TypeError(f"field name {name!r} is not a string")
-                index = fields[name] = len(fields)
-                self._batch.fields.append(name)
-            # values shorter than `fields` are fine: missing trailing values are absent fields
-            while len(values) <= index:
-                values.add()
-            _set(values[index], obj)
-        self.size += pb_record.ByteSize() + 4  # with its tag and length prefix
+                column = columns[name] = [_ABSENT] * count
+            column.append(obj)
+            # the size on the wire, closely enough to keep a batch under the server's byte limit
+            kind = type(obj)
+            if kind is str:
+                size += len(obj) + 2 if obj.isascii() else 3 * len(obj) + 2
+            elif kind in _FREE_FORM:
+                size += len(repr(obj))
+            else:
+                size += 10
+        if len(record) != len(columns):  # fields this record does not have
+            for column in columns.values():
+                if len(column) == count:
+                    column.append(_ABSENT)
+        self.size += size
 
     def finish(self, seq: int, deletes: Iterable[Any] = ()) -> EncodedBatch:
         """`deletes`: keys, each a string, an integer, a UUID, or a dict of a composite key's fields."""
         deletes = [str(k) if isinstance(k, uuid.UUID) else k for k in deletes]
         if self.format == "protobuf":
             self._batch.seq = seq
+            if self._columns or self.count:
+                self._batch.fields.extend(self._columns)
+                self._batch.columns.count = self.count
+                for values in self._columns.values():
+                    _fill_column(self._batch.columns.columns.add(), values)
+                self._columns.clear()
             # string keys travel in `deletes`, integer and composite keys in `delete_keys`
             self._batch.deletes.extend(k for k in deletes if isinstance(k, str))
             for key in deletes:
@@ -215,10 +295,29 @@ def _to_python(value: batch_pb2.Value) -> Any:
 
 
 def decode_protobuf(data: bytes) -> tuple[int, list[dict[str, Any]], list[Any]]:
-    """The inverse of the protobuf encoding (for tests and debugging): (seq, records, deletes)."""
+    """The inverse of the protobuf encoding, either layout (for tests and debugging): (seq, records, deletes)."""
     batch = batch_pb2.Batch.FromString(data)
     fields = list(batch.fields)
-    records = []
-    for record in batch.records:
-        records.append({name: _to_python(v) for name, v in zip(fields, record.values) if v.WhichOneof("kind")})
-    return batch.seq, records, [*batch.deletes, *(_to_python(v) for v in batch.delete_keys)]
+    deletes = [*batch.deletes, *(_to_python(v) for v in batch.delete_keys)]
+    if not batch.HasField("columns"):
+        records = [{name: _to_python(v) for name, v in zip(fields, record.values) if v.WhichOneof("kind")}
+                   for record in batch.records]
+        return batch.seq, records, deletes
+    records = [{} for _ in range(batch.columns.count)]
+    for name, column in zip(fields, batch.columns.columns):
+        if column.json:
+            values = json.loads(column.json)
+        elif len(column.values):
+            values = [_to_python(v) if v.WhichOneof("kind") else _ABSENT for v in column.values]
+        else:
+            array = next((getattr(column, a) for a in ("strings", "ints", "doubles", "bools", "decimals")
+                          if len(getattr(column, a))), [])
+            values = list(array)
+        for i in column.nulls:
+            values[i] = None
+        for i in column.absent:
+            values[i] = _ABSENT
+        for record, value in zip(records, values):
+            if value is not _ABSENT:
+                record[name] = value
+    return batch.seq, records, deletes
