@@ -15,7 +15,6 @@ from typing import Any
 import msgspec
 from google.protobuf import unknown_fields
 
-from ..ingest.decode import _nested_deeper_than as nested_deeper_than
 from ..ingest.decode import (
     MAX_NESTING,
     ExactNumbers,
@@ -25,6 +24,7 @@ from ..ingest.decode import (
     keys_named_twice,
     twice_message,
 )
+from ..ingest.decode import _nested_deeper_than as nested_deeper_than
 from . import batch_pb2
 
 # the typed arrays of a Column, in field-number order (`values` and `json` are read apart)
