@@ -7,10 +7,12 @@ rule 6, and a run that ends without being applied (cancelled, expired, failed) d
 Bounded: at most INTEGRATIONS_EARLY_VALIDATION_PER_CUSTOMER batches of one customer's unfinished runs
 are handed to workers early at a time (a claim: SyncBatch.validating_since). When one is done the
 next is claimed; whatever is left unclaimed is validated after `complete`, as without early
-validation. A claim older than INTEGRATIONS_REQUEUE_AFTER (its worker died) no longer counts.
+validation. A batch is claimed early once at most: a claim older than INTEGRATIONS_REQUEUE_AFTER (its
+worker died) no longer counts, and such a batch, like one whose early validation failed, is
+validated after `complete` (where a failure fails the run, or is retried, as for any batch).
 """
 
-from datetime import timedelta
+import datetime
 
 from django.db import transaction
 from django.db.models import Q
@@ -21,6 +23,8 @@ from ..models import Customer, SyncBatch, SyncRun
 from ..queue import enqueue
 
 Status = SyncRun.Status
+# the claim of a batch whose early validation gave up: long past, so it neither counts nor is claimed again
+GAVE_UP = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
 # runs whose batches may be validated before the run is started
 EARLY_STATES = (Status.RECEIVING, Status.QUEUED)
 # runs whose batches may still be validated at all
@@ -29,7 +33,7 @@ VALIDATING_STATES = (*EARLY_STATES, Status.PROCESSING)
 
 def fresh_claims(now=None) -> Q:
     """Batches a worker was handed early and is (or may still be) validating."""
-    since = (now or timezone.now()) - timedelta(seconds=conf.REQUEUE_AFTER)
+    since = (now or timezone.now()) - datetime.timedelta(seconds=conf.REQUEUE_AFTER)
     return Q(validating_since__gte=since, validated_at__isnull=True)
 
 
@@ -50,8 +54,9 @@ def validate_early(*, customer_id) -> int:
         if free <= 0:
             return 0
         # an upload's batches are made by the worker that splits it, after `complete`
-        ids = list(batches.filter(run__status__in=EARLY_STATES, run__upload_name="", validated_at__isnull=True)
-                   .exclude(fresh_claims(now)).order_by("created_at", "pk").values_list("pk", flat=True)[:free])
+        ids = list(batches.filter(run__status__in=EARLY_STATES, run__upload_name="", validated_at__isnull=True,
+                                  validating_since__isnull=True)
+                   .order_by("created_at", "pk").values_list("pk", flat=True)[:free])
         if ids:
             SyncBatch.objects.filter(pk__in=ids).update(validating_since=now)
             for batch_id in ids:
@@ -59,7 +64,7 @@ def validate_early(*, customer_id) -> int:
     return len(ids)
 
 
-def release(*, batch_id) -> None:
-    """An early validation gave up (its run ended, or it failed): the place is free again, and the
-    batch is validated after `complete` like any other."""
-    SyncBatch.objects.filter(pk=batch_id, validated_at__isnull=True).update(validating_since=None)
+def give_up(*, batch_id) -> None:
+    """An early validation failed: its place is free again, and the batch is validated after
+    `complete` like any other (never early again: what failed would fail again)."""
+    SyncBatch.objects.filter(pk=batch_id, validated_at__isnull=True).update(validating_since=GAVE_UP)

@@ -168,7 +168,7 @@ def _validate(batch: SyncBatch, *, early_now: bool) -> None:
             # the run is not started: whatever went wrong is met again after `complete`, where it
             # fails the run (or is retried) as for any batch
             log.warning("run %s batch %s: early validation gave up: %s", run.pk, batch.seq, exc)
-            early.release(batch_id=batch.pk)
+            early.give_up(batch_id=batch.pk)
             return
         if not isinstance(exc, (IntegrationsError, OSError)):
             raise
