@@ -162,6 +162,45 @@ def _fill_column(column: batch_pb2.Column, values: list) -> None:
     getattr(column, array).extend(values)
 
 
+try:  # optional: about eight times as fast as the standard library for a JSON batch (issue 14)
+    import msgspec as _msgspec
+except ImportError:  # pragma: no cover - the client depends only on an HTTP client, protobuf and tqdm
+    _msgspec = None
+
+_SCALARS = frozenset({str, int, float, bool, _NONE, Decimal})
+_PLAIN_TYPES = _SCALARS | {dict, list}
+_msgspec_json = _msgspec.json.Encoder(enc_hook=_json_default) if _msgspec is not None else None
+
+
+def _plain_only(container: dict | list) -> bool:
+    """Whether a dict or list holds only plain JSON values (and Decimals), however deep: msgspec
+    would also write bytes, sets, dataclasses... which the standard library (and so this client) refuses."""
+    values = container.values() if type(container) is dict else container
+    kinds = set(map(type, values))
+    if kinds <= _SCALARS:
+        return True
+    if not kinds <= _PLAIN_TYPES:
+        return False
+    for value in values:
+        kind = type(value)
+        if (kind is dict or kind is list) and not _plain_only(value):
+            return False
+    return True
+
+
+def _fast_json_record(record: Mapping[str, Any]) -> bytes | None:
+    """The record as JSON by msgspec when it writes what the standard library would; else None."""
+    if _msgspec_json is None or type(record) is not dict or not _plain_only(record):
+        return None
+    try:
+        part = _msgspec_json.encode(record)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    # msgspec writes null for NaN and the infinities, which the standard library refuses: such a
+    # record (or one holding a null) goes the standard library's way
+    return None if b"null" in part else part
+
+
 class Unparseable:
     """A record that could not be read (a line of an NDJSON file that is not JSON), to be sent anyway.
 
@@ -195,7 +234,7 @@ class BatchEncoder:
             self._batch = batch_pb2.Batch()
             self._columns: dict[str, list] = {}  # field -> its values so far, one per record
         else:
-            self._parts: list[str] = []
+            self._parts: list[bytes] = []
             self._json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default,
                                           allow_nan=False)
 
@@ -203,9 +242,9 @@ class BatchEncoder:
         if isinstance(record, Unparseable):
             if self.format != "json":
                 raise TypeError("an Unparseable record travels only in a JSON batch")
-            part = self._json.encode(record.text)
+            part = self._json.encode(record.text).encode()
             self._parts.append(part)
-            self.size += len(part.encode()) + 1
+            self.size += len(part) + 1
             self.count += 1
             return
         if not isinstance(record, Mapping):
@@ -213,9 +252,11 @@ class BatchEncoder:
         if self.format == "protobuf":
             self._add_protobuf(record)
         else:
-            part = self._json.encode(record if isinstance(record, dict) else dict(record))
+            part = _fast_json_record(record)
+            if part is None:
+                part = self._json.encode(record if isinstance(record, dict) else dict(record)).encode()
             self._parts.append(part)
-            self.size += (len(part) if part.isascii() else len(part.encode())) + 1
+            self.size += len(part) + 1
         self.count += 1
 
     def _add_protobuf(self, record: Mapping[str, Any]) -> None:
@@ -263,8 +304,8 @@ class BatchEncoder:
             self._batch.Clear()
             content_type = PROTOBUF
         else:
-            head = self._json.encode({"seq": seq, "deletes": deletes})[:-1]  # without the closing brace
-            body = (head + ',"records":[' + ",".join(self._parts) + "]}").encode()
+            head = self._json.encode({"seq": seq, "deletes": deletes})[:-1].encode()  # without the closing brace
+            body = b"".join((head, b',"records":[', b",".join(self._parts), b"]}"))
             self._parts.clear()
             content_type = JSON
         encoding = ""
