@@ -72,10 +72,10 @@ def main():
     print("| format | bytes (gzip) | client encode | receipt | worker decode + validate |")
     print("|---|---:|---:|---:|---:|")
     for name, (body, ctype) in bodies.items():
-        encode = (f"{N / median_seconds(lambda: client_encode(records, 'json' if ctype == decode.JSON else 'protobuf')):,.0f}"
-                  if "rows" not in name else "")
-        receipt = median_seconds(lambda: decode.summarize_batch(decode.decompress(body, "gzip", LIMIT), ctype))
-        work = median_seconds(lambda: worker(body, ctype))
+        fmt = "json" if ctype == decode.JSON else "protobuf"
+        encode = f"{N / median_seconds(lambda f=fmt: client_encode(records, f)):,.0f}" if "rows" not in name else ""
+        receipt = median_seconds(lambda b=body, c=ctype: decode.summarize_batch(decode.decompress(b, "gzip", LIMIT), c))
+        work = median_seconds(lambda b=body, c=ctype: worker(b, c))
         print(f"| {name} | {len(body):,} | {encode} | {N / receipt:,.0f} | {N / work:,.0f} |")
 
 
