@@ -146,8 +146,16 @@ def batch_validate(*, batch_id) -> None:
     if batch is None or batch.validated_at is not None or batch.run.status not in early.VALIDATING_STATES:
         return
     claimed = batch.validating_since is not None
+    early_now = batch.run.status in early.EARLY_STATES
     try:
-        _validate(batch, early_now=batch.run.status in early.EARLY_STATES)
+        _validate(batch, early_now=early_now)
+    except Exception as exc:
+        if not early_now:
+            raise
+        # the run is not started: whatever went wrong is met again after `complete`, where it
+        # fails the run (or is retried) as for any batch
+        log.warning("run %s batch %s: early validation gave up: %r", batch.run_id, batch.seq, exc)
+        early.give_up(batch_id=batch.pk)
     finally:
         if claimed:  # its place goes to the customer's next batch waiting for one
             early.validate_early(customer_id=batch.run.integration.customer_id)
@@ -164,13 +172,7 @@ def _validate(batch: SyncBatch, *, early_now: bool) -> None:
         body = decode.decompress(raw, batch.content_encoding, conf.MAX_BATCH_BYTES)
         result = validator.validate(decode.decode_batch(body, batch.content_type))
     except Exception as exc:
-        if early_now:
-            # the run is not started: whatever went wrong is met again after `complete`, where it
-            # fails the run (or is retried) as for any batch
-            log.warning("run %s batch %s: early validation gave up: %s", run.pk, batch.seq, exc)
-            early.give_up(batch_id=batch.pk)
-            return
-        if not isinstance(exc, (IntegrationsError, OSError)):
+        if early_now or not isinstance(exc, (IntegrationsError, OSError)):
             raise
         message = getattr(exc, "message", str(exc))
         run_fail(run_id=run.pk, message=f"batch {batch.seq} could not be read: {message}")
