@@ -191,3 +191,13 @@ def test_early_validation_can_be_turned_off(integration, settings):
     assert fresh(batch).validated_at is None and staged_rows(run) == 0
     services.run_complete(run=run)
     assert fresh(run).status == S.SUCCEEDED and Product.objects.filter(sku="A").exists()
+
+
+def test_a_lost_early_task_does_not_hold_the_run_up(integration, customer, settings):
+    settings.INTEGRATIONS_RUN_TASKS_INLINE = False  # the early task goes to a queue no worker reads: lost
+    run, _ = services.run_create(integration=integration, mode="incremental")
+    batch = receive(run, 1, [product("A")])
+    assert claimed(customer) == [batch]
+    settings.INTEGRATIONS_RUN_TASKS_INLINE = True  # now a worker runs what is queued from here on
+    services.run_complete(run=run)
+    assert fresh(run).status == S.SUCCEEDED and Product.objects.filter(sku="A").exists()

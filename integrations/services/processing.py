@@ -83,13 +83,14 @@ def run_process(*, run_id) -> None:
     if run.upload_name and run.batches_total == 0 and not run.batches.exists():
         enqueue("integrations.tasks.split_upload", run.pk)
         return
-    pending = SyncBatch.objects.filter(run=run, validated_at__isnull=True)
-    if not pending.exists():
+    # what is left to validate; a batch a worker is validating early is handed out again too (an
+    # early task the broker lost must not hold the run up), which wastes at most the few of the bound
+    pending = list(SyncBatch.objects.filter(run=run, validated_at__isnull=True).values_list("pk", flat=True))
+    if not pending:
         enqueue("integrations.tasks.apply_run", run.pk)
         return
-    # what is left: a batch a worker is validating early ends with _apply_when_validated itself
     with transaction.atomic():
-        for batch_id in pending.exclude(early.fresh_claims()).values_list("pk", flat=True):
+        for batch_id in pending:
             enqueue("integrations.tasks.validate_batch", batch_id)
 
 
