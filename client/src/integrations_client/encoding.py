@@ -246,6 +246,15 @@ class BatchEncoder:
                                           allow_nan=False)
 
     def add(self, record: Mapping[str, Any] | Unparseable) -> None:
+        if type(record) is dict:  # the usual case, without the slower checks below
+            if self.format == "protobuf":
+                self._add_protobuf(record)
+            else:
+                part = _fast_json_record(record) or self._json.encode(record).encode()
+                self._parts.append(part)
+                self.size += len(part) + 1
+            self.count += 1
+            return
         if isinstance(record, Unparseable):
             if self.format != "json":
                 raise TypeError("an Unparseable record travels only in a JSON batch")
