@@ -25,6 +25,12 @@ _DEFAULTS = {
     "INTEGRATIONS_MAX_BATCH_BYTES": (int, 64 * 1024 * 1024),
     # most bytes of one uploaded file
     "INTEGRATIONS_MAX_UPLOAD_BYTES": (int, 1024 * 1024 * 1024),
+    # validate and stage a batch as soon as it is stored, while its run is still receiving (the apply
+    # still waits for `complete` and the order of rule 6); false: every batch waits for `complete`
+    "INTEGRATIONS_EARLY_VALIDATION": (bool, True),
+    # most batches of one customer's unfinished runs validating early at once (the rest are validated
+    # after `complete`), so that a customer with many open runs cannot take every worker
+    "INTEGRATIONS_EARLY_VALIDATION_PER_CUSTOMER": (int, 1),
     # records per batch when an uploaded file is split
     "INTEGRATIONS_UPLOAD_BATCH_RECORDS": (int, 50_000),
     # API rate per key, DRF notation

@@ -234,6 +234,9 @@ class SyncBatch(models.Model):
     deletes = models.PositiveIntegerField(default=0, help_text="Keys listed for deletion")
     created_at = models.DateTimeField(auto_now_add=True)
     validated_at = models.DateTimeField(null=True, blank=True)
+    # when a worker was handed this batch of a run still receiving (services/early.py): such claims
+    # bound how many workers one customer's open runs may take
+    validating_since = models.DateTimeField(null=True, blank=True)
     valid = models.PositiveIntegerField(default=0)
     invalid = models.PositiveIntegerField(default=0)
     # rows this batch wrote to the staging table (records, failed records' keys, listed deletes):

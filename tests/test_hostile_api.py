@@ -72,7 +72,8 @@ def test_point4_queued_run_of_a_deactivated_integration_is_cancelled_not_applied
     assert not Product.objects.exists()
 
 
-def test_point4_run_processing_when_its_customer_is_deactivated_is_not_applied(customer, integration):
+def test_point4_run_processing_when_its_customer_is_deactivated_is_not_applied(customer, integration, settings):
+    settings.INTEGRATIONS_EARLY_VALIDATION = False  # the batch waits for the worker below
     run, _ = services.run_create(integration=integration, mode="incremental")
     services.batch_receive(run=run, seq=1, body=json_body(1, [product("A")]), content_type="application/json")
     SyncRun.objects.filter(pk=run.pk).update(status="processing", completed_at=run.created_at, batches_total=1)

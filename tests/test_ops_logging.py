@@ -162,8 +162,10 @@ def sentry_events():
     sentry_sdk.init()  # no DSN: off again
 
 
-def test_a_task_error_reaches_sentry_with_the_run_integration_and_customer(integration, sentry_events):
+def test_a_task_error_reaches_sentry_with_the_run_integration_and_customer(integration, sentry_events, settings):
     from integrations.models import Integration, SyncRun
+
+    settings.INTEGRATIONS_EARLY_VALIDATION = False  # the batch waits for the task below
 
     run, _ = services.run_create(integration=integration)
     services.batch_receive(run=run, seq=1, body=json.dumps({"seq": 1, "records": [product("A")]}).encode(),

@@ -34,7 +34,9 @@ def test_field_names_travel_once_per_batch():
     batch = encode_batch([{"sku": str(i), "name": "x"} for i in range(100)], seq=1, compress=False)
     message = batch_pb2.Batch.FromString(batch.body)
     assert list(message.fields) == ["sku", "name"]
-    assert len(message.records) == 100
+    # in columns: one typed array per field
+    assert message.columns.count == 100 and not message.records
+    assert list(message.columns.columns[0].strings) == [str(i) for i in range(100)]
 
 
 def test_json_batch():

@@ -45,7 +45,7 @@ class Unparseable:
 @dataclass
 class DecodedBatch:
     seq: int | None
-    records: list[Any] | None  # None: not decoded yet (JSON: see json_bytes)
+    records: list[Any] | None  # None: not decoded yet (JSON: see json_bytes; protobuf: see columns)
     deletes: list[Any] = field(default_factory=list)
     # records are strings to be coerced (CSV): validation runs msgspec in lax mode
     lax: bool = False
@@ -56,6 +56,19 @@ class DecodedBatch:
     # records may hold Decimal numbers (JSON numbers with a fraction or an exponent, read exactly)
     # or non-finite floats (protobuf doubles): the validator looks at numbers one by one only then
     numbers_possible: bool = True
+    # a columnar protobuf batch's values, one list per field (proto/columns.py's ColumnBatch), for
+    # the typed fast path; `records()` is the batch record by record
+    columns: Any = None
+
+    def careful(self) -> "DecodedBatch":
+        """The batch with its records decoded one by one, for the careful path."""
+        if self.records is not None:
+            return self
+        if self.columns is not None:
+            c = self.columns
+            return DecodedBatch(seq=self.seq, records=c.records(), deletes=self.deletes, nul_possible=c.nul_possible,
+                                numbers_possible=c.numbers_possible)
+        return decode_json_batch(self.json_bytes)
 
 
 class ExactNumbers:
@@ -338,10 +351,13 @@ def decode_batch(body: bytes, content_type: str) -> DecodedBatch:
         # decoded lazily: the validator's typed fast path reads the bytes directly
         return DecodedBatch(seq=None, records=None, json_bytes=body)
     if content_type == PROTOBUF:
-        from ..proto.codec import decode_batch as decode_proto
+        from ..proto.codec import read_batch
 
-        seq, records, deletes, non_finite = decode_proto(body, report_non_finite=True)
-        return DecodedBatch(seq=seq, records=records, deletes=deletes, numbers_possible=non_finite)
+        try:
+            seq, records, columns, deletes, non_finite = read_batch(body)
+        except ValueError as exc:  # accepted at receipt, so only a stored payload that changed
+            raise MalformedBatch(f"stored batch is not a valid protobuf Batch: {exc}") from None
+        return DecodedBatch(seq=seq, records=records, deletes=deletes, numbers_possible=non_finite, columns=columns)
     nul = b"\x00" in body or b"\\u0000" in body
     if content_type == NDJSON:
         numbers = ExactNumbers()

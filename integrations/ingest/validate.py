@@ -10,13 +10,14 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
+from itertools import repeat
 from operator import attrgetter
 from typing import Any
 
 import msgspec
 
 from ..targets import Adapter, Target
-from .decode import DecodedBatch, ExactNumbers, Unparseable, count_keys, decode_json_batch, distinct_keys, keys_differ
+from .decode import DecodedBatch, ExactNumbers, Unparseable, count_keys, distinct_keys, keys_differ
 
 PARSE_ERROR, MISSING_KEY, INVALID, UNKNOWN_FIELD, DUPLICATE_KEY = (
     "parse_error", "missing_key", "invalid", "unknown_field", "duplicate_key",
@@ -101,8 +102,7 @@ class Validator:
             key_of = self.target.key_of
             self._collect(result, ((i, key_of(rec), rec) for i, rec in enumerate(records)))
             return result
-        if batch.records is None:
-            batch = decode_json_batch(batch.json_bytes)
+        batch = batch.careful()
         self.nul_possible = batch.nul_possible
         # an adapter is customer code: whatever numbers it makes are looked at too
         self.numbers_possible = batch.numbers_possible or batch.lax or self.adapter is not None
@@ -118,6 +118,8 @@ class Validator:
 
     def _fast_path(self, batch: DecodedBatch):
         """All records valid as sent, decoded and checked in C; None when anything needs care."""
+        if batch.columns is not None and not (self.field_map or self.adapter):
+            return self._columns_fast_path(batch)
         if batch.json_bytes is None or self.field_map or self.adapter or batch.lax:
             return None
         body = batch.json_bytes
@@ -133,18 +135,63 @@ class Validator:
                 continue
         else:
             return None
-        # a blank key ("   ") passes a schema's length bound but is no usable key (missing_key), nor
-        # is an integer beyond 64 bits: the checker one by one must see them, or their fate would
-        # depend on their batch's other records
-        records = envelope.records
-        for name, kind, bounds in zip(self.target.keys, self.target.key_kinds, self.target.key_ranges):
-            if kind == "str" and not all(getattr(rec, name).strip() for rec in records):
-                return None
-            if kind == "int" and not all(bounds[0] <= getattr(rec, name) <= bounds[1] for rec in records):
-                return None
+        if not self._keys_usable(envelope.records):
+            return None
         if self._keys_named_twice(body, envelope, complete):
             return None  # the careful path finds the records and makes them parse_errors
-        return records, (envelope.deletes or [])
+        return envelope.records, (envelope.deletes or [])
+
+    def _columns_fast_path(self, batch: DecodedBatch):
+        """A columnar protobuf batch made into the schema's structs a column at a time, when nothing
+        in it needs care; else None. Each column is converted to its field's type in one call
+        (strict, with the field's bounds, as the careful path converts each record), then the
+        structs are made from the converted columns (their __post_init__ runs as in a decode):
+        measured on 50,000 products, about twice as fast as one dict a record converted whole."""
+        columns = batch.columns
+        if columns.absent or columns.unparseable or columns.nul_possible or columns.numbers_possible:
+            return None
+        names = columns.names
+        fields = self.target.struct_fields
+        if not set(names) <= fields.keys():
+            return None  # unknown fields: the careful path names them
+        position = {name: i for i, name in enumerate(names)}
+        order = list(fields)
+        # the fields the batch has must come first in the schema's order: the rest take defaults
+        given = order[:len(names)]
+        try:
+            if set(given) == position.keys():
+                converted = [msgspec.convert(columns.values[position[name]], list[fields[name].type], strict=True)
+                             for name in given]
+                schema = self.target.schema
+                records = list(map(schema, *converted)) if names else [schema() for _ in range(columns.count)]
+            else:  # an optional field left out before others: one dict a record, converted whole
+                rows = list(map(dict, map(zip, repeat(names), zip(*columns.values))))
+                records = msgspec.convert(rows, self.target.batch_type, strict=True)
+        except (msgspec.ValidationError, ValueError, TypeError, ArithmeticError):
+            return None  # the careful path finds the records and says what is wrong with them
+        # the keys as _keys_usable checks them, on the columns (the records hold the same values)
+        for name, kind, bounds in zip(self.target.keys, self.target.key_kinds, self.target.key_ranges):
+            values = columns.values[position[name]] if name in position else None
+            if values is None:
+                if not self._keys_usable(records):
+                    return None
+            elif kind == "str" and not all(map(str.strip, values)):
+                return None
+            elif kind == "int" and values and not (bounds[0] <= min(values) and max(values) <= bounds[1]):
+                return None
+        return records, batch.deletes
+
+    def _keys_usable(self, records: list) -> bool:
+        """Whether every key the schema accepted is a usable key. A blank key ("   ") passes a
+        schema's length bound but is no usable key (missing_key), nor is an integer beyond 64 bits:
+        the checker one by one must see them, or their fate would depend on their batch's other
+        records."""
+        for name, kind, bounds in zip(self.target.keys, self.target.key_kinds, self.target.key_ranges):
+            if kind == "str" and not all(getattr(rec, name).strip() for rec in records):
+                return False
+            if kind == "int" and not all(bounds[0] <= getattr(rec, name) <= bounds[1] for rec in records):
+                return False
+        return True
 
     def _keys_named_twice(self, body: bytes, envelope, complete: bool) -> bool:
         """Whether some object of a batch the typed decode accepted names a key twice (msgspec keeps

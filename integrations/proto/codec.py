@@ -8,6 +8,7 @@ from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError
 
 from . import batch_pb2
+from .columns import check_columns, read_columns
 
 NULL = batch_pb2.NULL_VALUE
 
@@ -36,8 +37,9 @@ def _to_python(value: batch_pb2.Value):
 _ABSENT = object()
 
 
-def _parse(data: bytes) -> batch_pb2.Batch:
-    """The Batch message, checked for what makes it unreadable as records; ValueError if so."""
+def _parse(data: bytes, *, received: bool = False) -> batch_pb2.Batch:
+    """The Batch message, checked for what makes it unreadable as records; ValueError if so.
+    `received`: a stored batch, accepted at receipt (its JSON columns are not read twice)."""
     batch = batch_pb2.Batch()
     try:
         batch.ParseFromString(data)
@@ -47,10 +49,13 @@ def _parse(data: bytes) -> batch_pb2.Batch:
     unknown = sorted({field.field_number for field in unknown_fields.UnknownFieldSet(batch)})
     if unknown:
         raise ValueError(f"unknown field number {', '.join(map(str, unknown))} in the Batch message; "
-                         "its fields are seq (1), fields (2), records (3), deletes (4)")
+                         "its fields are seq (1), fields (2), records (3), deletes (4), delete_keys (5), columns (6)")
     width = len(batch.fields)
     if len(set(batch.fields)) != width:
         raise ValueError("field names repeat")
+    if batch.HasField("columns"):
+        check_columns(batch, json_read=received)
+        return batch
     for n, record in enumerate(batch.records):
         if len(record.values) > width:
             raise ValueError(f"record {n} has {len(record.values)} values for {width} fields")
@@ -62,7 +67,8 @@ def summarize_batch(data: bytes) -> tuple[int | None, int, list]:
     what the batch endpoint needs at receipt, about 20 times faster than decode_batch.
     Raises ValueError exactly when decode_batch would."""
     batch = _parse(data)
-    return (batch.seq or None), len(batch.records), _deletes(batch)
+    count = batch.columns.count if batch.HasField("columns") else len(batch.records)
+    return (batch.seq or None), count, _deletes(batch)
 
 
 def _deletes(batch: batch_pb2.Batch) -> list:
@@ -75,6 +81,19 @@ def decode_batch(data: bytes, *, report_non_finite: bool = False):
     double is NaN or infinite (JSON has no such number: the validator refuses them then, record by
     record). Raises ValueError on a malformed message."""
     batch = _parse(data)
+    if batch.HasField("columns"):
+        columns = read_columns(batch)
+        records = columns.records()
+        if report_non_finite:
+            return (batch.seq or None), records, _deletes(batch), columns.numbers_possible
+        return (batch.seq or None), records, _deletes(batch)
+    seq, records, deletes, non_finite = _decode_rows(batch)
+    if report_non_finite:
+        return seq, records, deletes, non_finite
+    return seq, records, deletes
+
+
+def _decode_rows(batch: batch_pb2.Batch):
     fields = list(batch.fields)
     records = []
     non_finite = False
@@ -98,9 +117,20 @@ def decode_batch(data: bytes, *, report_non_finite: bool = False):
                 if not non_finite and kind != "null_value":
                     non_finite = _has_non_finite(out[name])
         records.append(out)
-    if report_non_finite:
-        return (batch.seq or None), records, _deletes(batch), non_finite
-    return (batch.seq or None), records, _deletes(batch)
+    return (batch.seq or None), records, _deletes(batch), non_finite
+
+
+def read_batch(data: bytes):
+    """(seq or None, records, columns, deletes, non_finite) for validation: a columnar batch keeps
+    its columns (records None: the validator converts the columns whole, or asks for the records
+    when the batch needs care); a batch of rows comes as decode_batch makes it (columns None).
+    For a stored batch, accepted at receipt."""
+    batch = _parse(data, received=True)
+    if batch.HasField("columns"):
+        columns = read_columns(batch)
+        return (batch.seq or None), None, columns, _deletes(batch), columns.numbers_possible
+    seq, records, deletes, non_finite = _decode_rows(batch)
+    return seq, records, None, deletes, non_finite
 
 
 def _has_non_finite(value) -> bool:

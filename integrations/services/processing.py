@@ -1,11 +1,15 @@
 """Processing a queued run (SPEC section 3): order, validation in parallel, one apply, recovery.
 
-queued --kick_integration--> processing --process_run--> [split_upload] --> validate_batch x N
+receiving --batch_receive--> validate_batch (early, at most N of a customer at a time: early.py)
+queued --kick_integration--> processing --process_run--> [split_upload] --> validate_batch x (what is left)
       --(last batch)--> apply_run --> succeeded | partial | failed | needs_review
 
 Every step is idempotent: it checks the state it expects under a row lock and does nothing
 otherwise, so a task delivered twice, or re-queued by the sweeper after a worker died, applies
-nothing twice. The apply and the run's end state commit in one transaction.
+nothing twice. A batch is validated once, early or not (its `validated_at`, set with its staged rows
+in one transaction); the apply waits for every batch, for `complete` and for its turn (rule 6),
+checks the staging rows are all there, and commits with the run's end state in one transaction.
+Whatever ends a run drops its staged rows (cleanup_run), early ones included.
 """
 
 import logging
@@ -27,6 +31,7 @@ from ..ingest.validate import Validator
 from ..models import Integration, RecordError, SyncBatch, SyncRun
 from ..queue import enqueue
 from ..targets import AdapterContext, get_adapter, get_target
+from . import early
 from .runs import _finish, inactive_reason
 
 log = logging.getLogger("integrations")
@@ -78,6 +83,8 @@ def run_process(*, run_id) -> None:
     if run.upload_name and run.batches_total == 0 and not run.batches.exists():
         enqueue("integrations.tasks.split_upload", run.pk)
         return
+    # what is left to validate; a batch a worker is validating early is handed out again too (an
+    # early task the broker lost must not hold the run up), which wastes at most the few of the bound
     pending = list(SyncBatch.objects.filter(run=run, validated_at__isnull=True).values_list("pk", flat=True))
     if not pending:
         enqueue("integrations.tasks.apply_run", run.pk)
@@ -134,35 +141,60 @@ def _fail_unreadable_file(run_id, reason: str) -> SyncRun | None:
 
 
 def batch_validate(*, batch_id) -> None:
-    """Decode, map and validate one stored batch; stage its valid records, keep its errors."""
+    """Decode, map and validate one stored batch; stage its valid records, keep its errors. A batch
+    of a run not yet started (receiving, or queued for its turn) is validated early (early.py)."""
     batch = SyncBatch.objects.select_related("run__integration__customer").filter(pk=batch_id).first()
-    if batch is None or batch.validated_at is not None or batch.run.status != Status.PROCESSING:
+    if batch is None or batch.validated_at is not None or batch.run.status not in early.VALIDATING_STATES:
         return
+    claimed = batch.validating_since is not None
+    early_now = batch.run.status in early.EARLY_STATES
+    try:
+        _validate(batch, early_now=early_now)
+    except Exception as exc:
+        if not early_now:
+            raise
+        # the run is not started: whatever went wrong is met again after `complete`, where it
+        # fails the run (or is retried) as for any batch
+        log.warning("run %s batch %s: early validation gave up: %r", batch.run_id, batch.seq, exc)
+        early.give_up(batch_id=batch.pk)
+    finally:
+        if claimed:  # its place goes to the customer's next batch waiting for one
+            early.validate_early(customer_id=batch.run.integration.customer_id)
+
+
+def _validate(batch: SyncBatch, *, early_now: bool) -> None:
     run, integration = batch.run, batch.run.integration
     target = get_target(integration.target)
     context = AdapterContext(customer=integration.customer, integration=integration, run=run)
-    validator = Validator(target, integration.field_map, get_adapter(integration.adapter) if integration.adapter else None,
-                          context=context)
     try:
+        validator = Validator(target, integration.field_map,
+                              get_adapter(integration.adapter) if integration.adapter else None, context=context)
         raw = storage.read_payload(batch.payload)
         body = decode.decompress(raw, batch.content_encoding, conf.MAX_BATCH_BYTES)
         result = validator.validate(decode.decode_batch(body, batch.content_type))
-    except (IntegrationsError, OSError) as exc:
+    except Exception as exc:
+        if early_now or not isinstance(exc, (IntegrationsError, OSError)):
+            raise
         message = getattr(exc, "message", str(exc))
-        return run_fail(run_id=run.pk, message=f"batch {batch.seq} could not be read: {message}")
+        run_fail(run_id=run.pk, message=f"batch {batch.seq} could not be read: {message}")
+        return
     staging.ensure_table(target)
     with transaction.atomic():
         locked = SyncBatch.objects.select_for_update().get(pk=batch.pk)
-        run_now = SyncRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
-        if locked.validated_at is not None or run_now != Status.PROCESSING:
+        # the run's row locked too: a cancel commits before this (and its cleanup finds these rows)
+        # or after (and finds them too), never in between
+        run_now = SyncRun.objects.select_for_update().filter(pk=run.pk).values_list("status", flat=True).first()
+        if locked.validated_at is not None or run_now not in early.VALIDATING_STATES:
             return
         locked.staged = stage_batch(run_id=run.pk, seq=batch.seq, result=result, target=target)
         locked.validated_at = timezone.now()
         locked.valid, locked.invalid = len(result.valid), len(result.problems)
         locked.save(update_fields=["validated_at", "valid", "invalid", "staged"])
         SyncRun.objects.filter(pk=run.pk).update(batches_done=F("batches_done") + 1, heartbeat_at=timezone.now())
-        transaction.on_commit(lambda: _apply_when_validated(run.pk))
-    log.info("run %s batch %s validated: %d valid, %d invalid", run.pk, batch.seq, len(result.valid), len(result.problems))
+        if run_now == Status.PROCESSING:  # else the run's start finds every batch validated
+            transaction.on_commit(lambda: _apply_when_validated(run.pk))
+    log.info("run %s batch %s validated%s: %d valid, %d invalid", run.pk, batch.seq, " early" if early_now else "",
+             len(result.valid), len(result.problems))
 
 
 def _apply_when_validated(run_id) -> None:
@@ -232,7 +264,7 @@ def _restage(run: SyncRun, target) -> None:
     log.warning("run %s: staged rows missing (database crash?); validating its batches again", run.pk)
     staging.staged(target, run.pk, None).delete()
     RecordError.objects.filter(run=run).delete()
-    SyncBatch.objects.filter(run=run).update(validated_at=None, valid=0, invalid=0, staged=0)
+    SyncBatch.objects.filter(run=run).update(validated_at=None, validating_since=None, valid=0, invalid=0, staged=0)
     run.batches_done = 0
     run.heartbeat_at = timezone.now()
     run.save(update_fields=["batches_done", "heartbeat_at"])

@@ -17,6 +17,7 @@ from ..models import IdempotencyKey, Integration, Mode, SyncBatch, SyncRun
 from ..queue import enqueue
 from ..signals import run_finished
 from ..targets import get_target
+from .early import validate_early
 
 log = logging.getLogger("integrations")
 Status = SyncRun.Status
@@ -129,6 +130,7 @@ def batch_receive(*, run: SyncRun, seq: int | None, body: bytes, content_type: s
         storage.delete_payload(name)
         raise
     metrics.batch_accepted(seconds=time.perf_counter() - began, records=summary.received)
+    validate_early(customer_id=run.integration.customer_id)  # validated while the sender sends the rest
     return batch, True
 
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0b\x62\x61tch.proto\x12\x0fintegrations.v1\"\x98\x02\n\x05Value\x12\x16\n\x0cstring_value\x18\x01 \x01(\tH\x00\x12\x13\n\tint_value\x18\x02 \x01(\x03H\x00\x12\x16\n\x0c\x64ouble_value\x18\x03 \x01(\x01H\x00\x12\x14\n\nbool_value\x18\x04 \x01(\x08H\x00\x12\x17\n\rdecimal_value\x18\x05 \x01(\tH\x00\x12\x30\n\nnull_value\x18\x06 \x01(\x0e\x32\x1a.integrations.v1.NullValueH\x00\x12\x30\n\nlist_value\x18\x07 \x01(\x0b\x32\x1a.integrations.v1.ListValueH\x00\x12/\n\x0cobject_value\x18\x08 \x01(\x0b\x32\x17.integrations.v1.ObjectH\x00\x42\x06\n\x04kind\"3\n\tListValue\x12&\n\x06values\x18\x01 \x03(\x0b\x32\x16.integrations.v1.Value\"\x84\x01\n\x06Object\x12\x33\n\x06\x66ields\x18\x01 \x03(\x0b\x32#.integrations.v1.Object.FieldsEntry\x1a\x45\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.integrations.v1.Value:\x02\x38\x01\"0\n\x06Record\x12&\n\x06values\x18\x01 \x03(\x0b\x32\x16.integrations.v1.Value\"\x8c\x01\n\x05\x42\x61tch\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0e\n\x06\x66ields\x18\x02 \x03(\t\x12(\n\x07records\x18\x03 \x03(\x0b\x32\x17.integrations.v1.Record\x12\x0f\n\x07\x64\x65letes\x18\x04 \x03(\t\x12+\n\x0b\x64\x65lete_keys\x18\x05 \x03(\x0b\x32\x16.integrations.v1.Value*\x1b\n\tNullValue\x12\x0e\n\nNULL_VALUE\x10\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0b\x62\x61tch.proto\x12\x0fintegrations.v1\"\x98\x02\n\x05Value\x12\x16\n\x0cstring_value\x18\x01 \x01(\tH\x00\x12\x13\n\tint_value\x18\x02 \x01(\x03H\x00\x12\x16\n\x0c\x64ouble_value\x18\x03 \x01(\x01H\x00\x12\x14\n\nbool_value\x18\x04 \x01(\x08H\x00\x12\x17\n\rdecimal_value\x18\x05 \x01(\tH\x00\x12\x30\n\nnull_value\x18\x06 \x01(\x0e\x32\x1a.integrations.v1.NullValueH\x00\x12\x30\n\nlist_value\x18\x07 \x01(\x0b\x32\x1a.integrations.v1.ListValueH\x00\x12/\n\x0cobject_value\x18\x08 \x01(\x0b\x32\x17.integrations.v1.ObjectH\x00\x42\x06\n\x04kind\"3\n\tListValue\x12&\n\x06values\x18\x01 \x03(\x0b\x32\x16.integrations.v1.Value\"\x84\x01\n\x06Object\x12\x33\n\x06\x66ields\x18\x01 \x03(\x0b\x32#.integrations.v1.Object.FieldsEntry\x1a\x45\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.integrations.v1.Value:\x02\x38\x01\"0\n\x06Record\x12&\n\x06values\x18\x01 \x03(\x0b\x32\x16.integrations.v1.Value\"\xb7\x01\n\x05\x42\x61tch\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0e\n\x06\x66ields\x18\x02 \x03(\t\x12(\n\x07records\x18\x03 \x03(\x0b\x32\x17.integrations.v1.Record\x12\x0f\n\x07\x64\x65letes\x18\x04 \x03(\t\x12+\n\x0b\x64\x65lete_keys\x18\x05 \x03(\x0b\x32\x16.integrations.v1.Value\x12)\n\x07\x63olumns\x18\x06 \x01(\x0b\x32\x18.integrations.v1.Columns\"B\n\x07\x43olumns\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12(\n\x07\x63olumns\x18\x02 \x03(\x0b\x32\x17.integrations.v1.Column\"\xae\x01\n\x06\x43olumn\x12\x0f\n\x07strings\x18\x01 \x03(\t\x12\x0c\n\x04ints\x18\x02 \x03(\x12\x12\x0f\n\x07\x64oubles\x18\x03 \x03(\x01\x12\r\n\x05\x62ools\x18\x04 \x03(\x08\x12\x10\n\x08\x64\x65\x63imals\x18\x05 \x03(\t\x12&\n\x06values\x18\x06 \x03(\x0b\x32\x16.integrations.v1.Value\x12\x0c\n\x04json\x18\x07 \x01(\t\x12\r\n\x05nulls\x18\x08 \x03(\r\x12\x0e\n\x06\x61\x62sent\x18\t \x03(\r*\x1b\n\tNullValue\x12\x0e\n\nNULL_VALUE\x10\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_OBJECT_FIELDSENTRY']._loaded_options = None
   _globals['_OBJECT_FIELDSENTRY']._serialized_options = b'8\001'
-  _globals['_NULLVALUE']._serialized_start=696
-  _globals['_NULLVALUE']._serialized_end=723
+  _globals['_NULLVALUE']._serialized_start=984
+  _globals['_NULLVALUE']._serialized_end=1011
   _globals['_VALUE']._serialized_start=33
   _globals['_VALUE']._serialized_end=313
   _globals['_LISTVALUE']._serialized_start=315
@@ -46,5 +46,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECORD']._serialized_start=503
   _globals['_RECORD']._serialized_end=551
   _globals['_BATCH']._serialized_start=554
-  _globals['_BATCH']._serialized_end=694
+  _globals['_BATCH']._serialized_end=737
+  _globals['_COLUMNS']._serialized_start=739
+  _globals['_COLUMNS']._serialized_end=805
+  _globals['_COLUMN']._serialized_start=808
+  _globals['_COLUMN']._serialized_end=982
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,72 @@
+"""Validating while receiving (issue 14): a stored batch of a run that is still `receiving` (or
+completed and waiting its turn) is validated and staged at once, so the workers work while the
+sender sends. Only validation is early: the apply still waits for `complete` and for the order of
+rule 6, and a run that ends without being applied (cancelled, expired, failed) drops what it staged
+(cleanup_run runs at every end).
+
+Bounded: at most INTEGRATIONS_EARLY_VALIDATION_PER_CUSTOMER batches of one customer's unfinished runs
+are handed to workers early at a time (a claim: SyncBatch.validating_since). When one is done the
+next is claimed. Whatever is not validated when the run starts is handed out by process_run, claimed
+or not (a claimed batch then validates twice at worst, and is staged once: the lock in
+batch_validate). A batch is claimed early once at most: a claim older than
+INTEGRATIONS_REQUEUE_AFTER (its worker died, its task was lost) no longer counts, and such a batch,
+like one whose early validation failed, is validated after `complete` (where a failure fails the
+run, or is retried, as for any batch).
+"""
+
+import datetime
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from ..conf import conf
+from ..models import Customer, SyncBatch, SyncRun
+from ..queue import enqueue
+
+Status = SyncRun.Status
+# the claim of a batch whose early validation gave up: long past, so it neither counts nor is claimed again
+GAVE_UP = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+# runs whose batches may be validated before the run is started
+EARLY_STATES = (Status.RECEIVING, Status.QUEUED)
+# runs whose batches may still be validated at all
+VALIDATING_STATES = (*EARLY_STATES, Status.PROCESSING)
+
+
+def fresh_claims(now=None) -> Q:
+    """Batches a worker was handed early and is (or may still be) validating."""
+    since = (now or timezone.now()) - datetime.timedelta(seconds=conf.REQUEUE_AFTER)
+    return Q(validating_since__gte=since, validated_at__isnull=True)
+
+
+def validate_early(*, customer_id) -> int:
+    """Hand the customer's stored, unvalidated batches of unstarted runs to workers, oldest first,
+    up to the bound; the number handed out."""
+    if not conf.EARLY_VALIDATION:
+        return 0
+    now = timezone.now()
+    with transaction.atomic():
+        # one customer's claims are counted and made one request at a time (the row lock), so two
+        # web processes receiving at once cannot both take the last free place
+        if Customer.objects.select_for_update().filter(pk=customer_id).first() is None:
+            return 0
+        batches = SyncBatch.objects.filter(run__integration__customer_id=customer_id)
+        busy = batches.filter(fresh_claims(now), run__status__in=VALIDATING_STATES).count()
+        free = conf.EARLY_VALIDATION_PER_CUSTOMER - busy
+        if free <= 0:
+            return 0
+        # an upload's batches are made by the worker that splits it, after `complete`
+        ids = list(batches.filter(run__status__in=EARLY_STATES, run__upload_name="", validated_at__isnull=True,
+                                  validating_since__isnull=True)
+                   .order_by("created_at", "pk").values_list("pk", flat=True)[:free])
+        if ids:
+            SyncBatch.objects.filter(pk__in=ids).update(validating_since=now)
+            for batch_id in ids:
+                enqueue("integrations.tasks.validate_batch", batch_id)
+    return len(ids)
+
+
+def give_up(*, batch_id) -> None:
+    """An early validation failed: its place is free again, and the batch is validated after
+    `complete` like any other (never early again: what failed would fail again)."""
+    SyncBatch.objects.filter(pk=batch_id, validated_at__isnull=True).update(validating_since=GAVE_UP)
