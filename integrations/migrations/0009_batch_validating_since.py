@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("integrations", "0007_typed_composite_keys"),
+        ("integrations", "0008_run_changes"),
     ]
 
     operations = [
