@@ -10,6 +10,11 @@ Then crm.contact (SPEC 12): BENCH_CONTACTS (default BENCH_RECORDS) contacts of a
 referencing one of the customer's 100 categories; cases (A) first load and (B) identical re-sync,
 against a ceiling that resolves the reference by a join to crm_category in the same statement.
 BENCH_CASES=product or =contact runs one half only.
+Journal cost (SPEC 13, issue 15), catalog.product only: before the cases above, the same sequence
+(ceiling then engine, case by case, on the same data) runs once more from the same table state (the bench
+and ceiling owners' rows removed, VACUUM ANALYZE) through a cluster started with
+INTEGRATIONS_BENCH_NO_JOURNAL=1; the cases above (journal on) are the other half of the comparison. Then case C is undone through the service and the worker (as `undo_run RUN --yes` does),
+timed from the undo's creation to its end state, and the table is checked against its state before C.
 Results go to stdout and bench/RESULTS.md.
 """
 
@@ -173,8 +178,8 @@ def contact_ceiling(records: list[dict], owner_id: int) -> float:
 
 
 class Cluster:
-    def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=ENV,
+    def __init__(self, env: dict | None = None):
+        self.proc = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env or ENV,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         time.sleep(4)
 
@@ -212,17 +217,82 @@ def engine(integration, records: list[dict], cluster: Cluster) -> tuple[float, S
     for seq, start in enumerate(range(0, len(records), BATCH), start=1):
         body = json.dumps({"seq": seq, "records": records[start:start + BATCH]}).encode()
         services.batch_receive(run=run, seq=seq, body=body, content_type="application/json")
-    peak = 0.0
     t0 = time.perf_counter()
     services.run_complete(run=run)
+    peak = wait(run, cluster)
+    return time.perf_counter() - t0, run, peak
+
+
+def wait(run: SyncRun, cluster: Cluster) -> float:
+    """Poll until the run reaches an end state (or needs review); the worker's peak RSS meanwhile."""
+    peak = 0.0
     while True:
         run.refresh_from_db()
         peak = max(peak, cluster.rss_mb())
         if run.status in SyncRun.END_STATES or run.status == SyncRun.Status.NEEDS_REVIEW:
             break
         time.sleep(0.1)
+    return max(peak, cluster.rss_mb())
+
+
+PRODUCT_CASES = (("A", "first load"), ("B", "identical re-sync"), ("C", "10% changed, 5% new, 5% missing"))
+
+
+def reset_rows(*owners) -> None:
+    """The owners' products gone and the table vacuumed: each half of the journal comparison starts
+    from the same table state (raw SQL: a queryset delete of 1,000,000 rows would itself take minutes)."""
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM catalog_product WHERE customer_id = ANY(%s)", [[o.pk for o in owners]])
+        cur.execute("VACUUM ANALYZE catalog_product")
+
+
+def table_state(owner) -> tuple[int, int]:
+    """Row count and an order-independent checksum of the owner's synced product columns."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*), coalesce(sum(hashtextextended((sku, name, price, currency, quantity, active, "
+                    "attributes)::text, 0)::numeric), 0) FROM catalog_product WHERE customer_id = %s", [owner.pk])
+        n, checksum = cur.fetchone()
+    return n, int(checksum)
+
+
+def journal_off_round(integration, owner, ceiling_owner) -> dict:
+    """A, B and C with the journal switched off in the worker (INTEGRATIONS_BENCH_NO_JOURNAL is read
+    there, by journal.enabled()): {case: (seconds, peak RSS MB)}. Each case's ceiling runs before it,
+    not reported, so that the table holds the same rows before each engine run as in the journal-on
+    round (the ceiling's rows beside the bench's)."""
+    reset_rows(owner, ceiling_owner)
+    cluster = Cluster({**ENV, "INTEGRATIONS_BENCH_NO_JOURNAL": "1"})
+    out = {}
+    try:
+        for case, label in PRODUCT_CASES:
+            records = snapshot(case)
+            ceiling(records, ceiling_owner.pk)
+            elapsed, run, peak = engine(integration, records, cluster)
+            assert run.status == "succeeded", (run.status, run.message)
+            assert not run.changes.exists(), "journal off, yet the run journaled"
+            print(f"{case} {label}, journal off: engine {len(records) / elapsed:,.0f} rec/s ({elapsed:.1f} s), "
+                  f"worker peak RSS {peak:.0f} MB", flush=True)
+            out[case] = (elapsed, peak)
+            del records
+    finally:
+        cluster.stop()
+    reset_rows(owner, ceiling_owner)
+    return out
+
+
+def undo(run: SyncRun, owner, before: tuple[int, int], cluster: Cluster) -> tuple:
+    """Undo `run` as staff would (`undo_run RUN --yes`: the service queues it, the worker applies it),
+    timed from the undo's creation to its end state; the table must be as it was before `run`."""
+    t0 = time.perf_counter()
+    u = services.run_undo(run=run, user="bench")
+    peak = wait(u, cluster)
     elapsed = time.perf_counter() - t0
-    return elapsed, run, max(peak, cluster.rss_mb())
+    assert u.status == "succeeded", (u.status, u.message)
+    after = table_state(owner)
+    assert after == before, f"undo left {after}, expected the state before C {before}"
+    print(f"undo of C: {elapsed:.1f} s, worker peak RSS {peak:.0f} MB, counts {u.counts}; "
+          f"table equals the state before C ({after[0]:,} rows, checksum)", flush=True)
+    return elapsed, peak, u.counts, after[0]
 
 
 def main():
@@ -256,15 +326,21 @@ def main():
         cur.execute("VACUUM ANALYZE catalog_product") if connection.get_autocommit() else None
     neighbour_before = (Product.objects.filter(customer=neighbour).count(), Contact.objects.filter(customer=neighbour).count())
 
+    journal_off = journal_off_round(integration, bench, ceiling_owner) if "product" in CASES else {}
     cluster = Cluster()
     results = []
+    journal_on = {}
+    undone = None
     try:
         if "product" in CASES:
-            for case, label in (("A", "first load"), ("B", "identical re-sync"), ("C", "10% changed, 5% new, 5% missing")):
+            for case, label in PRODUCT_CASES:
                 records = snapshot(case)
                 ceil = ceiling(records, ceiling_owner.pk)
+                before = table_state(bench) if case == "C" else None
                 results.append(measure(f"{case} {label}", integration, records, ceil, cluster))
+                journal_on[case] = (results[-1][3], results[-1][4])
                 del records
+            undone = undo(SyncRun.objects.get(pk=results[-1][6]), bench, before, cluster)
         if "contact" in CASES:
             records = [contact(i) for i in range(CONTACTS)]
             for case, label in (("A", "first load"), ("B", "identical re-sync")):
@@ -276,7 +352,7 @@ def main():
         cluster.stop()
     assert (Product.objects.filter(customer=neighbour).count(),
             Contact.objects.filter(customer=neighbour).count()) == neighbour_before
-    write_results(results)
+    write_results(results, journal_off, journal_on, undone)
 
 
 def measure(label: str, integration, records: list[dict], ceil: float, cluster: Cluster) -> tuple:
@@ -285,10 +361,10 @@ def measure(label: str, integration, records: list[dict], ceil: float, cluster: 
     print(f"{label}: engine {len(records) / elapsed:,.0f} rec/s ({elapsed:.1f} s), "
           f"ceiling {len(records) / ceil:,.0f} rec/s ({ceil:.1f} s), "
           f"{ceil / elapsed:.0%} of ceiling, worker peak RSS {peak:.0f} MB, counts {run.counts}", flush=True)
-    return (label, len(records), ceil, elapsed, peak, run.counts)
+    return (label, len(records), ceil, elapsed, peak, run.counts, run.pk)
 
 
-def write_results(results):
+def write_results(results, journal_off=None, journal_on=None, undone=None):
     lines = [
         "# make bench: results", "",
         f"Machine: {os.cpu_count()} cores; PostgreSQL (stock config) on 127.0.0.1; {N:,} records per snapshot; "
@@ -299,11 +375,35 @@ def write_results(results):
         "| case | records | engine rec/s | ceiling rec/s | engine / ceiling | worker peak RSS |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for label, n, ceil, elapsed, peak, _ in results:
+    for label, n, ceil, elapsed, peak, *_ in results:
         lines.append(f"| {label} | {n:,} | {n / elapsed:,.0f} | {n / ceil:,.0f} | {ceil / elapsed:.0%} | {peak:.0f} MB |")
+    if journal_off and journal_on:
+        targets = {"A": 0.25, "B": 0.05, "C": 0.25}  # issue 15
+        lines += [
+            "", "Journal cost (catalog.product, SPEC 13): the same cases on the same data from the same table state, "
+            "once through a", "cluster started with INTEGRATIONS_BENCH_NO_JOURNAL=1 (before the cases above) and once "
+            "with the journal (the cases above).", "",
+            "| case | journal off | journal on | slowdown | target | worker peak RSS off / on |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for case, label in PRODUCT_CASES:
+            (off, rss_off), (on, rss_on) = journal_off[case], journal_on[case]
+            lines.append(f"| {case} {label} | {off:.1f} s | {on:.1f} s | {on / off - 1:+.0%} | "
+                         f"<= {targets[case]:.0%} | {rss_off:.0f} / {rss_on:.0f} MB |")
+    if undone:
+        elapsed, peak, counts, rows = undone
+        lines += ["", f"Undo of case C (service + worker, as `undo_run RUN --yes`): {elapsed:.1f} s from the undo's "
+                  f"creation to its end state; {counts.get('updated', 0):,} updated row(s) reverted, "
+                  f"{counts.get('deleted', 0):,} created row(s) deleted, {counts.get('created', 0):,} deleted row(s) "
+                  f"restored; the table equals its state before C ({rows:,} rows, checksum of the synced columns); "
+                  f"worker peak RSS {peak:.0f} MB."]
     lines.append("")
     lines.append(f"Generated by `make bench` on {time.strftime('%Y-%m-%d')}.")
-    (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    path = ROOT / "bench" / "RESULTS.md"
+    # the sections after this one (## make bench-e2e, ...) are other benches' results: kept as they are
+    old = path.read_text() if path.exists() else ""
+    rest = old[old.index("\n## ") + 1:] if "\n## " in old else ""
+    path.write_text("\n".join(lines) + "\n" + ("\n" + rest if rest else ""))
     print("\n".join(lines))
 
 
