@@ -108,6 +108,9 @@ def test_postgres_restart_while_a_run_is_processing_recovers_or_fails_cleanly_an
         private_stack, stop_mode, max_attempts):
     procs = private_stack
     procs.env["INTEGRATIONS_MAX_ATTEMPTS"] = str(max_attempts)
+    # the crash must meet a run in `processing` with batches validated: validation after `complete`
+    # only (early validation would validate them while the run is still receiving or queued)
+    procs.env["INTEGRATIONS_EARLY_VALIDATION"] = "false"
     procs.manage("migrate", "--noinput", "-v0")
     procs.manage("create_customer", "restart-co", "--name", "Restart Co")
     procs.manage("create_integration", "restart-co", "products", "--target", "catalog.product")
