@@ -425,9 +425,9 @@ def _floats(value):
         if number - number != 0:
             return _NOT_FINITE
         return value if kind is float else number
-    if kind is dict:
+    if kind is dict or kind is list:
         out = None
-        for k, v in value.items():
+        for k, v in (value.items() if kind is dict else enumerate(value)):
             if type(v) in _PLAIN:
                 continue
             plain = _floats(v)
@@ -435,21 +435,8 @@ def _floats(value):
                 return plain
             if plain is not v:
                 if out is None:
-                    out = dict(value)
+                    out = kind(value)  # a copy: the caller's record is never changed
                 out[k] = plain
-        return value if out is None else out
-    if kind is list:
-        out = None
-        for i, v in enumerate(value):
-            if type(v) in _PLAIN:
-                continue
-            plain = _floats(v)
-            if plain is _NOT_FINITE:
-                return plain
-            if plain is not v:
-                if out is None:
-                    out = list(value)
-                out[i] = plain
         return value if out is None else out
     return value
 
