@@ -5,8 +5,10 @@ import json
 from django.contrib import admin
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from ..models import (
     ApiKey,
@@ -30,10 +32,16 @@ REVIEW_PERM = f"integrations.{REVIEW_PERMISSION}"
 LIVE_STATES = (SyncRun.Status.QUEUED, SyncRun.Status.PROCESSING)
 
 
+def render_field(name: str, **context):
+    """The HTML of a column or a read-only field, drawn by its template
+    (integrations/admin/fields/<name>.html): the code picks the values, the template the markup,
+    admin.css the looks."""
+    return mark_safe(render_to_string(f"integrations/admin/fields/{name}.html", context).strip())
+
+
 def status_badge(status: str):
-    """A coloured pill of a run's (or a webhook delivery's) status; its colour comes from the
-    stylesheet (class run-status-<status>)."""
-    return format_html('<span class="run-status run-status-{}">{}</span>', status, status.replace("_", " "))
+    """A coloured pill of a run's (or a webhook delivery's) status."""
+    return render_field("status_badge", status=status, label=status.replace("_", " "))
 
 
 def number(value) -> str:
@@ -65,16 +73,11 @@ def progress_bar(run: SyncRun):
     """A <progress> bar (an indeterminate one while the file is split or the rows are applied)
     with the phase written under it."""
     total, done = run.batches_total, run.batches_done
-    phase = run_phase(run)
     if run.status in (SyncRun.Status.PROCESSING, SyncRun.Status.QUEUED) and (not total or done >= total):
-        bar = format_html('<progress class="run-bar run-bar-{}" aria-label="{}"></progress>', run.status, phase)
-    elif total:
-        bar = format_html('<progress class="run-bar run-bar-{}" max="{}" value="{}" aria-label="{}"></progress>',
-                          run.status, total, done, phase)
+        bar = "indeterminate"
     else:
-        return format_html('<span class="run-progress"><span class="run-phase">{}</span></span>', phase)
-    return format_html('<span class="run-progress" title="{} of {} batches validated">{}'
-                       '<span class="run-phase">{}</span></span>', number(done), number(total), bar, phase)
+        bar = "count" if total else ""
+    return render_field("progress", bar=bar, status=run.status, total=total, done=done, phase=run_phase(run))
 
 
 def timestamp(value):
@@ -123,7 +126,7 @@ def format_duration(delta) -> str:
 
 
 def pretty_json(value):
-    return format_html('<pre class="raw-json">{}</pre>', json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False))
+    return render_field("json", text=json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False))
 
 
 class ReadOnlyMixin:

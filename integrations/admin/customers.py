@@ -8,12 +8,11 @@ from django.core.validators import validate_email
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html
 
 from .. import services
 from ..exceptions import IntegrationsError
 from ..models import ApiKey, Customer, Integration
-from .common import ADMIN_CSS
+from .common import ADMIN_CSS, render_field
 
 
 class EmailListField(forms.CharField):
@@ -79,8 +78,7 @@ def key_state(key):
     for a key that works, which reads as the opposite."""
     if not key.pk:
         return ""
-    state = "revoked" if key.revoked else "active"
-    return format_html('<span class="key-state key-state-{}">{}</span>', state, state)
+    return render_field("key_state", state="revoked" if key.revoked else "active")
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -109,11 +107,7 @@ class ApiKeyInline(admin.TabularInline):
         if key.revoked:
             return "revoked"
         url = reverse("admin:integrations_customer_revoke_key", args=[key.customer_id, key.prefix])
-        return format_html(
-            '<button type="submit" class="button revoke-key" formaction="{}" formnovalidate '
-            'onclick="return confirm(\'Revoke key {}? Requests with it are refused at once.\')">Revoke</button>',
-            url, key.prefix,
-        )
+        return render_field("revoke_button", url=url, prefix=key.prefix)
 
 
 def log_revoke(model_admin, request, key):
@@ -161,13 +155,7 @@ class CustomerAdmin(admin.ModelAdmin):
                 key.expiry_date = data["expiry_date"]
                 key.save(update_fields=["expiry_date"])
             added.append(key)
-            messages.warning(
-                request,
-                format_html(
-                    'New API key {} for {}: <code class="new-api-key">{}</code> — copy it now, it is not shown again.',
-                    key.name, form.instance.slug, raw,
-                ),
-            )
+            messages.warning(request, render_field("new_api_key", key=key, customer=form.instance, raw=raw))
         # what the change view's history entry says ("Added API key ..."): the keys made here
         formset.new_objects, formset.changed_objects, formset.deleted_objects = added, changed, []
 

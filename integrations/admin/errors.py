@@ -10,7 +10,7 @@ from django.utils.html import format_html, format_html_join
 
 from ..ingest.journal import changed_fields
 from ..models import RecordError, RunChange, SyncRun, WebhookAttempt, WebhookDelivery
-from .common import ADMIN_CSS, IntegrationListFilter, ReadOnlyMixin, pretty_json, status_badge
+from .common import ADMIN_CSS, IntegrationListFilter, ReadOnlyMixin, pretty_json, render_field, status_badge
 
 
 class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
@@ -133,10 +133,8 @@ class RecordErrorAdmin(ReadOnlyAdmin):
     def fields_json(self, error):
         if not error.fields:
             return "–"
-        return format_html_join(
-            "", '<div><strong>{}</strong>: {}</div>',
-            ((name, "; ".join(msgs) if isinstance(msgs, list) else msgs) for name, msgs in error.fields.items()),
-        )
+        return render_field("error_fields", fields=[
+            (name, "; ".join(msgs) if isinstance(msgs, list) else msgs) for name, msgs in error.fields.items()])
 
     @admin.display(description="raw record")
     def raw_record(self, error):

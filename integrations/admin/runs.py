@@ -15,7 +15,6 @@ from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, S
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
 
 from .. import services
 from ..errors_csv import cell, error_csv_rows
@@ -31,6 +30,7 @@ from .common import (
     format_duration,
     number,
     progress_bar,
+    render_field,
     run_phase,
     run_timings,
     status_badge,
@@ -56,12 +56,7 @@ def counts_summary(run: SyncRun):
         ("unchanged", run.unchanged, "same"), ("deleted", run.deleted, "del"), ("failed", run.failed, "fail"),
     ]
     # received always; the others only when not zero, so the column stays narrow
-    shown = [(n, v, short) for n, v, short in parts if v or n == "received"]
-    return format_html(
-        '<span class="run-counts">{}</span>',
-        format_html_join(" · ", '<span class="count count-{}" title="{}">{} {}</span>',
-                         ((n, n, number(v), short) for n, v, short in shown)),
-    )
+    return render_field("counts_summary", counts=[(n, v, short) for n, v, short in parts if v or n == "received"])
 
 
 class _Line:
@@ -111,11 +106,9 @@ class DeliveryInline(ReadOnlyMixin, admin.TabularInline):
         attempts = list(delivery.attempt_log.all())
         if not attempts:
             return "–"
-        return format_html_join(
-            mark_safe("<br>"), "#{} {} → {} {}",
-            ((a.number, a.started_at.strftime("%Y-%m-%d %H:%M:%S"), a.status_code or "no answer",
-              f"({a.error[:80]})" if a.error else "") for a in attempts),
-        )
+        return render_field("attempt_log", attempts=[
+            (a.number, a.started_at.strftime("%Y-%m-%d %H:%M:%S"), a.status_code or "no answer",
+             f"({a.error[:80]})" if a.error else "") for a in attempts])
 
 
 class RunSearchMixin:
@@ -230,10 +223,7 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
         if processing is None:
             return "–"
         text = format_duration(processing) + ("…" if run.status == Status.PROCESSING else "")
-        if waited is None:
-            return format_html('<span class="nowrap">{}</span>', text)
-        return format_html('<span class="nowrap">{}</span><br><span class="waited nowrap" title="time held for '
-                           'review, not counted in the duration">+ {} review</span>', text, format_duration(waited))
+        return render_field("duration", processing=text, waited=None if waited is None else format_duration(waited))
 
     @admin.display(description="waiting for review")
     def waited(self, run):
@@ -285,33 +275,17 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
 
     @admin.display(description="counts")
     def counts_table(self, run):
-        cells = format_html_join("", '<td class="count-{}">{}</td>',
-                                 ((name, number(value)) for name, value in run.counts.items()))
-        heads = format_html_join("", "<th>{}</th>", ((name,) for name in run.counts))
-        return format_html('<table class="run-counts-table"><tr>{}</tr><tr>{}</tr></table>', heads, cells)
+        return render_field("counts_table", counts=run.counts)
 
     @admin.display(description="first errors")
     def first_errors(self, run):
         errors = list(run_errors(run)[:FIRST_ERRORS])
+        active = run.status in ACTIVE_STATES
         if not errors:
-            if run.status in ACTIVE_STATES:
-                return format_html('<span class="so-far">none so far: the run is still {}</span>', run_phase(run))
-            return "none"
-        rows = format_html_join(
-            "", '<tr><td>{}</td><td>{}</td><td>{}</td><td><a href="{}">{}</a></td><td>{}</td></tr>',
-            ((e.seq, e.index, e.key if e.key is not None else "–",
-              reverse("admin:integrations_recorderror_change", args=[e.pk]), e.code, e.message[:200])
-             for e in errors),
-        )
-        csv_url = reverse("admin:integrations_syncrun_errors_csv", args=[run.pk])
-        total = number(run.failed or len(errors))
-        return format_html(
-            '<table class="first-errors"><thead><tr><th>batch</th><th>index</th><th>key</th><th>code</th>'
-            '<th>message</th></tr></thead><tbody>{}</tbody></table>'
-            '<p>{}<a class="all-errors" href="{}">All {} error{} →</a> · <a href="{}">Download as CSV</a></p>',
-            rows, "So far: " if run.status in ACTIVE_STATES else "", errors_url(run.pk), total,
-            "" if total == "1" else "s", csv_url,
-        )
+            return render_field("first_errors", errors=errors, active=active, phase=active and run_phase(run))
+        return render_field("first_errors", errors=errors, active=active, total=run.failed or len(errors),
+                            errors_url=errors_url(run.pk),
+                            csv_url=reverse("admin:integrations_syncrun_errors_csv", args=[run.pk]))
 
     @admin.display(description="changes")
     def changes_summary(self, run):
