@@ -26,6 +26,10 @@ class NotFound(IntegrationsError):
     status = 404
 
 
+class PayloadGone(NotFound):
+    """A stored payload asked for is no longer in storage (never stored, or purged by retention)."""
+
+
 class Conflict(IntegrationsError):
     code = "conflict"
     status = 409

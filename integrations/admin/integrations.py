@@ -1,7 +1,5 @@
-"""Integrations: every setting, validated against the registries by the same service the commands
-use, and the "Sync a file" page (upload, preview as a dry run, then run it for real)."""
-
-import uuid
+"""Integrations: every setting, validated and saved by the same services the commands use, and the
+"Sync a file" page (upload, preview as a dry run, then run it for real: services/preview.py)."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -13,8 +11,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from .. import services, storage
-from ..exceptions import IntegrationsError
+from .. import services
+from ..exceptions import IntegrationsError, NotFound, PayloadGone
 from ..models import Integration, Mode, SyncRun
 from ..selectors import run_errors
 from ..targets import adapter_names, target_names
@@ -166,13 +164,13 @@ class IntegrationAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request, integration):
             raise PermissionDenied
         here = reverse("admin:integrations_integration_sync_file", args=[integration.pk])
-        preview = self._preview_run(integration, request.POST.get("preview") or request.GET.get("preview"))
+        preview = self._preview(integration, request.POST.get("preview") or request.GET.get("preview"))
         form = SyncFileForm(initial={"mode": integration.default_mode})
 
         if request.method == "POST" and "_run" in request.POST:
             if preview is None:
                 raise Http404("no such preview")
-            return self._run_for_real(request, integration, preview, here)
+            return self._run_for_real(request, preview, here)
         if request.method == "POST":
             form = SyncFileForm(request.POST, request.FILES)
             if form.is_valid():
@@ -208,32 +206,19 @@ class IntegrationAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "integrations/admin/sync_file.html", context)
 
-    def _preview_run(self, integration, run_id):
+    def _preview(self, integration, run_id):
         if not run_id:
             return None
         try:
-            uuid.UUID(str(run_id))
-        except ValueError:
+            return services.preview_get(integration=integration, run_id=run_id)
+        except NotFound:
             raise Http404("no such preview") from None
-        run = SyncRun.objects.select_related("integration__customer").filter(
-            pk=run_id, integration=integration, dry_run=True).first()
-        if run is None:
-            raise Http404("no such preview")
-        return run
 
-    def _run_for_real(self, request, integration, preview, here):
-        """The real run gets its own copy of the previewed file, read back from storage."""
-        if not preview.upload_name:
-            messages.error(request, "this preview has no stored file; upload it again")
-            return HttpResponseRedirect(here)
+    def _run_for_real(self, request, preview, here):
         try:
-            with storage.open_payload(preview.upload_name) as stream:
-                run = services.upload_create(
-                    integration=integration, stream=stream, filename=preview.upload_filename,
-                    fmt=preview.upload_format, mode=preview.mode, dry_run=False, source=SyncRun.Source.ADMIN,
-                )
-        except FileNotFoundError:
-            messages.error(request, "the previewed file has expired from storage; upload it again")
+            run = services.preview_run(preview=preview, source=SyncRun.Source.ADMIN)
+        except PayloadGone as exc:
+            messages.error(request, exc.message)
             return HttpResponseRedirect(here)
         except IntegrationsError as exc:
             messages.error(request, exc.message)
