@@ -2,6 +2,7 @@
 
 import json
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
@@ -10,6 +11,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from ..exceptions import IntegrationsError
 from ..models import (
     ApiKey,
     Customer,
@@ -180,3 +182,27 @@ def can_review(request) -> bool:
     return request.user.is_active and request.user.is_staff and request.user.has_perm(REVIEW_PERM)
 
 
+# --- forms that save through the services ----------------------------------------------------
+
+class ServiceCheckedForm(forms.ModelForm):
+    """A model form whose instance, once the fields are clean, passes the service's own checks
+    (`check`: services.customer_check or integration_check); the model admin then saves it through
+    the service (`save_model`). The service's error is shown beside the setting it names."""
+
+    check = None
+
+    def _post_clean(self):
+        super()._post_clean()
+        if self.errors:
+            return  # the instance lacks the fields that failed: their errors say enough
+        try:
+            self.check(self.instance)
+        except IntegrationsError as exc:
+            field = next((name for name in exc.details if name in self.fields), None)
+            self.add_error(field, exc.message)
+
+
+def adopt(obj, saved) -> None:
+    """The admin goes on with the object its form built (the inlines, the history entry and the
+    redirect use it): give it the row the service created."""
+    vars(obj).update(vars(saved))

@@ -4,7 +4,6 @@ shown once (a message); revoking one is a button that acts at once."""
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.core.validators import validate_email
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -12,7 +11,7 @@ from django.urls import path, reverse
 from .. import services
 from ..exceptions import IntegrationsError
 from ..models import ApiKey, Customer, Integration
-from .common import ADMIN_CSS, render_field
+from .common import ADMIN_CSS, ServiceCheckedForm, adopt, render_field
 
 
 class EmailListField(forms.CharField):
@@ -34,18 +33,18 @@ class EmailListField(forms.CharField):
     def validate(self, value):
         if self.required and not value:
             raise forms.ValidationError(self.error_messages["required"], code="required")
-        for email in value:
-            try:
-                validate_email(email)
-            except forms.ValidationError:
-                raise forms.ValidationError(f"{email!r} is not an e-mail address") from None
+        try:
+            services.validate_emails(value)
+        except IntegrationsError as exc:
+            raise forms.ValidationError(exc.message) from None
 
     def has_changed(self, initial, data):
         return list(initial or []) != self.to_python(data)
 
 
-class CustomerForm(forms.ModelForm):
+class CustomerForm(ServiceCheckedForm):
     contacts = EmailListField(required=False, help_text="Technical contacts, one e-mail per line")
+    check = staticmethod(services.customer_check)
 
     class Meta:
         model = Customer
@@ -137,6 +136,17 @@ class CustomerAdmin(admin.ModelAdmin):
     @admin.display(description="integrations", ordering="n_integrations")
     def integration_count(self, customer):
         return customer.n_integrations
+
+    def save_model(self, request, obj, form, change):
+        """Through the service the commands use: its checks ran on the form, they run again here."""
+        data = form.cleaned_data
+        given = {keyword: data[field] for keyword, field in
+                 (("slug", "slug"), ("name", "name"), ("emails", "contacts"), ("is_active", "is_active"))
+                 if field in data}
+        if change:
+            services.customer_update(customer=obj, **given)
+        else:
+            adopt(obj, services.customer_create(**given))
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not ApiKey:

@@ -16,7 +16,7 @@ from ..exceptions import IntegrationsError, NotFound, PayloadGone
 from ..models import Integration, Mode, SyncRun
 from ..selectors import run_errors
 from ..targets import adapter_names, target_names
-from .common import ADMIN_CSS, LIVE_STATES, status_badge
+from .common import ADMIN_CSS, LIVE_STATES, ServiceCheckedForm, adopt, status_badge
 from .customers import EmailListField
 
 
@@ -28,7 +28,7 @@ def _adapter_choices():
     return [("", "— none —")] + [(name, name) for name in adapter_names()]
 
 
-class IntegrationForm(forms.ModelForm):
+class IntegrationForm(ServiceCheckedForm):
     target = forms.ChoiceField(choices=_target_choices, help_text="A registered sync target")
     adapter = forms.ChoiceField(choices=_adapter_choices, required=False,
                                 help_text="Customer-specific logic applied to each record before validation")
@@ -52,6 +52,7 @@ class IntegrationForm(forms.ModelForm):
     webhook_url = forms.URLField(required=False, max_length=500, assume_scheme="https",
                                  widget=forms.URLInput(attrs={"size": 60}),
                                  help_text="Receives a signed POST on every end state of a run")
+    check = staticmethod(services.integration_check)
 
     class Meta:
         model = Integration
@@ -72,16 +73,6 @@ class IntegrationForm(forms.ModelForm):
         data = super().clean()
         if data.get("field_map") is None:
             data["field_map"] = {}
-        if "target" not in data:
-            return data
-        try:
-            data["field_map"] = services.validate_integration_settings(
-                target=data["target"], field_map=data["field_map"], adapter=data.get("adapter") or "",
-                webhook_url=data.get("webhook_url") or "", webhook_secret=data.get("webhook_secret") or "",
-            )
-        except IntegrationsError as exc:
-            field = next((name for name in exc.details if name in self.fields), None)
-            self.add_error(field, exc.message)
         return data
 
 
@@ -127,6 +118,20 @@ class IntegrationAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         readonly = super().get_readonly_fields(request, obj)
         return readonly if self.has_change_permission(request, obj) else (*readonly, SECRET_STATUS)
+
+    # integration_create's keywords, as the form's fields
+    SETTINGS = (("customer", "customer"), ("slug", "slug"), ("target", "target"), ("mode", "default_mode"),
+                ("is_active", "is_active"), ("field_map", "field_map"), ("adapter", "adapter"),
+                ("max_error_rate", "max_error_rate"), ("max_deletes_percent", "max_deletes_percent"),
+                ("webhook_url", "webhook_url"), ("webhook_secret", "webhook_secret"), ("contacts", "contacts"))
+
+    def save_model(self, request, obj, form, change):
+        """Through the service the commands use: its checks ran on the form, they run again here."""
+        given = {keyword: form.cleaned_data[field] for keyword, field in self.SETTINGS if field in form.cleaned_data}
+        if change:
+            services.integration_update(integration=obj, **given)
+        else:
+            adopt(obj, services.integration_create(**given))
 
     @admin.display(description="webhook secret")
     def webhook_secret_status(self, integration):

@@ -1,4 +1,7 @@
-"""Customers, integrations and API keys: what staff set up (the commands and the admin use these)."""
+"""Customers, integrations and API keys: what staff set up. Every writer (the commands, the admin's
+forms) goes through these, so each setting is checked in one place: the e-mail addresses
+(`validate_emails`), the webhook URL (`validate_webhook_url`) and secret, the target, field map and
+adapter against the registries, the limits and the unique slugs."""
 
 import base64
 import binascii
@@ -13,15 +16,33 @@ from ..models import ApiKey, Customer, Integration, Mode
 from ..targets import get_adapter, get_target
 
 
-def customer_create(*, slug: str, name: str, emails: list[str] | None = None) -> Customer:
-    emails = list(emails or [])
-    _check_emails(emails)
-    if Customer.objects.filter(slug=slug).exists():
-        raise Conflict(f"a customer with slug {slug!r} already exists")
-    customer = Customer(slug=slug, name=name, contacts=emails)
-    _full_clean(customer)
+def customer_create(*, slug: str, name: str, emails: list[str] | None = None, is_active: bool = True) -> Customer:
+    customer = Customer(slug=slug, name=name, contacts=list(emails or []), is_active=is_active)
+    customer_check(customer)
     customer.save()
     return customer
+
+
+def customer_update(*, customer: Customer, slug: str | None = None, name: str | None = None,
+                    emails: list[str] | None = None, is_active: bool | None = None) -> Customer:
+    """Change a customer's settings (None: keep it), through customer_create's checks."""
+    for field, value in (("slug", slug), ("name", name), ("is_active", is_active)):
+        if value is not None:
+            setattr(customer, field, value)
+    if emails is not None:
+        customer.contacts = list(emails)
+    customer_check(customer)
+    customer.save()
+    return customer
+
+
+def customer_check(customer: Customer) -> None:
+    """Every check of a customer's settings, new or changed: InvalidInput or Conflict, with `details`
+    naming the setting (the admin form shows the message beside that field)."""
+    validate_emails(customer.contacts or [])
+    if Customer.objects.filter(slug=customer.slug).exclude(pk=customer.pk).exists():
+        raise Conflict(f"a customer with slug {customer.slug!r} already exists", details={"slug": "taken"})
+    _full_clean(customer)
 
 
 def customer_get(slug: str) -> Customer:
@@ -106,26 +127,59 @@ def validate_webhook_secret(secret: str) -> None:
 def integration_create(*, customer: Customer, slug: str, target: str, mode: str = Mode.FULL,
                        max_error_rate: float = 0.0, max_deletes_percent: float = 20.0, webhook_url: str = "",
                        webhook_secret: str = "", field_map=None, adapter: str = "",
-                       contacts: list[str] | None = None) -> Integration:
-    field_map = validate_integration_settings(target=target, field_map=field_map or {}, adapter=adapter,
-                                              webhook_url=webhook_url, webhook_secret=webhook_secret)
-    if mode not in Mode.values:
-        raise InvalidInput(f"mode must be one of {', '.join(Mode.values)}")
-    if not 0 <= max_error_rate <= 1:
-        raise InvalidInput("max error rate must be between 0 and 1")
-    if not 0 <= max_deletes_percent <= 100:
-        raise InvalidInput("max deletes percent must be between 0 and 100")
-    _check_emails(contacts or [])
-    if Integration.objects.filter(customer=customer, slug=slug).exists():
-        raise Conflict(f"customer {customer.slug} already has an integration {slug!r}")
+                       contacts: list[str] | None = None, is_active: bool = True) -> Integration:
     integration = Integration(
         customer=customer, slug=slug, target=target, default_mode=mode, max_error_rate=max_error_rate,
         max_deletes_percent=max_deletes_percent, webhook_url=webhook_url, webhook_secret=webhook_secret,
-        field_map=field_map, adapter=adapter, contacts=list(contacts or []),
+        field_map=field_map or {}, adapter=adapter, contacts=list(contacts or []), is_active=is_active,
     )
-    _full_clean(integration, exclude=["customer"])
+    integration_check(integration)
     integration.save()
     return integration
+
+
+# integration_create's keywords, as the fields they set (`mode` is the default mode of a run)
+_INTEGRATION_KEYWORDS = {
+    "customer": "customer", "slug": "slug", "target": "target", "mode": "default_mode", "is_active": "is_active",
+    "field_map": "field_map", "adapter": "adapter", "max_error_rate": "max_error_rate",
+    "max_deletes_percent": "max_deletes_percent", "webhook_url": "webhook_url", "webhook_secret": "webhook_secret",
+    "contacts": "contacts",
+}
+
+
+def integration_update(*, integration: Integration, **changes) -> Integration:
+    """Change settings of an integration, given as integration_create's keywords (those not given are
+    kept), through integration_create's checks."""
+    for keyword, value in changes.items():
+        if keyword not in _INTEGRATION_KEYWORDS:
+            raise TypeError(f"integration_update() got an unexpected keyword argument {keyword!r}")
+        setattr(integration, _INTEGRATION_KEYWORDS[keyword], list(value) if keyword == "contacts" else value)
+    integration_check(integration)
+    integration.save()
+    return integration
+
+
+def integration_check(integration: Integration) -> None:
+    """Every check of an integration's settings, new or changed: InvalidInput or Conflict, with
+    `details` naming the setting (the admin form shows the message beside that field). Normalises
+    the field map (JSON text to an object)."""
+    integration.field_map = validate_integration_settings(
+        target=integration.target, field_map=integration.field_map or {}, adapter=integration.adapter,
+        webhook_url=integration.webhook_url, webhook_secret=integration.webhook_secret,
+    )
+    if integration.default_mode not in Mode.values:
+        raise InvalidInput(f"mode must be one of {', '.join(Mode.values)}", details={"default_mode": "invalid"})
+    if not 0 <= integration.max_error_rate <= 1:
+        raise InvalidInput("max error rate must be between 0 and 1", details={"max_error_rate": "out of range"})
+    if not 0 <= integration.max_deletes_percent <= 100:
+        raise InvalidInput("max deletes percent must be between 0 and 100",
+                           details={"max_deletes_percent": "out of range"})
+    validate_emails(integration.contacts or [])
+    taken = Integration.objects.filter(customer_id=integration.customer_id, slug=integration.slug)
+    if taken.exclude(pk=integration.pk).exists():
+        raise Conflict(f"customer {integration.customer.slug} already has an integration {integration.slug!r}",
+                       details={"slug": "taken"})
+    _full_clean(integration, exclude=["customer"])
 
 
 @transaction.atomic
@@ -145,13 +199,14 @@ def api_key_revoke(*, prefix: str) -> ApiKey:
     return key
 
 
-def _check_emails(emails: list[str]) -> None:
+def validate_emails(emails: list[str]) -> None:
+    """The one check of contact e-mails (a customer's, an integration's), for every writer."""
     validate = EmailValidator()
     for email in emails:
         try:
             validate(email)
         except ValidationError:
-            raise InvalidInput(f"{email!r} is not an e-mail address") from None
+            raise InvalidInput(f"{email!r} is not an e-mail address", details={"contacts": "invalid"}) from None
 
 
 def _full_clean(obj, exclude=None) -> None:
