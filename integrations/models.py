@@ -165,6 +165,9 @@ class SyncRun(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # staff decisions on runs (the admin's review, cancel, retry, undo and errors download): the
+        # "Sync reviewers" group has it (admin/common.py)
+        permissions = [("review_syncrun", "Can review sync runs (approve, reject, cancel, retry, download errors)")]
         indexes = [
             models.Index(fields=["integration", "status", "completed_at"], name="run_queue_idx"),
             models.Index(fields=["integration", "-created_at"], name="run_list_idx"),

@@ -1,11 +1,14 @@
-"""Small pieces shared by the admin pages: badges, progress bars, the reviewer group, the errors CSV."""
+"""Small pieces shared by the admin pages: the field templates, badges, progress bars, timings,
+the reviewer group, and the base of the forms that save through the services."""
 
 import json
 
 from django import forms
+from django.apps import apps
 from django.contrib import admin
+from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group, Permission
-from django.contrib.contenttypes.models import ContentType
+from django.db import DEFAULT_DB_ALIAS
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
@@ -25,9 +28,10 @@ from ..models import (
 )
 
 REVIEWERS_GROUP = "Sync reviewers"
-# the one stylesheet of these pages (a ModelAdmin's Media; the custom pages link it themselves)
+# the one stylesheet of these pages: a ModelAdmin's Media; the custom pages include
+# integrations/admin/styles.html, which links it
 ADMIN_CSS = {"all": ("integrations/admin.css",)}
-REVIEW_PERMISSION = "review_syncrun"
+REVIEW_PERMISSION = "review_syncrun"  # declared in SyncRun.Meta.permissions
 REVIEW_PERM = f"integrations.{REVIEW_PERMISSION}"
 
 # statuses in which a run's page follows its progress by reloading itself
@@ -157,23 +161,15 @@ class IntegrationListFilter(admin.RelatedFieldListFilter):
 _VIEWABLE = (Customer, ApiKey, Integration, SyncRun, SyncBatch, RecordError, RunChange, WebhookDelivery, WebhookAttempt)
 
 
-def ensure_reviewer_group(**kwargs) -> Group:
-    """The "Sync reviewers" staff group: view everything of the app, review runs, change nothing.
-    Idempotent; runs after every migrate (post_migrate) and from `setup_staff_groups`."""
-    run_type = ContentType.objects.get_for_model(SyncRun)
-    review, _ = Permission.objects.get_or_create(
-        content_type=run_type, codename=REVIEW_PERMISSION,
-        defaults={"name": "Can review sync runs (approve, reject, cancel, retry, download errors)"},
-    )
-    perms = [review]
-    for model in _VIEWABLE:
-        ct = ContentType.objects.get_for_model(model)
-        perm, _ = Permission.objects.get_or_create(
-            content_type=ct, codename=f"view_{model._meta.model_name}",
-            defaults={"name": f"Can view {model._meta.verbose_name}"},
-        )
-        perms.append(perm)
-    group, _ = Group.objects.get_or_create(name=REVIEWERS_GROUP)
+def ensure_reviewer_group(using=DEFAULT_DB_ALIAS, **kwargs) -> Group:
+    """The "Sync reviewers" staff group (docs/SECURITY.md): view everything of the app, review runs
+    (SyncRun's Meta.permissions), change nothing. Idempotent; runs after every migrate (connected to
+    post_migrate in admin/__init__.py) and from the tests. It only gathers permissions that the models
+    declare; it makes sure they exist first, as it may run before Django's own post_migrate handler."""
+    create_permissions(apps.get_app_config("integrations"), verbosity=0, using=using)
+    codenames = [REVIEW_PERMISSION] + [f"view_{model._meta.model_name}" for model in _VIEWABLE]
+    perms = Permission.objects.using(using).filter(content_type__app_label="integrations", codename__in=codenames)
+    group, _ = Group.objects.using(using).get_or_create(name=REVIEWERS_GROUP)
     group.permissions.add(*perms)
     return group
 
