@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator, URLValidator
 from django.db import transaction
 
-from ..exceptions import Conflict, InvalidInput, NotFound
+from ..exceptions import Conflict, IntegrationsError, InvalidInput, NotFound
 from ..models import ApiKey, Customer, Integration, Mode
 from ..targets import get_adapter, get_target
 
@@ -26,13 +26,10 @@ def customer_create(*, slug: str, name: str, emails: list[str] | None = None, is
 def customer_update(*, customer: Customer, slug: str | None = None, name: str | None = None,
                     emails: list[str] | None = None, is_active: bool | None = None) -> Customer:
     """Change a customer's settings (None: keep it), through customer_create's checks."""
-    for field, value in (("slug", slug), ("name", name), ("is_active", is_active)):
-        if value is not None:
-            setattr(customer, field, value)
-    if emails is not None:
-        customer.contacts = list(emails)
-    customer_check(customer)
-    customer.save()
+    changes = {field: value for field, value in (("slug", slug), ("name", name), ("is_active", is_active),
+                                                 ("contacts", None if emails is None else list(emails)))
+               if value is not None}
+    _change(customer, changes, customer_check)
     return customer
 
 
@@ -150,12 +147,12 @@ _INTEGRATION_KEYWORDS = {
 def integration_update(*, integration: Integration, **changes) -> Integration:
     """Change settings of an integration, given as integration_create's keywords (those not given are
     kept), through integration_create's checks."""
+    fields = {}
     for keyword, value in changes.items():
         if keyword not in _INTEGRATION_KEYWORDS:
             raise TypeError(f"integration_update() got an unexpected keyword argument {keyword!r}")
-        setattr(integration, _INTEGRATION_KEYWORDS[keyword], list(value) if keyword == "contacts" else value)
-    integration_check(integration)
-    integration.save()
+        fields[_INTEGRATION_KEYWORDS[keyword]] = list(value) if keyword == "contacts" else value
+    _change(integration, fields, integration_check)
     return integration
 
 
@@ -207,6 +204,20 @@ def validate_emails(emails: list[str]) -> None:
             validate(email)
         except ValidationError:
             raise InvalidInput(f"{email!r} is not an e-mail address", details={"contacts": "invalid"}) from None
+
+
+def _change(obj, changes: dict, check) -> None:
+    """Set the fields `changes` names, check the result and save it; refused, `obj` keeps its values."""
+    before = {field: getattr(obj, field) for field in changes}
+    for field, value in changes.items():
+        setattr(obj, field, value)
+    try:
+        check(obj)
+    except IntegrationsError:
+        for field, value in before.items():
+            setattr(obj, field, value)
+        raise
+    obj.save()
 
 
 def _full_clean(obj, exclude=None) -> None:
