@@ -10,7 +10,7 @@ from integrations_client import encoding as client_encoding
 from integrations_client.proto import batch_pb2 as client_pb2
 
 from integrations.proto import batch_pb2 as server_pb2
-from integrations.proto import codec
+from integrations.proto import codec, testing
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO = ROOT / "integrations" / "proto" / "batch.proto"
@@ -48,7 +48,7 @@ def test_server_reads_client_batches_as_the_client_meant_them():
 
 
 def test_client_reads_server_batches():
-    body = codec.encode_batch(RECORDS, seq=5, deletes=["K"])
+    body = testing.encode_batch(RECORDS, seq=5, deletes=["K"])
     seq, records, deletes = client_encoding.decode_protobuf(body)
     assert (seq, deletes) == (5, ["K"])
     assert records == codec.decode_batch(body)[1]
@@ -69,5 +69,5 @@ def test_integer_uuid_and_composite_keys_in_deletes_both_ways():
     assert canonical(codec.decode_batch(batch.body)[2]) == canonical(expected)
     batch = client_encoding.encode_batch([], seq=1, deletes=keys, fmt="json", compress=False)
     assert canonical(json.loads(batch.body)["deletes"]) == canonical(expected)
-    server = codec.encode_batch([], seq=1, deletes=["OLD-1", 7, {"order_no": "B", "line": 1}])
+    server = testing.encode_batch([], seq=1, deletes=["OLD-1", 7, {"order_no": "B", "line": 1}])
     assert client_encoding.decode_protobuf(server)[2] == ["OLD-1", 7, {"order_no": "B", "line": 1}]

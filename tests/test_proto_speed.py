@@ -12,10 +12,11 @@ import pytest
 from integrations_client.encoding import BatchEncoder, decode_protobuf
 
 from catalog.models import Product
+from integrations.formats import MediaType
 from integrations.ingest import decode
 from integrations.ingest.validate import Validator
 from integrations.models import RecordError, SyncRun
-from integrations.proto import batch_pb2, codec
+from integrations.proto import batch_pb2, codec, testing
 from integrations.targets import get_target
 from tests.conftest import product
 from tests.test_api_support import API, PROTOBUF_TYPE, error_of, open_run, post_batch
@@ -31,7 +32,7 @@ def columns_body(recs, *, seq=1, deletes=()) -> bytes:
 
 
 def rows_body(recs, *, seq=1, deletes=()) -> bytes:
-    return codec.encode_batch(recs, seq=seq, deletes=deletes)
+    return testing.encode_batch(recs, seq=seq, deletes=deletes)
 
 
 def layout(body: bytes) -> str:
@@ -101,7 +102,7 @@ CASES = [
 
 def results(body: bytes):
     target = get_target("catalog.product")
-    result = Validator(target).validate(decode.decode_batch(body, decode.PROTOBUF))
+    result = Validator(target).validate(decode.decode_batch(body, MediaType.PROTOBUF))
     valid = [(i, key, target.to_data(rec)) for i, key, rec in result.valid]
     problems = [(p.index, p.key, p.code, p.message, p.fields) for p in result.problems]
     return valid, problems, result.received
@@ -128,7 +129,7 @@ def test_a_fast_column_batch_gives_the_schema_structs():
     recs = [product(f"S-{i}", price=Decimal(f"{i}.25"), quantity=i) for i in range(50)]
     body = columns_body(recs)
     assert len(body) < 0.8 * len(rows_body(recs))
-    batch = decode.decode_batch(body, decode.PROTOBUF)
+    batch = decode.decode_batch(body, MediaType.PROTOBUF)
     assert batch.columns is not None and batch.records is None  # converted a column at a time
     result = Validator(target).validate(batch)
     assert not result.problems and len(result.valid) == 50

@@ -15,6 +15,7 @@ from django.utils.html import format_html
 
 from .. import services, storage
 from ..exceptions import IntegrationsError
+from ..formats import Format
 from ..models import Integration, Mode, SyncRun
 from ..selectors import run_errors
 from ..targets import adapter_names, target_names
@@ -90,7 +91,7 @@ class IntegrationForm(forms.ModelForm):
 class SyncFileForm(forms.Form):
     file = forms.FileField(help_text="A JSON array, NDJSON (one record per line) or CSV file")
     format = forms.ChoiceField(
-        choices=[("", "by the file name"), ("json", "JSON array"), ("ndjson", "NDJSON"), ("csv", "CSV")],
+        choices=[("", "by the file name"), *Format.choices],
         required=False,
     )
     mode = forms.ChoiceField(choices=Mode.choices, widget=forms.RadioSelect,

@@ -1,16 +1,12 @@
-"""Protobuf batches <-> Python records. The message is defined in batch.proto (one file for the
-server and the client); batch_pb2.py is generated from it with grpcio-tools' protoc."""
-
-from collections.abc import Iterable
-from decimal import Decimal
+"""Protobuf batches -> Python records. The message is defined in batch.proto (one file for the
+server and the client); batch_pb2.py is generated from it with grpcio-tools' protoc. The service
+only reads batches; the encoder of tests and benches is testing.py."""
 
 from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError
 
 from . import batch_pb2
 from .columns import check_columns, read_columns
-
-NULL = batch_pb2.NULL_VALUE
 
 
 def _to_python(value: batch_pb2.Value):
@@ -141,53 +137,3 @@ def _has_non_finite(value) -> bool:
     if isinstance(value, list):
         return any(_has_non_finite(v) for v in value)
     return False
-
-
-def _set(value: batch_pb2.Value, obj) -> None:
-    if obj is None:
-        value.null_value = NULL
-    elif isinstance(obj, bool):
-        value.bool_value = obj
-    elif isinstance(obj, int):
-        if -(2**63) <= obj < 2**63:
-            value.int_value = obj
-        else:
-            value.decimal_value = str(obj)
-    elif isinstance(obj, float):
-        value.double_value = obj
-    elif isinstance(obj, Decimal):
-        value.decimal_value = str(obj)
-    elif isinstance(obj, str):
-        value.string_value = obj
-    elif isinstance(obj, dict):
-        target = value.object_value
-        target.SetInParent()
-        for k, v in obj.items():
-            _set(target.fields[str(k)], v)
-    elif isinstance(obj, (list, tuple)):
-        target = value.list_value
-        target.SetInParent()
-        for item in obj:
-            _set(target.values.add(), item)
-    else:
-        value.string_value = str(obj)
-
-
-def encode_batch(records: Iterable[dict], *, seq: int | None = None, deletes: Iterable = ()) -> bytes:
-    records = list(records)
-    fields: dict[str, int] = {}
-    for record in records:
-        for name in record:
-            fields.setdefault(name, len(fields))
-    deletes = list(deletes)
-    batch = batch_pb2.Batch(seq=seq or 0, fields=list(fields), deletes=[k for k in deletes if isinstance(k, str)])
-    for key in deletes:
-        if not isinstance(key, str):
-            _set(batch.delete_keys.add(), key)
-    width = len(fields)
-    for record in records:
-        pb_record = batch.records.add()
-        slots = [pb_record.values.add() for _ in range(width)]
-        for name, obj in record.items():
-            _set(slots[fields[name]], obj)
-    return batch.SerializeToString()
