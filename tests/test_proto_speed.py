@@ -66,9 +66,9 @@ def same(a, b) -> bool:
 def test_the_client_sends_columns_and_both_layouts_decode_alike():
     columns, rows = columns_body(ODD, deletes=["K", 5]), rows_body(ODD, deletes=["K", 5])
     assert (layout(columns), layout(rows)) == ("columns", "rows")
-    seq, decoded, deletes = codec.decode_batch(columns)
+    seq, decoded, deletes = testing.decode_batch(columns)
     assert (seq, deletes) == (1, ["K", 5])
-    assert same(decoded, codec.decode_batch(rows)[1])
+    assert same(decoded, testing.decode_batch(rows)[1])
     assert decoded[0]["price"] == "49.90" and decoded[0]["attributes"]["d"] == "1.50"  # exact, as text
     assert decoded[1]["huge"] == str(2**64) and decoded[3]["huge"] == 7
     assert same(decoded, decode_protobuf(columns)[1])  # the client reads its own batches back
@@ -80,7 +80,7 @@ def test_a_typed_column_holds_nulls_and_absent_fields():
     body = columns_body(recs)
     column = batch_pb2.Batch.FromString(body).columns.columns[1]
     assert list(column.strings) == ["a", "", ""] and list(column.nulls) == [1] and list(column.absent) == [2]
-    assert codec.decode_batch(body)[1] == recs
+    assert testing.decode_batch(body)[1] == recs
 
 
 CASES = [
@@ -149,7 +149,7 @@ def test_a_free_form_value_naming_a_key_twice_is_a_parse_error():
 def test_deletes_of_every_key_shape_travel_with_columns():
     keys = ["OLD-1", 1042, {"order_no": "A-1", "line": 2}]
     body = columns_body([product("A")], deletes=keys)
-    assert codec.decode_batch(body)[2] == keys
+    assert testing.decode_batch(body)[2] == keys
     assert codec.summarize_batch(body)[2] == keys
 
 

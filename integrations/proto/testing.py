@@ -1,14 +1,22 @@
-"""The server's encoder of the protobuf batch in its row layout, for tests and benches only: the
-service never encodes a batch (it reads them: codec.py), and clients use integrations_client's
-encoder (the columnar layout). Kept beside codec.py so the two share batch_pb2 and its mapping of
-values."""
+"""Protobuf batches for tests and benches only: the server's encoder of the row layout (the service
+never encodes a batch, and clients use integrations_client's encoder, the columnar layout) and a
+whole decode into dicts. The service reads batches with codec.py: summarize_batch at receipt,
+read_batch in the worker."""
 
 from collections.abc import Iterable
 from decimal import Decimal
 
-from . import batch_pb2
+from . import batch_pb2, codec
 
 NULL = batch_pb2.NULL_VALUE
+
+
+def decode_batch(data: bytes) -> tuple[int | None, list[dict], list]:
+    """(seq or None, records, deletes), either layout, records as dicts. Raises ValueError exactly
+    when the batch endpoint's check at receipt (codec.summarize_batch) does."""
+    codec.summarize_batch(data)
+    seq, records, columns, deletes, _ = codec.read_batch(data)
+    return seq, (columns.records() if columns is not None else records), deletes
 
 
 def _set(value: batch_pb2.Value, obj) -> None:
