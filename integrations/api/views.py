@@ -264,8 +264,8 @@ class BatchView(ApiView):
         run = selectors.run_for(self.customer, run_id)
         content_type = media_type_of(request.content_type)
         if content_type not in (MediaType.JSON, MediaType.PROTOBUF):
-            raise UnsupportedMediaType(content_type or "none",
-                                       detail=f"Content-Type must be {MediaType.JSON} or {MediaType.PROTOBUF}, not {content_type or 'none'!r}")
+            raise UnsupportedMediaType(content_type or "none", detail=f"Content-Type must be {MediaType.JSON} or "
+                                       f"{MediaType.PROTOBUF}, not {content_type or 'none'!r}")
         encoding = request.headers.get("Content-Encoding", "").strip().lower()
         if encoding not in CONTENT_ENCODINGS:
             raise UnsupportedMediaType(encoding, detail=f"Content-Encoding {encoding!r} is not supported; use gzip")
