@@ -21,9 +21,10 @@ import django  # noqa: E402
 django.setup()
 from integrations_client.encoding import BatchEncoder  # noqa: E402
 
-from integrations.ingest import decode  # noqa: E402
+from integrations.formats import MediaType  # noqa: E402
+from integrations.ingest import decode, transport  # noqa: E402
 from integrations.ingest.validate import Validator  # noqa: E402
-from integrations.proto.codec import encode_batch as encode_rows  # noqa: E402
+from integrations.proto.testing import encode_batch as encode_rows  # noqa: E402
 from integrations.targets import get_target  # noqa: E402
 
 N = int(os.environ.get("BENCH_RECORDS", 50_000))
@@ -59,22 +60,22 @@ def main():
     target = get_target("catalog.product")
     records = [record(i) for i in range(N)]
     bodies = {
-        "json": (client_encode(records, "json"), decode.JSON),
-        "protobuf, columns": (client_encode(records, "protobuf"), decode.PROTOBUF),
-        "protobuf, rows (before)": (gzip.compress(encode_rows(records, seq=1), mtime=0), decode.PROTOBUF),
+        "json": (client_encode(records, "json"), MediaType.JSON),
+        "protobuf, columns": (client_encode(records, "protobuf"), MediaType.PROTOBUF),
+        "protobuf, rows (before)": (gzip.compress(encode_rows(records, seq=1), mtime=0), MediaType.PROTOBUF),
     }
 
     def worker(body, ctype):
-        result = Validator(target).validate(decode.decode_batch(decode.decompress(body, "gzip", LIMIT), ctype))
+        result = Validator(target).validate(decode.decode_batch(transport.decompress(body, "gzip", LIMIT), ctype))
         assert len(result.valid) == N, result.problems[:3]
 
     print(f"{N:,} products a batch, medians of {REPEAT}; records per second")
     print("| format | bytes (gzip) | client encode | receipt | worker decode + validate |")
     print("|---|---:|---:|---:|---:|")
     for name, (body, ctype) in bodies.items():
-        fmt = "json" if ctype == decode.JSON else "protobuf"
+        fmt = "json" if ctype == MediaType.JSON else "protobuf"
         encode = f"{N / median_seconds(lambda f=fmt: client_encode(records, f)):,.0f}" if "rows" not in name else ""
-        receipt = median_seconds(lambda b=body, c=ctype: decode.summarize_batch(decode.decompress(b, "gzip", LIMIT), c))
+        receipt = median_seconds(lambda b=body, c=ctype: transport.summarize_batch(transport.decompress(b, "gzip", LIMIT), c))
         work = median_seconds(lambda b=body, c=ctype: worker(b, c))
         print(f"| {name} | {len(body):,} | {encode} | {N / receipt:,.0f} | {N / work:,.0f} |")
 

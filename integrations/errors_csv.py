@@ -4,7 +4,7 @@ It is a file to fix and send back as it is: its columns are the target's fields 
 (the key first), then the other fields the records carried (unknown ones, field-map names), then
 `error_code`, `error_message`, `error_fields` (the per-field reasons), `error_seq`, `error_index`;
 a record that was not an object goes whole into a last `error_record` column. Every upload ignores
-columns named `error_*` (ingest.decode.iter_csv), so those columns go back unread. JSON fields hold
+columns named `error_*` (ingest.files.iter_csv), so those columns go back unread. JSON fields hold
 their JSON text, which a CSV upload reads back. Text a spreadsheet would run as a formula gets a
 leading quote (CSV injection); a cell that is a plain number (`-1.00`, `+3`, `1e5`) is no formula
 and stays as it is, so a fixed file sends back the numbers it got. Streamed: one pass finds the
@@ -19,7 +19,7 @@ import csv
 import json
 import re
 
-from .ingest.decode import IGNORED_COLUMN_PREFIX as ERROR_PREFIX
+from .ingest.files import IGNORED_COLUMN_PREFIX as ERROR_PREFIX
 from .targets import get_target
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

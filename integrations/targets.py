@@ -37,7 +37,7 @@ from django.db import models
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models.fields import NOT_PROVIDED
 
-from .ingest.decode import IGNORED_COLUMN_PREFIX
+from .ingest.files import IGNORED_COLUMN_PREFIX
 
 _registry: dict[str, "Target"] = {}
 

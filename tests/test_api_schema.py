@@ -14,7 +14,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from integrations import services
-from integrations.proto.codec import encode_batch
+from integrations.proto.testing import encode_batch
 from tests.conftest import product, sync
 from tests.test_api_support import API
 

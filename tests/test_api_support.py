@@ -7,7 +7,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from integrations import services
-from integrations.proto.codec import encode_batch
+from integrations.proto.testing import encode_batch
 from tests.conftest import product
 
 API = "/api/v1"

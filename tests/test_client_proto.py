@@ -10,7 +10,7 @@ from integrations_client import encoding as client_encoding
 from integrations_client.proto import batch_pb2 as client_pb2
 
 from integrations.proto import batch_pb2 as server_pb2
-from integrations.proto import codec
+from integrations.proto import testing
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO = ROOT / "integrations" / "proto" / "batch.proto"
@@ -37,7 +37,7 @@ RECORDS = [
 
 def test_server_reads_client_batches_as_the_client_meant_them():
     batch = client_encoding.encode_batch(RECORDS, seq=3, deletes=["OLD-1", "OLD-2"], compress=False)
-    seq, records, deletes = codec.decode_batch(batch.body)
+    seq, records, deletes = testing.decode_batch(batch.body)
     assert (seq, deletes) == (3, ["OLD-1", "OLD-2"])
     assert records == [
         {**RECORDS[0], "price": "49.90"},
@@ -48,10 +48,10 @@ def test_server_reads_client_batches_as_the_client_meant_them():
 
 
 def test_client_reads_server_batches():
-    body = codec.encode_batch(RECORDS, seq=5, deletes=["K"])
+    body = testing.encode_batch(RECORDS, seq=5, deletes=["K"])
     seq, records, deletes = client_encoding.decode_protobuf(body)
     assert (seq, deletes) == (5, ["K"])
-    assert records == codec.decode_batch(body)[1]
+    assert records == testing.decode_batch(body)[1]
 
 
 def test_integer_uuid_and_composite_keys_in_deletes_both_ways():
@@ -66,8 +66,8 @@ def test_integer_uuid_and_composite_keys_in_deletes_both_ways():
         return sorted(json.dumps(k, sort_keys=True) for k in items)
 
     batch = client_encoding.encode_batch([], seq=1, deletes=keys, compress=False)
-    assert canonical(codec.decode_batch(batch.body)[2]) == canonical(expected)
+    assert canonical(testing.decode_batch(batch.body)[2]) == canonical(expected)
     batch = client_encoding.encode_batch([], seq=1, deletes=keys, fmt="json", compress=False)
     assert canonical(json.loads(batch.body)["deletes"]) == canonical(expected)
-    server = codec.encode_batch([], seq=1, deletes=["OLD-1", 7, {"order_no": "B", "line": 1}])
+    server = testing.encode_batch([], seq=1, deletes=["OLD-1", 7, {"order_no": "B", "line": 1}])
     assert client_encoding.decode_protobuf(server)[2] == ["OLD-1", 7, {"order_no": "B", "line": 1}]

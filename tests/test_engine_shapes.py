@@ -231,7 +231,7 @@ def test_staging_tables_and_index_names_are_distinct_per_target():
 
 
 def test_composite_and_integer_keys_in_protobuf_deletes(lines, contacts, customer):
-    from integrations.proto.codec import encode_batch
+    from integrations.proto.testing import encode_batch
 
     sync(lines, [line("A-1", 1), line("A-1", 2)])
     sync(contacts, [contact(1), contact(2)])

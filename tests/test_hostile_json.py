@@ -10,7 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from catalog.models import Product
-from integrations.ingest.decode import MAX_NESTING
+from integrations.ingest.nesting import MAX_NESTING
 from integrations.models import RecordError, SyncBatch, SyncRun
 from integrations.proto import batch_pb2
 from tests.conftest import product

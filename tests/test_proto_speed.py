@@ -12,10 +12,11 @@ import pytest
 from integrations_client.encoding import BatchEncoder, decode_protobuf
 
 from catalog.models import Product
+from integrations.formats import MediaType
 from integrations.ingest import decode
 from integrations.ingest.validate import Validator
 from integrations.models import RecordError, SyncRun
-from integrations.proto import batch_pb2, codec
+from integrations.proto import batch_pb2, codec, testing
 from integrations.targets import get_target
 from tests.conftest import product
 from tests.test_api_support import API, PROTOBUF_TYPE, error_of, open_run, post_batch
@@ -31,7 +32,7 @@ def columns_body(recs, *, seq=1, deletes=()) -> bytes:
 
 
 def rows_body(recs, *, seq=1, deletes=()) -> bytes:
-    return codec.encode_batch(recs, seq=seq, deletes=deletes)
+    return testing.encode_batch(recs, seq=seq, deletes=deletes)
 
 
 def layout(body: bytes) -> str:
@@ -65,9 +66,9 @@ def same(a, b) -> bool:
 def test_the_client_sends_columns_and_both_layouts_decode_alike():
     columns, rows = columns_body(ODD, deletes=["K", 5]), rows_body(ODD, deletes=["K", 5])
     assert (layout(columns), layout(rows)) == ("columns", "rows")
-    seq, decoded, deletes = codec.decode_batch(columns)
+    seq, decoded, deletes = testing.decode_batch(columns)
     assert (seq, deletes) == (1, ["K", 5])
-    assert same(decoded, codec.decode_batch(rows)[1])
+    assert same(decoded, testing.decode_batch(rows)[1])
     assert decoded[0]["price"] == "49.90" and decoded[0]["attributes"]["d"] == "1.50"  # exact, as text
     assert decoded[1]["huge"] == str(2**64) and decoded[3]["huge"] == 7
     assert same(decoded, decode_protobuf(columns)[1])  # the client reads its own batches back
@@ -79,7 +80,7 @@ def test_a_typed_column_holds_nulls_and_absent_fields():
     body = columns_body(recs)
     column = batch_pb2.Batch.FromString(body).columns.columns[1]
     assert list(column.strings) == ["a", "", ""] and list(column.nulls) == [1] and list(column.absent) == [2]
-    assert codec.decode_batch(body)[1] == recs
+    assert testing.decode_batch(body)[1] == recs
 
 
 CASES = [
@@ -101,7 +102,7 @@ CASES = [
 
 def results(body: bytes):
     target = get_target("catalog.product")
-    result = Validator(target).validate(decode.decode_batch(body, decode.PROTOBUF))
+    result = Validator(target).validate(decode.decode_batch(body, MediaType.PROTOBUF))
     valid = [(i, key, target.to_data(rec)) for i, key, rec in result.valid]
     problems = [(p.index, p.key, p.code, p.message, p.fields) for p in result.problems]
     return valid, problems, result.received
@@ -128,7 +129,7 @@ def test_a_fast_column_batch_gives_the_schema_structs():
     recs = [product(f"S-{i}", price=Decimal(f"{i}.25"), quantity=i) for i in range(50)]
     body = columns_body(recs)
     assert len(body) < 0.8 * len(rows_body(recs))
-    batch = decode.decode_batch(body, decode.PROTOBUF)
+    batch = decode.decode_batch(body, MediaType.PROTOBUF)
     assert batch.columns is not None and batch.records is None  # converted a column at a time
     result = Validator(target).validate(batch)
     assert not result.problems and len(result.valid) == 50
@@ -148,7 +149,7 @@ def test_a_free_form_value_naming_a_key_twice_is_a_parse_error():
 def test_deletes_of_every_key_shape_travel_with_columns():
     keys = ["OLD-1", 1042, {"order_no": "A-1", "line": 2}]
     body = columns_body([product("A")], deletes=keys)
-    assert codec.decode_batch(body)[2] == keys
+    assert testing.decode_batch(body)[2] == keys
     assert codec.summarize_batch(body)[2] == keys
 
 

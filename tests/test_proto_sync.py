@@ -34,7 +34,7 @@ def test_generated_module_matches_the_proto_file(regenerated, committed):
 def test_codec_round_trip_of_every_value_kind():
     from decimal import Decimal
 
-    from integrations.proto.codec import decode_batch, encode_batch
+    from integrations.proto.testing import decode_batch, encode_batch
 
     recs = [
         {"sku": "A", "name": "Chair", "price": Decimal("12.50"), "quantity": 3, "active": True,
@@ -52,7 +52,8 @@ def test_codec_round_trip_of_every_value_kind():
 
 def test_summary_counts_without_decoding_and_refuses_what_decoding_refuses():
     from integrations.proto import batch_pb2
-    from integrations.proto.codec import decode_batch, encode_batch, summarize_batch
+    from integrations.proto.codec import summarize_batch
+    from integrations.proto.testing import decode_batch, encode_batch
 
     body = encode_batch([{"sku": "A"}, {"sku": "B", "name": "b"}], seq=3, deletes=["C"])
     assert summarize_batch(body) == (3, 2, ["C"])
@@ -71,7 +72,7 @@ def test_summary_counts_without_decoding_and_refuses_what_decoding_refuses():
 
 def test_a_value_without_kind_inside_a_list_or_object_is_null():
     from integrations.proto import batch_pb2
-    from integrations.proto.codec import decode_batch
+    from integrations.proto.testing import decode_batch
 
     message = batch_pb2.Batch(seq=1, fields=["sku", "attributes"])
     record = message.records.add()

@@ -13,6 +13,7 @@ from django.utils.html import format_html
 
 from .. import services
 from ..exceptions import IntegrationsError, NotFound, PayloadGone
+from ..formats import Format
 from ..models import Integration, Mode, SyncRun
 from ..selectors import run_errors
 from ..targets import adapter_names, target_names
@@ -79,7 +80,7 @@ class IntegrationForm(ServiceCheckedForm):
 class SyncFileForm(forms.Form):
     file = forms.FileField(help_text="A JSON array, NDJSON (one record per line) or CSV file")
     format = forms.ChoiceField(
-        choices=[("", "by the file name"), ("json", "JSON array"), ("ndjson", "NDJSON"), ("csv", "CSV")],
+        choices=[("", "by the file name"), *Format.choices],
         required=False,
     )
     mode = forms.ChoiceField(choices=Mode.choices, widget=forms.RadioSelect,

@@ -1,18 +1,14 @@
 """Request bodies beyond DRF's JSON and multipart: the protobuf batch (integrations/proto/batch.proto).
 
-The batch view reads its raw bytes itself (they are stored as received); this parser exists so the
-schema and content negotiation know the media type, and for any view that wants the records."""
+The batch view reads its raw bytes itself (they are stored as received and checked by
+ingest/transport.summarize_batch), so no parser ever decodes a batch: ProtobufParser only declares
+the media type, for content negotiation and the `parses` list an OPTIONS request answers."""
 
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
-from ..proto.codec import decode_batch
-
-PROTOBUF = "application/x-protobuf"
-JSON = "application/json"
-# media types read as the protobuf batch; the first is the canonical one
-PROTOBUF_ALIASES = (PROTOBUF, "application/protobuf", "application/vnd.google.protobuf")
+from ..formats import MediaType
 
 
 class JSONParser(parsers.JSONParser):
@@ -27,20 +23,10 @@ class JSONParser(parsers.JSONParser):
 
 
 class ProtobufParser(BaseParser):
-    """The Batch message as {"seq", "records", "deletes"}."""
+    """The protobuf batch's media type; `request.data` is its raw bytes (the batch view never asks
+    for it: it reads `request.stream`)."""
 
-    media_type = PROTOBUF
+    media_type = MediaType.PROTOBUF
 
     def parse(self, stream, media_type=None, parser_context=None):
-        data = stream.read() if stream is not None else b""
-        try:
-            seq, records, deletes = decode_batch(data)
-        except ValueError as exc:
-            raise ParseError(f"body is not a valid protobuf Batch: {exc}") from None
-        return {"seq": seq, "records": records, "deletes": deletes}
-
-
-def media_type_of(content_type: str) -> str:
-    """`application/json; charset=utf-8` -> `application/json`; protobuf aliases -> PROTOBUF."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    return PROTOBUF if media in PROTOBUF_ALIASES else media
+        return stream.read() if stream is not None else b""

@@ -7,10 +7,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .. import selectors
+from ..formats import Format
 from ..ingest.journal import changed_fields
 from ..models import Mode, RecordError, RunChange, SyncRun
-
-FILE_FORMATS = ("json", "ndjson", "csv")
 
 
 class StrictInput(serializers.Serializer):
@@ -72,7 +71,7 @@ class UploadInput(StrictInput):
     """A whole file as one run."""
 
     file = serializers.FileField(help_text="JSON array, NDJSON or CSV")
-    format = serializers.ChoiceField(choices=FILE_FORMATS, required=False,
+    format = serializers.ChoiceField(choices=Format.values, required=False,
                                      help_text="default: from the file name's extension")
     mode = serializers.ChoiceField(choices=Mode.values, required=False)
     dry_run = serializers.BooleanField(required=False, default=False)

@@ -24,15 +24,16 @@ from ..changes_csv import change_csv_rows
 from ..conf import conf
 from ..errors_csv import error_csv_rows
 from ..exceptions import TooLarge
+from ..formats import MediaType, media_type_of
+from ..ingest.transport import CONTENT_ENCODINGS
 from . import serializers as s
 from .auth import ApiKeyAuthentication, HasActiveCustomerKey
 from .errors import exception_handler
 from .pagination import ApiPagination
-from .parsers import JSON, PROTOBUF, JSONParser, ProtobufParser, media_type_of
+from .parsers import JSONParser, ProtobufParser
 from .schema import extend_schema
 from .throttling import ApiKeyRateThrottle
 
-CONTENT_ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
 # room for the multipart envelope around an uploaded file of the largest allowed size
 MULTIPART_OVERHEAD = 1024 * 1024
 
@@ -249,22 +250,22 @@ class BatchView(ApiView):
             "after decompression). The raw bytes are stored before the answer. Posting the same seq with the same "
             "bytes again answers 200 with the same answer; other bytes under that seq, 409."
         ),
-        request={JSON: s.BatchInput, PROTOBUF: OpenApiTypes.BINARY},
+        request={MediaType.JSON: s.BatchInput, MediaType.PROTOBUF: OpenApiTypes.BINARY},
         parameters=[OpenApiParameter("Content-Encoding", OpenApiTypes.STR, OpenApiParameter.HEADER,
                                      enum=["gzip", "identity"], description="gzip: the body is gzip-compressed")],
         responses={202: OpenApiResponse(s.BatchOutput, description="batch received"),
                    200: OpenApiResponse(s.BatchOutput, description="this batch was already received"),
                    **_errors(400, *COMMON, 404, 409, 413, 415)},
-        examples=[OpenApiExample("JSON batch", request_only=True, media_type=JSON, value={
+        examples=[OpenApiExample("JSON batch", request_only=True, media_type=MediaType.JSON, value={
             "seq": 1, "records": [{"sku": "A-1", "name": "Chair", "price": "49.90", "currency": "EUR"}],
             "deletes": ["OLD-7"]})],
     )
     def post(self, request, run_id):
         run = selectors.run_for(self.customer, run_id)
         content_type = media_type_of(request.content_type)
-        if content_type not in (JSON, PROTOBUF):
-            raise UnsupportedMediaType(content_type or "none",
-                                       detail=f"Content-Type must be {JSON} or {PROTOBUF}, not {content_type or 'none'!r}")
+        if content_type not in (MediaType.JSON, MediaType.PROTOBUF):
+            raise UnsupportedMediaType(content_type or "none", detail=f"Content-Type must be {MediaType.JSON} or "
+                                       f"{MediaType.PROTOBUF}, not {content_type or 'none'!r}")
         encoding = request.headers.get("Content-Encoding", "").strip().lower()
         if encoding not in CONTENT_ENCODINGS:
             raise UnsupportedMediaType(encoding, detail=f"Content-Encoding {encoding!r} is not supported; use gzip")
@@ -324,8 +325,8 @@ class RunErrorsView(ApiListView):
             OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"], description="csv: the CSV download"),
         ],
         responses={
-            (200, "application/json"): OpenApiResponse(s.RecordErrorOutput(many=True)),
-            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="with ?format=csv"),
+            (200, MediaType.JSON): OpenApiResponse(s.RecordErrorOutput(many=True)),
+            (200, MediaType.CSV): OpenApiResponse(OpenApiTypes.STR, description="with ?format=csv"),
             **_errors(400, *COMMON, 404),
         },
     )
@@ -335,7 +336,7 @@ class RunErrorsView(ApiListView):
             run = selectors.run_for(self.customer, self.kwargs["run_id"])
             errors = selectors.run_errors(run, code=self.request.query_params.get("code") or None)
             rows = error_csv_rows(errors, integration=run.integration)
-            response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
+            response = StreamingHttpResponse(rows, content_type=f"{MediaType.CSV}; charset=utf-8")
             response["Content-Disposition"] = f'attachment; filename="run-{self.kwargs["run_id"]}-errors.csv"'
             return response
         return super().get(request, *args, **kwargs)
@@ -361,8 +362,8 @@ class RunChangesView(ApiListView):
             OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"], description="csv: the CSV download"),
         ],
         responses={
-            (200, "application/json"): OpenApiResponse(s.RunChangeOutput(many=True)),
-            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="with ?format=csv"),
+            (200, MediaType.JSON): OpenApiResponse(s.RunChangeOutput(many=True)),
+            (200, MediaType.CSV): OpenApiResponse(OpenApiTypes.STR, description="with ?format=csv"),
             **_errors(400, *COMMON, 404),
         },
     )
@@ -372,7 +373,7 @@ class RunChangesView(ApiListView):
             run = selectors.run_for(self.customer, self.kwargs["run_id"])
             changes = selectors.run_changes(run, op=query.get("op") or None)
             rows = change_csv_rows(changes, integration=run.integration)
-            response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
+            response = StreamingHttpResponse(rows, content_type=f"{MediaType.CSV}; charset=utf-8")
             response["Content-Disposition"] = f'attachment; filename="run-{self.kwargs["run_id"]}-changes.csv"'
             return response
         return super().get(request, *args, **kwargs)

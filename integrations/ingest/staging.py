@@ -122,11 +122,6 @@ def ensure_table(target: Target) -> type[models.Model]:
     return model
 
 
-def forget_tables() -> None:
-    """Tests that drop databases call this so the next run re-creates the tables."""
-    _ready.clear()
-
-
 def staged(target: Target, run_id, kind: str | None = RECORD) -> models.QuerySet:
     """A run's staging rows of one kind (valid records by default; None: every kind)."""
     rows = stage_model(target).objects.filter(run_id=run_id)

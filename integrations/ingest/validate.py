@@ -17,7 +17,8 @@ from typing import Any
 import msgspec
 
 from ..targets import Adapter, Target
-from .decode import DecodedBatch, ExactNumbers, Unparseable, count_keys, distinct_keys, keys_differ
+from .decode import DecodedBatch
+from .records import ExactNumbers, Unparseable, count_keys, distinct_keys, keys_differ
 
 PARSE_ERROR, MISSING_KEY, INVALID, UNKNOWN_FIELD, DUPLICATE_KEY = (
     "parse_error", "missing_key", "invalid", "unknown_field", "duplicate_key",

@@ -1,16 +1,12 @@
-"""Protobuf batches <-> Python records. The message is defined in batch.proto (one file for the
-server and the client); batch_pb2.py is generated from it with grpcio-tools' protoc."""
-
-from collections.abc import Iterable
-from decimal import Decimal
+"""Protobuf batches -> Python records. The message is defined in batch.proto (one file for the
+server and the client); batch_pb2.py is generated from it with grpcio-tools' protoc. The service
+only reads batches; the encoder of tests and benches is testing.py."""
 
 from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError
 
 from . import batch_pb2
 from .columns import check_columns, read_columns
-
-NULL = batch_pb2.NULL_VALUE
 
 
 def _to_python(value: batch_pb2.Value):
@@ -64,8 +60,8 @@ def _parse(data: bytes, *, received: bool = False) -> batch_pb2.Batch:
 
 def summarize_batch(data: bytes) -> tuple[int | None, int, list]:
     """(seq or None, number of records, deletes) without turning records into Python objects:
-    what the batch endpoint needs at receipt, about 20 times faster than decode_batch.
-    Raises ValueError exactly when decode_batch would."""
+    what the batch endpoint needs at receipt, about 20 times faster than reading the records.
+    Raises ValueError on a malformed message (read_batch reads it later, accepted: unchecked)."""
     batch = _parse(data)
     count = batch.columns.count if batch.HasField("columns") else len(batch.records)
     return (batch.seq or None), count, _deletes(batch)
@@ -74,23 +70,6 @@ def summarize_batch(data: bytes) -> tuple[int | None, int, list]:
 def _deletes(batch: batch_pb2.Batch) -> list:
     """String keys travel in `deletes`, integer and composite keys in `delete_keys`."""
     return [*batch.deletes, *(_to_python(v) for v in batch.delete_keys)]
-
-
-def decode_batch(data: bytes, *, report_non_finite: bool = False):
-    """(seq or None, records, deletes), and with `report_non_finite` a fourth item: whether any
-    double is NaN or infinite (JSON has no such number: the validator refuses them then, record by
-    record). Raises ValueError on a malformed message."""
-    batch = _parse(data)
-    if batch.HasField("columns"):
-        columns = read_columns(batch)
-        records = columns.records()
-        if report_non_finite:
-            return (batch.seq or None), records, _deletes(batch), columns.numbers_possible
-        return (batch.seq or None), records, _deletes(batch)
-    seq, records, deletes, non_finite = _decode_rows(batch)
-    if report_non_finite:
-        return seq, records, deletes, non_finite
-    return seq, records, deletes
 
 
 def _decode_rows(batch: batch_pb2.Batch):
@@ -123,7 +102,7 @@ def _decode_rows(batch: batch_pb2.Batch):
 def read_batch(data: bytes):
     """(seq or None, records, columns, deletes, non_finite) for validation: a columnar batch keeps
     its columns (records None: the validator converts the columns whole, or asks for the records
-    when the batch needs care); a batch of rows comes as decode_batch makes it (columns None).
+    when the batch needs care); a batch of rows comes as one dict per record (columns None).
     For a stored batch, accepted at receipt."""
     batch = _parse(data, received=True)
     if batch.HasField("columns"):
@@ -141,53 +120,3 @@ def _has_non_finite(value) -> bool:
     if isinstance(value, list):
         return any(_has_non_finite(v) for v in value)
     return False
-
-
-def _set(value: batch_pb2.Value, obj) -> None:
-    if obj is None:
-        value.null_value = NULL
-    elif isinstance(obj, bool):
-        value.bool_value = obj
-    elif isinstance(obj, int):
-        if -(2**63) <= obj < 2**63:
-            value.int_value = obj
-        else:
-            value.decimal_value = str(obj)
-    elif isinstance(obj, float):
-        value.double_value = obj
-    elif isinstance(obj, Decimal):
-        value.decimal_value = str(obj)
-    elif isinstance(obj, str):
-        value.string_value = obj
-    elif isinstance(obj, dict):
-        target = value.object_value
-        target.SetInParent()
-        for k, v in obj.items():
-            _set(target.fields[str(k)], v)
-    elif isinstance(obj, (list, tuple)):
-        target = value.list_value
-        target.SetInParent()
-        for item in obj:
-            _set(target.values.add(), item)
-    else:
-        value.string_value = str(obj)
-
-
-def encode_batch(records: Iterable[dict], *, seq: int | None = None, deletes: Iterable = ()) -> bytes:
-    records = list(records)
-    fields: dict[str, int] = {}
-    for record in records:
-        for name in record:
-            fields.setdefault(name, len(fields))
-    deletes = list(deletes)
-    batch = batch_pb2.Batch(seq=seq or 0, fields=list(fields), deletes=[k for k in deletes if isinstance(k, str)])
-    for key in deletes:
-        if not isinstance(key, str):
-            _set(batch.delete_keys.add(), key)
-    width = len(fields)
-    for record in records:
-        pb_record = batch.records.add()
-        slots = [pb_record.values.add() for _ in range(width)]
-        for name, obj in record.items():
-            _set(slots[fields[name]], obj)
-    return batch.SerializeToString()

@@ -15,16 +15,8 @@ from typing import Any
 import msgspec
 from google.protobuf import unknown_fields
 
-from ..ingest.decode import (
-    MAX_NESTING,
-    ExactNumbers,
-    Unparseable,
-    distinct_keys,
-    keys_differ,
-    keys_named_twice,
-    twice_message,
-)
-from ..ingest.decode import _nested_deeper_than as nested_deeper_than
+from ..ingest.nesting import MAX_NESTING, nested_deeper_than
+from ..ingest.records import ExactNumbers, Unparseable, distinct_keys, keys_differ, keys_named_twice, twice_message
 from . import batch_pb2
 
 # the typed arrays of a Column, in field-number order (`values` and `json` are read apart)

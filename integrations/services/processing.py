@@ -24,9 +24,9 @@ from django.utils import timezone
 from .. import conditions, metrics, storage
 from ..conf import conf
 from ..exceptions import IntegrationsError
-from ..ingest import decode, staging, undo
+from ..ingest import decode, files, staging, transport, undo
 from ..ingest.apply import lock_owner_rows, plan_and_apply, refresh_statistics
-from ..ingest.stage import stage_batch
+from ..ingest.outcome import stage_batch
 from ..ingest.validate import Validator
 from ..models import Integration, RecordError, SyncBatch, SyncRun
 from ..queue import enqueue
@@ -103,7 +103,7 @@ def upload_split(*, run_id) -> None:
     try:
         with storage.open_payload(run.upload_name) as stream:
             for seq, (payload, content_type, count) in enumerate(
-                decode.iter_file_chunks(stream, run.upload_format, conf.UPLOAD_BATCH_RECORDS), start=1
+                files.iter_file_chunks(stream, run.upload_format, conf.UPLOAD_BATCH_RECORDS), start=1
             ):
                 name = storage.save_bytes(storage.payload_name(run.pk, f"upload-{seq:06d}", "part"), payload)
                 created.append(SyncBatch(run=run, seq=seq, payload=name, content_type=content_type, sha256="",
@@ -170,7 +170,7 @@ def _validate(batch: SyncBatch, *, early_now: bool) -> None:
         validator = Validator(target, integration.field_map,
                               get_adapter(integration.adapter) if integration.adapter else None, context=context)
         raw = storage.read_payload(batch.payload)
-        body = decode.decompress(raw, batch.content_encoding, conf.MAX_BATCH_BYTES)
+        body = transport.decompress(raw, batch.content_encoding, conf.MAX_BATCH_BYTES)
         result = validator.validate(decode.decode_batch(body, batch.content_type))
     except Exception as exc:
         if early_now or not isinstance(exc, (IntegrationsError, OSError)):

@@ -12,7 +12,8 @@ from django.utils import timezone
 from .. import metrics, storage
 from ..conf import conf
 from ..exceptions import Conflict, IdempotencyMismatch, Inactive, InvalidInput, TooLarge
-from ..ingest import decode
+from ..formats import MediaType
+from ..ingest import files, transport
 from ..models import IdempotencyKey, Integration, Mode, SyncBatch, SyncRun
 from ..queue import enqueue
 from ..signals import run_finished
@@ -96,9 +97,9 @@ def batch_receive(*, run: SyncRun, seq: int | None, body: bytes, content_type: s
         raise Conflict(f"run is {run.status}, not receiving batches", details={"status": run.status})
     _require_active(run.integration)
     began = time.perf_counter()
-    plain = decode.decompress(body, content_encoding, conf.MAX_BATCH_BYTES)
-    summary = decode.summarize_batch(plain, content_type)
-    decode.check_deletes(summary.deletes, get_target(run.integration.target).parse_key)
+    plain = transport.decompress(body, content_encoding, conf.MAX_BATCH_BYTES)
+    summary = transport.summarize_batch(plain, content_type)
+    transport.check_deletes(summary.deletes, get_target(run.integration.target).parse_key)
     if summary.received > conf.MAX_BATCH_RECORDS:
         raise TooLarge(f"batch has {summary.received} records, above the limit of {conf.MAX_BATCH_RECORDS}",
                        details={"records": summary.received, "limit": conf.MAX_BATCH_RECORDS})
@@ -112,7 +113,7 @@ def batch_receive(*, run: SyncRun, seq: int | None, body: bytes, content_type: s
     existing = SyncBatch.objects.filter(run=run, seq=seq).first()
     if existing is not None:
         return _same_batch(existing, sha)
-    ext = "pb" if content_type == decode.PROTOBUF else "json"
+    ext = "pb" if content_type == MediaType.PROTOBUF else "json"
     name = storage.save_bytes(storage.payload_name(run.pk, f"batch-{seq:06d}-{sha[:12]}", ext + (".gz" if content_encoding else "")), body)
     try:
         with transaction.atomic():
@@ -171,7 +172,7 @@ def upload_create(*, integration: Integration, stream, filename: str, fmt: str |
                   mode: str | None = None, dry_run: bool = False, source: str = SyncRun.Source.UPLOAD) -> SyncRun:
     """A whole file as one run, queued at once; a worker splits it into batches (streamed)."""
     _require_active(integration)
-    fmt = decode.guess_format(filename, fmt)
+    fmt = files.guess_format(filename, fmt)
     mode = mode or integration.default_mode
     if mode not in Mode.values:
         raise InvalidInput(f"mode must be one of {', '.join(Mode.values)}", details={"mode": mode})

@@ -4,7 +4,8 @@ from django.core.management.base import CommandError
 
 from ... import services
 from ...exceptions import MalformedBatch
-from ...ingest.decode import guess_format
+from ...formats import Format
+from ...ingest.files import guess_format
 from ...models import SyncRun
 from ...queue import inline
 from ...reporting import run_report_text
@@ -19,7 +20,7 @@ class Command(ServiceCommand):
     def add_arguments(self, parser):
         parser.add_argument("integration", help="CUSTOMER/INTEGRATION")
         parser.add_argument("path")
-        parser.add_argument("--format", choices=["json", "ndjson", "csv"])
+        parser.add_argument("--format", choices=Format.values)
         parser.add_argument("--mode", choices=["full", "incremental"])
         parser.add_argument("--dry-run", action="store_true")
         parser.add_argument("--wait", action="store_true",

@@ -1,6 +1,7 @@
-"""Staging one validated batch: its valid records, the keys of its failed records and its listed
-deletes to the target's staging table, its failures to RecordError. Called inside the transaction
-that marks the batch validated, so a batch is staged once or not at all."""
+"""The outcome of validating one batch, kept: its valid records, the keys of its failed records and
+its listed deletes go to the target's staging table (staging.py), its failures to RecordError, as
+values both databases can store. Called inside the transaction that marks the batch validated, so a
+batch is staged once or not at all."""
 
 from decimal import Decimal
 
