@@ -438,7 +438,10 @@ def _has_nul(value) -> bool:
 
 
 def _fields_with_nul(record: dict) -> list[str]:
-    """Fields holding a NUL character, which PostgreSQL cannot store in text or JSON."""
+    """Fields holding a NUL character, which PostgreSQL cannot store in text or JSON: the one rule.
+    The fast paths never apply it; they only leave a batch in which a NUL is possible to the careful
+    path (an escaped \\u0000 in JSON bytes, the only way JSON text holds one; a columnar batch's
+    `nul_possible`), and check() looks only where its batch said one is possible."""
     return [str(name).replace("\x00", "\\u0000") for name, value in record.items() if _has_nul(name) or _has_nul(value)]
 
 
