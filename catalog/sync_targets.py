@@ -46,10 +46,6 @@ class ProductRecord(msgspec.Struct, forbid_unknown_fields=True):
     active: bool = True
     attributes: dict[str, Any] = {}
 
-    def __post_init__(self):
-        self.price = check_price(self.price)
-        self.quantity = check_quantity(self.quantity)
-
 
 @register
 class ProductTarget(Target):

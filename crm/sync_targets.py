@@ -60,9 +60,6 @@ class ContactRecord(msgspec.Struct, forbid_unknown_fields=True):
     score: decimal.Decimal | None = None
     category: str | None = None  # the code of one of the customer's categories
 
-    def __post_init__(self):
-        self.score = check_score(self.score)
-
 
 @register
 class ContactTarget(Target):
@@ -80,9 +77,6 @@ class OrderLineRecord(msgspec.Struct, forbid_unknown_fields=True):
     sku: Annotated[str, Meta(min_length=1, max_length=64)]
     quantity: Annotated[int, Meta(ge=-MAX_INT, le=MAX_INT)]
     unit_price: decimal.Decimal
-
-    def __post_init__(self):
-        self.unit_price = check_unit_price(self.unit_price)
 
 
 @register

@@ -136,31 +136,25 @@ def run_representation(run: SyncRun, *, base_url: str | None = None) -> dict:
 
 
 def held_run_deletion_plan(run: SyncRun):
-    """(the target, the rows approving a held run would delete if applied now), by the rule of
-    ingest.apply.plan_and_apply (its `deletions`): the one plan the count, the sample and the
-    downloadable list of keys all read, so what staff see is what the apply deletes."""
-    from .ingest import staging
-    from .ingest.apply import deletions
+    """What approving a held run would delete if applied now: the apply's own plan
+    (ingest.deletions.DeletionPlan), which the count, the sample and the downloadable list of keys
+    all read, so what staff see is what the apply deletes. A read: it never creates the staging table."""
+    from .ingest.deletions import DeletionPlan
     from .targets import get_target
 
-    target = get_target(run.integration.target)
-    staging.ensure_table(target)
-    explicit, snapshot, _ = deletions(run, target, run.integration.customer_id)
-    return target, (explicit if snapshot is None else explicit | snapshot)
+    return DeletionPlan.of(run, get_target(run.integration.target), run.integration.customer_id)
 
 
 def held_run_deletions(run: SyncRun, *, limit: int = 20) -> tuple[int, list[str]]:
     """What approving a held run would delete: (how many rows, a sample of their keys as text)."""
-    target, doomed = held_run_deletion_plan(run)
-    keys = target.keys
-    sample = [target.key_display(row if target.composite else row[0])
-              for row in doomed.order_by(*keys).values_list(*keys)[:limit]]
-    return doomed.count(), sample
+    plan = held_run_deletion_plan(run)
+    target = plan.target
+    sample = [target.key_display(key if target.composite else key[0]) for key in plan.keys(limit)]
+    return plan.count(), sample
 
 
 def held_run_deletion_keys(run: SyncRun, *, chunk_size: int = 2000):
     """(the key's field names, an iterator of every key a held run would delete, as tuples of
     their values in key order): read in chunks, for a streamed download of any size."""
-    target, doomed = held_run_deletion_plan(run)
-    keys = target.keys
-    return keys, doomed.order_by(*keys).values_list(*keys).iterator(chunk_size=chunk_size)
+    plan = held_run_deletion_plan(run)
+    return plan.target.keys, plan.keys(chunk_size=chunk_size)

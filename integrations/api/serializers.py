@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .. import selectors
+from ..conf import conf
 from ..formats import Format
 from ..ingest.journal import changed_fields
 from ..models import Mode, RecordError, RunChange, SyncRun
@@ -60,11 +61,18 @@ class BatchInput(serializers.Serializer):
     """The JSON batch (documentation: the view stores the raw bytes and the engine reads them)."""
 
     seq = serializers.IntegerField(min_value=1, max_value=2_147_483_647, help_text="1, 2, 3, ... within the run")
-    records = serializers.ListField(child=serializers.DictField(), max_length=50_000,
-                                    help_text="at most 50,000 records")
+    records = serializers.ListField(child=serializers.DictField())  # its limit: see get_fields
     deletes = serializers.ListField(child=serializers.JSONField(), required=False,
                                     help_text=("keys to delete, in any mode: each a string or an integer as the "
                                                "target's key, or an object of a composite key's fields"))
+
+    def get_fields(self):
+        # the limit the service enforces (conf), read when the schema is made, not at import
+        fields = super().get_fields()
+        limit = conf.MAX_BATCH_RECORDS
+        fields["records"] = serializers.ListField(child=serializers.DictField(), max_length=limit,
+                                                  help_text=f"at most {limit:,} records")
+        return fields
 
 
 class UploadInput(StrictInput):

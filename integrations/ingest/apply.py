@@ -20,7 +20,8 @@ from django.utils import timezone
 from ..models import RecordError, SyncBatch, SyncRun
 from ..targets import Target
 from . import journal, staging
-from .validate import DUPLICATE_KEY, INVALID, duplicate_message, unknown_reference
+from .deletions import DeletionPlan
+from .validate import duplicate_message, unknown_reference
 
 Status = SyncRun.Status
 log = logging.getLogger("integrations")
@@ -59,18 +60,17 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
 
     staged = staging.staged(target, run.pk)
     rows = target.owner_rows(owner_id)
-    explicit, snapshot, keyless = deletions(run, target, owner_id)
+    plan = DeletionPlan.of(run, target, owner_id)  # rule 4: what the run deletes
     notes: list[str] = []
-    if keyless:
-        notes.append(f"snapshot deletion skipped: {keyless} failed record(s) had no readable key")
+    if plan.keyless:
+        notes.append(f"snapshot deletion skipped: {plan.keyless} failed record(s) had no readable key")
 
-    snapshot_n = snapshot.count() if snapshot is not None else 0
-    explicit_n = explicit.count()
+    snapshot_n = plan.snapshot_count
+    doomed = plan.doomed()
 
     # a row that another table still references through PROTECT/RESTRICT cannot go: then the run
     # cannot be applied as sent (SPEC 2), whatever staff would decide about the guard
-    if snapshot_n or explicit_n:
-        doomed = explicit if snapshot is None else explicit | snapshot
+    if doomed is not None:
         blockers = protected_references(target, doomed)
         if blockers:
             return Outcome(
@@ -89,25 +89,21 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
             why = "every row" if snapshot_n == current else f"{share:.1%} of them, above max_deletes_percent {integration.max_deletes_percent:g}%"
             return Outcome(
                 Status.NEEDS_REVIEW, received=received, created=created, updated=updated, unchanged=unchanged,
-                deleted=snapshot_n + explicit_n, failed=failed,
+                deleted=plan.count(), failed=failed,
                 message=(f"held for review: this full snapshot would delete {snapshot_n} of the {current} current "
                          f"rows ({why}). Approve to apply it, or reject it."),
             )
 
     # SPEC 13: what the writes below change (or, for a dry run, would), from the same plan
-    journal.record(run, target, owner_id, (explicit if snapshot is None else explicit | snapshot)
-                   if snapshot_n or explicit_n else None)
+    journal.record(run, target, owner_id, doomed)
     if run.dry_run:
         created, updated, unchanged = diff_counts(run, target, owner_id)
-        deleted = snapshot_n + explicit_n
+        deleted = plan.count()
         notes.insert(0, "dry run: nothing was applied")
     else:
         created, updated = upsert(run, target, owner_id)
         unchanged = staged.count() - created - updated
-        label = target.model._meta.label  # not the rows deleted with them (CASCADE)
-        deleted = explicit.delete()[1].get(label, 0) if explicit_n else 0
-        if snapshot_n:
-            deleted += snapshot.delete()[1].get(label, 0)
+        deleted = plan.delete()
 
     status = Status.PARTIAL if failed else Status.SUCCEEDED
     if failed:
@@ -116,27 +112,6 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
                f"{deleted} deleted, {failed} failed.")
     message = " ".join([summary] + [n[0].upper() + n[1:] + "." for n in notes])
     return Outcome(status, received, created, updated, unchanged, deleted, failed, message)
-
-
-def deletions(run: SyncRun, target: Target, owner_id):
-    """Rule 4: (the rows the run's `deletes` remove, the rows its snapshot removes or None, the
-    number of failed records without a readable key that make a full run skip its snapshot)."""
-    rows = target.owner_rows(owner_id)
-    same_key = staging.same_key(target)
-    explicit = rows.none()
-    if SyncBatch.objects.filter(run=run, deletes__gt=0).exists():  # most runs list none: no query
-        in_run = Exists(staging.staged(target, run.pk).filter(**same_key))
-        listed = Exists(staging.staged(target, run.pk, staging.DELETE).filter(**same_key))
-        # a record of the run wins over a listed delete of the same key
-        explicit = rows.filter(listed).exclude(in_run)
-    if run.mode != "full":
-        return explicit, None, 0
-    keyless = RecordError.objects.filter(run=run, key__isnull=True).count()
-    if keyless:
-        return explicit, None, keyless
-    # the snapshot's keys: those of its records, of its failed records (failed-key protection) and
-    # of its listed deletes, i.e. every staging row of the run: one anti-join
-    return explicit, rows.exclude(Exists(staging.staged(target, run.pk, None).filter(**same_key))), 0
 
 
 def protected_references(target: Target, doomed) -> list[str]:
@@ -172,7 +147,7 @@ def mark_unknown_references(run: SyncRun, target: Target, owner_id) -> int:
         return 0
     RecordError.objects.bulk_create(
         (RecordError(run=run, seq=row.seq, index=row.index, key=target.key_json(staging.row_key(target, row)),
-                     code=INVALID, message=f"invalid field(s): {', '.join(fields)}", fields=fields,
+                     code=RecordError.Code.INVALID, message=f"invalid field(s): {', '.join(fields)}", fields=fields,
                      record=staging.row_values(target, row))
          for row, fields in sorted(bad.values(), key=lambda item: (item[0].seq, item[0].index))),
         batch_size=1000,
@@ -230,7 +205,7 @@ def mark_cross_batch_duplicates(run: SyncRun, target: Target) -> int:
     if not losers:
         return 0
     RecordError.objects.bulk_create(
-        (RecordError(run=run, seq=r.seq, index=r.index, key=target.key_json(key), code=DUPLICATE_KEY,
+        (RecordError(run=run, seq=r.seq, index=r.index, key=target.key_json(key), code=RecordError.Code.DUPLICATE_KEY,
                      message=duplicate_message(target, key), record=staging.row_values(target, r))
          for r, key in ((r, staging.row_key(target, r)) for r in losers)),
         batch_size=1000,

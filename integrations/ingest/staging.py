@@ -26,7 +26,7 @@ from django.db.models import OuterRef
 from ..targets import Target
 
 _models: dict[str, type[models.Model]] = {}
-_ready: set[tuple[str, str]] = set()  # (database alias, table) known to exist
+_ready: set[tuple[str, str, str]] = set()  # (database alias, database name, table) known to exist
 _lock = threading.Lock()
 _json = msgspec.json.Encoder()
 
@@ -97,11 +97,29 @@ def stage_model(target: Target) -> type[models.Model]:
         return model
 
 
+def _marker(model: type[models.Model]) -> tuple[str, str, str]:
+    return connection.alias, connection.settings_dict["NAME"], model._meta.db_table
+
+
+def table_exists(target: Target) -> bool:
+    """Whether the target's staging table exists (for readers, which never create it: a target
+    without one has staged nothing)."""
+    model = stage_model(target)
+    marker = _marker(model)
+    if marker in _ready:
+        return True
+    if model._meta.db_table in connection.introspection.table_names():
+        _ready.add(marker)
+        return True
+    return False
+
+
 def ensure_table(target: Target) -> type[models.Model]:
-    """Create the staging table if it does not exist yet (plain DDL, safe inside a transaction)."""
+    """Create the staging table if it does not exist yet (plain DDL, safe inside a transaction).
+    Called by the writers (validation, the apply, the cleanup), never by a read."""
     model = stage_model(target)
     table = model._meta.db_table
-    marker = (connection.alias, connection.settings_dict["NAME"], table)
+    marker = _marker(model)
     if marker in _ready:
         return model
     if table not in connection.introspection.table_names():

@@ -16,13 +16,12 @@ from typing import Any
 
 import msgspec
 
+from ..models import RecordError
 from ..targets import Adapter, Target
 from .decode import DecodedBatch
 from .records import ExactNumbers, Unparseable, count_keys, distinct_keys, keys_differ
 
-PARSE_ERROR, MISSING_KEY, INVALID, UNKNOWN_FIELD, DUPLICATE_KEY = (
-    "parse_error", "missing_key", "invalid", "unknown_field", "duplicate_key",
-)
+Code = RecordError.Code  # the error codes (SPEC section 3), one vocabulary with the stored errors
 MAX_KEY_LENGTH = 255  # the staging and error columns; longer keys are not "readable"
 ADAPTER_ERRORS = (ValueError, TypeError, KeyError, ArithmeticError)  # a record an adapter cannot use
 _NOT_ADAPTED = object()
@@ -79,9 +78,6 @@ class Validator:
         self.context = context
         self.references = [(name, target.references[name], target.referenced(name).is_key())
                            for name in target.references]
-        self.nul_possible = True  # PostgreSQL stores no NUL in text or JSON: such records are refused
-        # Decimals (exact JSON numbers) or non-finite floats may be in the records: see _plain_numbers
-        self.numbers_possible = True
         self.decimal_fields = {name for name, spec in target.struct_fields.items() if _wants_decimal(spec.type)}
 
     # --- the batch -----------------------------------------------------------------------------
@@ -104,16 +100,19 @@ class Validator:
             self._collect(result, ((i, key_of(rec), rec) for i, rec in enumerate(records)))
             return result
         batch = batch.careful()
-        self.nul_possible = batch.nul_possible
+        lax, nul = batch.lax, batch.nul_possible
         # an adapter is customer code: whatever numbers it makes are looked at too
-        self.numbers_possible = batch.numbers_possible or batch.lax or self.adapter is not None
+        numbers = batch.numbers_possible or batch.lax or self.adapter is not None
         result = BatchResult(deletes=self._usable_keys(batch.deletes), received=len(batch.records))
+        check = self.check
         if self.adapter is not None and self.adapter.batch:
             adapted = self._adapt_batch(batch.records)
-            checked = (self.check(i, raw, lax=batch.lax, adapted=adapted.get(i, _NOT_ADAPTED))
+            checked = (check(i, raw, lax=lax, adapted=adapted.get(i, _NOT_ADAPTED), nul_possible=nul,
+                             numbers_possible=numbers)
                        for i, raw in enumerate(batch.records))
         else:
-            checked = (self.check(i, raw, lax=batch.lax) for i, raw in enumerate(batch.records))
+            checked = (check(i, raw, lax=lax, nul_possible=nul, numbers_possible=numbers)
+                       for i, raw in enumerate(batch.records))
         self._collect(result, checked)
         return result
 
@@ -136,8 +135,8 @@ class Validator:
                 continue
         else:
             return None
-        if not self._keys_usable(envelope.records):
-            return None
+        if not self.target.keys_usable([list(map(attrgetter(name), envelope.records)) for name in self.target.keys]):
+            return None  # the careful path says which keys are not usable
         if self._keys_named_twice(body, envelope, complete):
             return None  # the careful path finds the records and makes them parse_errors
         return envelope.records, (envelope.deletes or [])
@@ -167,32 +166,15 @@ class Validator:
                 records = list(map(schema, *converted)) if names else [schema() for _ in range(columns.count)]
             else:  # an optional field left out before others: one dict a record, converted whole
                 rows = list(map(dict, map(zip, repeat(names), zip(*columns.values))))
-                records = msgspec.convert(rows, self.target.batch_type, strict=True)
+                records = msgspec.convert(rows, list[self.target.schema], strict=True)
         except (msgspec.ValidationError, ValueError, TypeError, ArithmeticError):
             return None  # the careful path finds the records and says what is wrong with them
-        # the keys as _keys_usable checks them, on the columns (the records hold the same values)
-        for name, kind, bounds in zip(self.target.keys, self.target.key_kinds, self.target.key_ranges):
-            values = columns.values[position[name]] if name in position else None
-            if values is None:
-                if not self._keys_usable(records):
-                    return None
-            elif kind == "str" and not all(map(str.strip, values)):
-                return None
-            elif kind == "int" and values and not (bounds[0] <= min(values) and max(values) <= bounds[1]):
-                return None
+        # the keys checked on the columns (the records hold the same values; a key field the batch
+        # leaves out has the schema's default in every record)
+        if not self.target.keys_usable([columns.values[position[name]] if name in position
+                                        else list(map(attrgetter(name), records)) for name in self.target.keys]):
+            return None
         return records, batch.deletes
-
-    def _keys_usable(self, records: list) -> bool:
-        """Whether every key the schema accepted is a usable key. A blank key ("   ") passes a
-        schema's length bound but is no usable key (missing_key), nor is an integer beyond 64 bits:
-        the checker one by one must see them, or their fate would depend on their batch's other
-        records."""
-        for name, kind, bounds in zip(self.target.keys, self.target.key_kinds, self.target.key_ranges):
-            if kind == "str" and not all(getattr(rec, name).strip() for rec in records):
-                return False
-            if kind == "int" and not all(bounds[0] <= getattr(rec, name) <= bounds[1] for rec in records):
-                return False
-        return True
 
     def _keys_named_twice(self, body: bytes, envelope, complete: bool) -> bool:
         """Whether some object of a batch the typed decode accepted names a key twice (msgspec keeps
@@ -236,14 +218,14 @@ class Validator:
                 continue
             index, key, record = item
             if key in seen:
-                result.problems.append(Problem(index, key, DUPLICATE_KEY, duplicate_message(self.target, key),
+                result.problems.append(Problem(index, key, Code.DUPLICATE_KEY, duplicate_message(self.target, key),
                                                record=self.target.to_data(record)))
                 continue
             seen.add(key)
             if self.references:
                 bad = self._bad_references(record)
                 if bad:
-                    result.problems.append(Problem(index, _readable_key(key), INVALID, f"invalid field(s): {', '.join(bad)}",
+                    result.problems.append(Problem(index, _readable_key(key), Code.INVALID, f"invalid field(s): {', '.join(bad)}",
                                                    fields=bad, record=self.target.to_data(record)))
                     continue
             result.valid.append((index, key, record))
@@ -273,13 +255,17 @@ class Validator:
         return dict(zip(indexes, out))
 
     # --- one record ----------------------------------------------------------------------------
-    def check(self, index: int, raw: Any, *, lax: bool = False, adapted: Any = None):
+    def check(self, index: int, raw: Any, *, lax: bool = False, adapted: Any = None, nul_possible: bool = True,
+              numbers_possible: bool = True):
         """(index, key, record) for a valid record, else a Problem. `adapted`: a batch adapter's
-        output for this record."""
+        output for this record. What its batch says of all its records: `lax`, the values are text
+        to coerce (CSV); `nul_possible`, some text may hold a NUL character (PostgreSQL stores none in
+        text or JSON: such a record is refused); `numbers_possible`, some value may be a Decimal (an
+        exact JSON number) or a non-finite float (see _plain_numbers). False skips looking."""
         if isinstance(raw, Unparseable):
-            return Problem(index, None, PARSE_ERROR, raw.reason, record=raw.text)
+            return Problem(index, None, Code.PARSE_ERROR, raw.reason, record=raw.text)
         if not isinstance(raw, dict):
-            return Problem(index, None, PARSE_ERROR, f"record is not an object but {_kind(raw)}", record=_jsonable(raw))
+            return Problem(index, None, Code.PARSE_ERROR, f"record is not an object but {_kind(raw)}", record=_jsonable(raw))
         if self.adapter is not None and self.adapter.batch:
             record = adapted
         else:
@@ -291,29 +277,29 @@ class Validator:
                     record = exc
         if isinstance(record, BaseException):
             exc, mapped = record, self._map(raw)
-            return Problem(index, self._readable(mapped), INVALID,
+            return Problem(index, self._readable(mapped), Code.INVALID,
                            f"adapter rejected the record: {exc}", fields={"__all__": [str(exc)]}, record=raw)
         if not isinstance(record, dict):
             raise TypeError(f"adapter {self.adapter.name!r} returned {_kind(record)}, not a record (dict)")
         key, why = self.target.read_key(record, lax=lax)
         if why:
-            return Problem(index, None, MISSING_KEY, why, record=raw)
+            return Problem(index, None, Code.MISSING_KEY, why, record=raw)
         readable = _readable_key(key)
         if lax:
             record = self._parse_json_cells(record)
             if isinstance(record, Problem):
                 record.index, record.key, record.record = index, readable, raw
                 return record
-        nul = _fields_with_nul(record) if self.nul_possible else None
+        nul = _fields_with_nul(record) if nul_possible else None
         if nul:
-            return Problem(index, readable, INVALID,
+            return Problem(index, readable, Code.INVALID,
                            f"invalid field(s): {', '.join(nul)}",
                            fields={name: ["NUL characters (\\u0000) are not allowed."] for name in nul},
                            record=raw)
-        if self.numbers_possible:
+        if numbers_possible:
             record, odd = _plain_numbers(record, self.decimal_fields)
             if odd:
-                return Problem(index, _readable_key(key), INVALID, f"invalid field(s): {', '.join(odd)}",
+                return Problem(index, _readable_key(key), Code.INVALID, f"invalid field(s): {', '.join(odd)}",
                                fields={name: ["Not a finite number."] for name in odd}, record=raw)
         try:
             clean = msgspec.convert(record, self.target.schema, strict=not lax)
@@ -350,7 +336,7 @@ class Validator:
                 try:  # exact numbers, and no NaN or Infinity tokens (json.loads would take them)
                     record[name] = msgspec.json.Decoder(float_hook=ExactNumbers()).decode(value)
                 except (msgspec.DecodeError, RecursionError):  # RecursionError: a cell nested too deeply
-                    return Problem(0, None, INVALID, f"invalid field(s): {name}",
+                    return Problem(0, None, Code.INVALID, f"invalid field(s): {name}",
                                    fields={name: ["Not a valid JSON value."]})
         return record
 
@@ -377,7 +363,7 @@ class Validator:
             fields[str(name)] = ["Unknown field."]
         if not fields:
             fields["__all__"] = ["The record failed validation."]
-        return (UNKNOWN_FIELD if unknown else INVALID), fields
+        return (Code.UNKNOWN_FIELD if unknown else Code.INVALID), fields
 
 
 def _wants_decimal(tp) -> bool:
@@ -453,7 +439,10 @@ def _has_nul(value) -> bool:
 
 
 def _fields_with_nul(record: dict) -> list[str]:
-    """Fields holding a NUL character, which PostgreSQL cannot store in text or JSON."""
+    """Fields holding a NUL character, which PostgreSQL cannot store in text or JSON: the one rule.
+    The fast paths never apply it; they only leave a batch in which a NUL is possible to the careful
+    path (an escaped \\u0000 in JSON bytes, the only way JSON text holds one; a columnar batch's
+    `nul_possible`), and check() looks only where its batch said one is possible."""
     return [str(name).replace("\x00", "\\u0000") for name, value in record.items() if _has_nul(name) or _has_nul(value)]
 
 

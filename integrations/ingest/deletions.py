@@ -1,0 +1,92 @@
+"""Rule 4 of SPEC section 3, which rows a run deletes: one plan, read by everyone who needs to know.
+
+The apply deletes what the plan holds (and a dry run reports its count), the deletion guard weighs
+its snapshot part, the journal records its rows before they go, and the review page of a held run
+shows its count, a sample of its keys and the downloadable list of them. Each builds the plan with
+`DeletionPlan.of`; nobody spells the rule again.
+
+Building the plan runs no statement but one cheap EXISTS (whether the run listed deletes at all);
+the counts run when asked for, once each. The plan reads the staging table and never creates it: a
+run whose table does not exist has staged nothing, and its plan is what it would be on an empty table.
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from django.db.models import Exists, QuerySet
+
+from ..models import Mode, RecordError, SyncBatch, SyncRun
+from ..targets import Target
+from . import staging
+
+
+@dataclass(eq=False)
+class DeletionPlan:
+    target: Target
+    # the rows the run's listed `deletes` remove (any mode): a record of the run wins over a listed
+    # delete of the same key
+    explicit: QuerySet
+    # the rows its full snapshot removes: the owner's rows whose key no staging row of the run has
+    # (its records, its failed records' keys, its listed deletes); None: no snapshot deletion
+    snapshot: QuerySet | None
+    # failed records without a readable key: a full run then skips its snapshot deletion (they
+    # might have named any row)
+    keyless: int = 0
+
+    @classmethod
+    def of(cls, run: SyncRun, target: Target, owner_id) -> "DeletionPlan":
+        rows = target.owner_rows(owner_id)
+        explicit = rows.none()
+        staged_any = staging.table_exists(target)
+        if staged_any and SyncBatch.objects.filter(run=run, deletes__gt=0).exists():  # most runs list none
+            same_key = staging.same_key(target)
+            in_run = Exists(staging.staged(target, run.pk).filter(**same_key))
+            listed = Exists(staging.staged(target, run.pk, staging.DELETE).filter(**same_key))
+            explicit = rows.filter(listed).exclude(in_run)
+        if run.mode != Mode.FULL:
+            return cls(target, explicit, None)
+        keyless = RecordError.objects.filter(run=run, key__isnull=True).count()
+        if keyless:
+            return cls(target, explicit, None, keyless)
+        if not staged_any:  # no staging row at all: the snapshot keeps no row
+            return cls(target, explicit, rows)
+        # the snapshot's keys are every staging row of the run: one anti-join
+        same_key = staging.same_key(target)
+        return cls(target, explicit, rows.exclude(Exists(staging.staged(target, run.pk, None).filter(**same_key))))
+
+    @cached_property
+    def explicit_count(self) -> int:
+        return self.explicit.count()  # none(): no query
+
+    @cached_property
+    def snapshot_count(self) -> int:
+        return 0 if self.snapshot is None else self.snapshot.count()
+
+    def count(self) -> int:
+        """How many rows the run deletes (the two parts never share a row: a listed key is a
+        staging row of the run, so the snapshot keeps it)."""
+        return self.explicit_count + self.snapshot_count
+
+    def doomed(self) -> QuerySet | None:
+        """Every row the run deletes as one queryset; None when it deletes none."""
+        if not self.count():
+            return None
+        return self.explicit if self.snapshot is None else self.explicit | self.snapshot
+
+    def keys(self, limit: int | None = None, *, chunk_size: int = 2000):
+        """The keys of the doomed rows in key order, as tuples of the key fields' values: the first
+        `limit` as a list, or (limit None) all of them as an iterator read in chunks."""
+        doomed = self.doomed()
+        if doomed is None:
+            return [] if limit is not None else iter(())
+        rows = doomed.order_by(*self.target.keys).values_list(*self.target.keys)
+        return list(rows[:limit]) if limit is not None else rows.iterator(chunk_size=chunk_size)
+
+    def delete(self) -> int:
+        """Delete the rows; how many of the target's rows went (not the rows deleted with them
+        through CASCADE)."""
+        label = self.target.model._meta.label
+        deleted = self.explicit.delete()[1].get(label, 0) if self.explicit_count else 0
+        if self.snapshot_count:
+            deleted += self.snapshot.delete()[1].get(label, 0)
+        return deleted
