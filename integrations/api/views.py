@@ -246,7 +246,7 @@ class BatchView(ApiView):
         description=(
             "JSON `{\"seq\": 1, \"records\": [...], \"deletes\": [...]}` or the protobuf `Batch` message of "
             "`integrations/proto/batch.proto` (`Content-Type: application/x-protobuf`); either may be sent with "
-            "`Content-Encoding: gzip`. At most 50,000 records and `INTEGRATIONS_MAX_BATCH_BYTES` (default 64 MiB, "
+            "`Content-Encoding: gzip`. At most `INTEGRATIONS_MAX_BATCH_RECORDS` records (default 50,000) and `INTEGRATIONS_MAX_BATCH_BYTES` (default 64 MiB, "
             "after decompression). The raw bytes are stored before the answer. Posting the same seq with the same "
             "bytes again answers 200 with the same answer; other bytes under that seq, 409."
         ),

@@ -1,4 +1,5 @@
 from ... import services
+from ...models import Mode
 from ._base import ServiceCommand
 
 
@@ -9,7 +10,7 @@ class Command(ServiceCommand):
         parser.add_argument("customer")
         parser.add_argument("slug")
         parser.add_argument("--target", required=True, help="e.g. catalog.product")
-        parser.add_argument("--mode", choices=["full", "incremental"], default="full")
+        parser.add_argument("--mode", choices=Mode.values, default=Mode.FULL)
         parser.add_argument("--max-error-rate", type=float, default=0.0)
         parser.add_argument("--max-deletes-percent", type=float, default=20.0)
         parser.add_argument("--webhook-url", default="")

@@ -6,7 +6,7 @@ from ... import services
 from ...exceptions import MalformedBatch
 from ...formats import Format
 from ...ingest.files import guess_format
-from ...models import SyncRun
+from ...models import Mode, SyncRun
 from ...queue import inline
 from ...reporting import run_report_text
 from ._base import ServiceCommand
@@ -21,7 +21,7 @@ class Command(ServiceCommand):
         parser.add_argument("integration", help="CUSTOMER/INTEGRATION")
         parser.add_argument("path")
         parser.add_argument("--format", choices=Format.values)
-        parser.add_argument("--mode", choices=["full", "incremental"])
+        parser.add_argument("--mode", choices=Mode.values)
         parser.add_argument("--dry-run", action="store_true")
         parser.add_argument("--wait", action="store_true",
                             help="process the run here and wait for its end; exit 0 succeeded, 1 failed or "
