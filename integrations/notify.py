@@ -22,19 +22,18 @@ from django.urls import NoReverseMatch, reverse
 from . import conditions, webhooks
 from .conf import conf
 from .models import RecordError, RunNotification, SyncRun
-from .queue import enqueue
+from .queue import Task, enqueue
 from .selectors import run_errors
 
 log = logging.getLogger("integrations")
 Status = SyncRun.Status
 
 CUSTOMER_EVENTS = (Status.FAILED, Status.PARTIAL, Status.NEEDS_REVIEW)
-STAFF_EVENTS = (Status.FAILED, Status.NEEDS_REVIEW)
+STAFF_EVENTS = conditions.FAILING  # what makes an integration "failing" (conditions.py)
 ERRORS_IN_MAIL = 20
 STUCK = conditions.STUCK
 BEHIND = conditions.BEHIND
-# the state a run must still be in for its condition's alert to go out
-CONDITION_STATUS = {STUCK: Status.PROCESSING, BEHIND: Status.QUEUED}
+CONDITION_STATUS = conditions.CONDITION_STATUS
 STATUS_LABELS = {"needs_review": "needs review", STUCK: "stuck", BEHIND: "behind schedule"}
 
 
@@ -46,7 +45,7 @@ def run_event(*, run_id, status: str) -> None:
     delivery, created = webhooks.delivery_create(run=run, status=status)
     if delivery is not None and created:
         # the first try at once, by the webhook cluster; failures wait for deliver_due()
-        enqueue("integrations.tasks.deliver_webhook", delivery.pk, cluster=conf.WEBHOOK_CLUSTER or None)
+        enqueue(Task.DELIVER_WEBHOOK, delivery.pk, cluster=conf.WEBHOOK_CLUSTER or None)
     if run.dry_run:
         return
     recipients = run.integration.recipients if status in CUSTOMER_EVENTS else []

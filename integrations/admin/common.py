@@ -26,10 +26,6 @@ ADMIN_CSS = {"all": ("integrations/admin.css",)}
 REVIEW_PERMISSION = "review_syncrun"
 REVIEW_PERM = f"integrations.{REVIEW_PERMISSION}"
 
-# statuses in which a run's page follows its progress by reloading itself
-LIVE_STATES = (SyncRun.Status.QUEUED, SyncRun.Status.PROCESSING)
-
-
 def status_badge(status: str):
     """A coloured pill of a run's (or a webhook delivery's) status; its colour comes from the
     stylesheet (class run-status-<status>)."""
@@ -66,7 +62,7 @@ def progress_bar(run: SyncRun):
     with the phase written under it."""
     total, done = run.batches_total, run.batches_done
     phase = run_phase(run)
-    if run.status in (SyncRun.Status.PROCESSING, SyncRun.Status.QUEUED) and (not total or done >= total):
+    if run.is_live and (not total or done >= total):
         bar = format_html('<progress class="run-bar run-bar-{}" aria-label="{}"></progress>', run.status, phase)
     elif total:
         bar = format_html('<progress class="run-bar run-bar-{}" max="{}" value="{}" aria-label="{}"></progress>',
