@@ -18,7 +18,11 @@ What follows a change, always after its commit (queue.enqueue):
 - processing: `process_run` (started) or `apply_run` (approved);
 - an end or the hold for review: the `run_finished` task (webhook, e-mails), the metrics and the
   `run_finished` signal; an end also `cleanup_run` (its staging rows);
-- a run that stops holding its integration's line: `kick_integration`, so the next queued run starts.
+- `kick_integration` (the integration's next queued run may start, rule 6) after the end of a
+  non-dry run that held the line (processing, needs_review), or that failed or was cancelled as
+  deactivated when its turn came; not after a cancel of a run still receiving or queued (nothing
+  waits on it), a hold for review (it still holds the line), nor a superseding (the full run's
+  own kick follows).
 """
 
 import logging
