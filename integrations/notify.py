@@ -33,7 +33,6 @@ STAFF_EVENTS = conditions.FAILING  # what makes an integration "failing" (condit
 ERRORS_IN_MAIL = 20
 STUCK = conditions.STUCK
 BEHIND = conditions.BEHIND
-CONDITION_STATUS = conditions.CONDITION_STATUS
 STATUS_LABELS = {"needs_review": "needs review", STUCK: "stuck", BEHIND: "behind schedule"}
 
 
@@ -72,7 +71,7 @@ def condition_alert(*, condition: str, run_ids) -> int:
     if not staff or not run_ids:
         return 0
     runs = list(SyncRun.objects.select_related("integration__customer")
-                .filter(pk__in=list(run_ids), status=CONDITION_STATUS[condition]).order_by("created_at"))
+                .filter(pk__in=list(run_ids), status=conditions.CONDITION_STATUS[condition]).order_by("created_at"))
     event = f"run.{condition}"
     if len(runs) <= conf.ALERT_DIGEST_AFTER:
         sent = 0
@@ -97,7 +96,7 @@ def condition_alert(*, condition: str, run_ids) -> int:
         _send("staff_digest", {
             "condition": condition, "label": STATUS_LABELS[condition], "runs": fresh,
             "stuck_after_minutes": conf.STUCK_AFTER // 60, "behind_after_minutes": conf.BEHIND_AFTER // 60,
-            "admin_url": f"{base}{_changelist_path()}?status__exact={CONDITION_STATUS[condition]}",
+            "admin_url": f"{base}{_changelist_path()}?status__exact={conditions.CONDITION_STATUS[condition]}",
         }, staff)
     except Exception:
         RunNotification.objects.filter(pk__in=[n.pk for n in notices]).delete()  # the retry sends it
@@ -113,7 +112,7 @@ def deliver_due() -> int:
 def run_context(run: SyncRun, event: str) -> dict:
     integration = run.integration
     base = conf.BASE_URL.rstrip("/")
-    errors = list(run_errors(run)[:ERRORS_IN_MAIL]) if event not in CONDITION_STATUS else []
+    errors = list(run_errors(run)[:ERRORS_IN_MAIL]) if event not in conditions.CONDITION_STATUS else []
     total_errors = RecordError.objects.filter(run=run).count() if errors else 0
     return {
         "run": run,
