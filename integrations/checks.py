@@ -79,3 +79,16 @@ def q_cluster_settings(app_configs, **kwargs):
                 hint='Set both, retry above timeout, e.g. "timeout": 1800, "retry": 1900.',
                 id="integrations.W001"))
     return errors
+
+
+@checks.register()
+def task_paths(app_configs, **kwargs):
+    """Every task the app enqueues or schedules (queue.Task) names a function django-q2 can import."""
+    from .queue import unresolved_tasks
+
+    return [
+        checks.Error(f'The task "{name}" does not resolve to a function: a worker would fail every such task.',
+                     hint="Fix its path in integrations.queue.Task, or define the task in integrations/tasks.py.",
+                     id="integrations.E005")
+        for name in unresolved_tasks()
+    ]

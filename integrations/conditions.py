@@ -21,13 +21,14 @@ from .conf import conf
 from .models import Integration, SyncRun
 
 Status = SyncRun.Status
-SETTLED = (Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELLED, Status.NEEDS_REVIEW)
 STUCK, BEHIND = "stuck", "behind"
+# the state a stuck or behind run is in (and must still be in for its alert to go out: notify.py)
+CONDITION_STATUS = {STUCK: Status.PROCESSING, BEHIND: Status.QUEUED}
 
 
 def stuck_runs(now=None):
     since = (now or timezone.now()) - timedelta(seconds=conf.STUCK_AFTER)
-    return SyncRun.objects.filter(status=Status.PROCESSING, started_at__lt=since)
+    return SyncRun.objects.filter(status=CONDITION_STATUS[STUCK], started_at__lt=since)
 
 
 def held_runs():
@@ -36,7 +37,7 @@ def held_runs():
 
 def behind_runs(now=None):
     since = (now or timezone.now()) - timedelta(seconds=conf.BEHIND_AFTER)
-    return SyncRun.objects.filter(status=Status.QUEUED, completed_at__lt=since)
+    return SyncRun.objects.filter(status=CONDITION_STATUS[BEHIND], completed_at__lt=since)
 
 
 FAILING = (Status.FAILED, Status.NEEDS_REVIEW)
@@ -46,7 +47,7 @@ NEEDS_ATTENTION = (Status.FAILED, Status.PARTIAL, Status.NEEDS_REVIEW, Status.CA
 def _by_last_settled_run(statuses):
     """Integrations whose latest settled (non dry) run is in `statuses`, annotated with that run
     (last_status, last_run_id, last_message, last_finished)."""
-    last = (SyncRun.objects.filter(integration=OuterRef("pk"), dry_run=False, status__in=SETTLED)
+    last = (SyncRun.objects.filter(integration=OuterRef("pk"), dry_run=False, status__in=SyncRun.SETTLED_STATES)
             .order_by("-created_at"))
     return (Integration.objects
             .annotate(last_status=Subquery(last.values("status")[:1]), last_run_id=Subquery(last.values("pk")[:1]),

@@ -55,9 +55,3 @@ class StorageFailure(IntegrationsError):
     code = "storage_unavailable"
     status = 503
 
-
-class FatalRunError(IntegrationsError):
-    """Raised inside the engine when a run cannot go on at all; the run ends `failed`."""
-
-    code = "fatal"
-    status = 500

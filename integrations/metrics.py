@@ -34,8 +34,6 @@ from . import conditions
 from .conf import conf
 from .models import SyncRun
 
-Status = SyncRun.Status
-LIVE_STATES = (Status.RECEIVING, Status.QUEUED, Status.PROCESSING, Status.NEEDS_REVIEW)
 OUTCOMES = ("received", "created", "updated", "unchanged", "deleted", "failed")
 # multiprocess mode writes a file per process into this directory as soon as a metric exists
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -111,7 +109,7 @@ class RunStateCollector:
         now = timezone.now()
         runs = GaugeMetricFamily("integrations_runs", "Runs in a live state now, by integration and status",
                                  labels=["integration", "status"])
-        rows = (SyncRun.objects.filter(status__in=LIVE_STATES)
+        rows = (SyncRun.objects.filter(status__in=SyncRun.UNFINISHED_STATES)
                 .values("integration__customer__slug", "integration__slug", "status").annotate(n=Count("id")).order_by())
         for row in rows:
             runs.add_metric([f"{row['integration__customer__slug']}/{row['integration__slug']}", row["status"]], row["n"])

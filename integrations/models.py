@@ -112,7 +112,25 @@ class SyncRun(models.Model):
         COMMAND = "command"
         UNDO = "undo"  # staff undid an applied run (SPEC 13): `undoes` names it
 
+    # What each status means, defined once: the services, the admin, the API, notify, metrics and the
+    # early validation read these sets and the predicates below. Every change of status is made by
+    # services/transitions.py, whose TRANSITIONS table these sets agree with (tests/test_run_state.py):
+    #   receiving -> queued -> processing -> succeeded | partial | failed | needs_review
+    #   needs_review -> processing (approved); queued -> failed; any state before an end -> cancelled
     END_STATES = (Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELLED)
+    # ended with its records applied (what an undo undoes), and ended with nothing applied (retried)
+    APPLIED_STATES = (Status.SUCCEEDED, Status.PARTIAL)
+    NOT_APPLIED_STATES = (Status.FAILED, Status.CANCELLED)
+    # no worker moves it on: ended, or held for a staff review (a long poll answers at once)
+    SETTLED_STATES = (*END_STATES, Status.NEEDS_REVIEW)
+    # not ended yet: may be cancelled (the live runs of /metrics)
+    UNFINISHED_STATES = (Status.RECEIVING, Status.QUEUED, Status.PROCESSING, Status.NEEDS_REVIEW)
+    # its batches may still be validated: its errors and counts may still grow
+    ACTIVE_STATES = (Status.RECEIVING, Status.QUEUED, Status.PROCESSING)
+    # not started: its stored batches may be validated early (services/early.py)
+    EARLY_STATES = (Status.RECEIVING, Status.QUEUED)
+    # completed and in the workers' hands: it moves on by itself (the admin's pages follow it)
+    LIVE_STATES = (Status.QUEUED, Status.PROCESSING)
     # states in which a run of an integration holds back the later runs (rule 6)
     BLOCKING_STATES = (Status.PROCESSING, Status.NEEDS_REVIEW)
 
@@ -198,8 +216,31 @@ class SyncRun(models.Model):
         }
 
     @property
-    def is_finished(self) -> bool:
-        return self.status in self.END_STATES
+    def can_cancel(self) -> bool:
+        """Not applied yet: the sender or staff may cancel it."""
+        return self.status in self.UNFINISHED_STATES
+
+    @property
+    def can_retry(self) -> bool:
+        """Ended with nothing applied: staff may run its stored batches (or upload) again."""
+        return self.status in self.NOT_APPLIED_STATES
+
+    @property
+    def is_held(self) -> bool:
+        """Held for a staff review that may approve it (a held dry run can only be rejected)."""
+        return self.status == self.Status.NEEDS_REVIEW and not self.dry_run
+
+    @property
+    def is_settled(self) -> bool:
+        return self.status in self.SETTLED_STATES
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATES
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in self.LIVE_STATES
 
     @property
     def duration(self):

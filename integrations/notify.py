@@ -22,19 +22,17 @@ from django.urls import NoReverseMatch, reverse
 from . import conditions, webhooks
 from .conf import conf
 from .models import RecordError, RunNotification, SyncRun
-from .queue import enqueue
+from .queue import Task, enqueue
 from .selectors import run_errors
 
 log = logging.getLogger("integrations")
 Status = SyncRun.Status
 
 CUSTOMER_EVENTS = (Status.FAILED, Status.PARTIAL, Status.NEEDS_REVIEW)
-STAFF_EVENTS = (Status.FAILED, Status.NEEDS_REVIEW)
+STAFF_EVENTS = conditions.FAILING  # what makes an integration "failing" (conditions.py)
 ERRORS_IN_MAIL = 20
 STUCK = conditions.STUCK
 BEHIND = conditions.BEHIND
-# the state a run must still be in for its condition's alert to go out
-CONDITION_STATUS = {STUCK: Status.PROCESSING, BEHIND: Status.QUEUED}
 STATUS_LABELS = {"needs_review": "needs review", STUCK: "stuck", BEHIND: "behind schedule"}
 
 
@@ -46,7 +44,7 @@ def run_event(*, run_id, status: str) -> None:
     delivery, created = webhooks.delivery_create(run=run, status=status)
     if delivery is not None and created:
         # the first try at once, by the webhook cluster; failures wait for deliver_due()
-        enqueue("integrations.tasks.deliver_webhook", delivery.pk, cluster=conf.WEBHOOK_CLUSTER or None)
+        enqueue(Task.DELIVER_WEBHOOK, delivery.pk, cluster=conf.WEBHOOK_CLUSTER or None)
     if run.dry_run:
         return
     recipients = run.integration.recipients if status in CUSTOMER_EVENTS else []
@@ -73,7 +71,7 @@ def condition_alert(*, condition: str, run_ids) -> int:
     if not staff or not run_ids:
         return 0
     runs = list(SyncRun.objects.select_related("integration__customer")
-                .filter(pk__in=list(run_ids), status=CONDITION_STATUS[condition]).order_by("created_at"))
+                .filter(pk__in=list(run_ids), status=conditions.CONDITION_STATUS[condition]).order_by("created_at"))
     event = f"run.{condition}"
     if len(runs) <= conf.ALERT_DIGEST_AFTER:
         sent = 0
@@ -98,7 +96,7 @@ def condition_alert(*, condition: str, run_ids) -> int:
         _send("staff_digest", {
             "condition": condition, "label": STATUS_LABELS[condition], "runs": fresh,
             "stuck_after_minutes": conf.STUCK_AFTER // 60, "behind_after_minutes": conf.BEHIND_AFTER // 60,
-            "admin_url": f"{base}{_changelist_path()}?status__exact={CONDITION_STATUS[condition]}",
+            "admin_url": f"{base}{_changelist_path()}?status__exact={conditions.CONDITION_STATUS[condition]}",
         }, staff)
     except Exception:
         RunNotification.objects.filter(pk__in=[n.pk for n in notices]).delete()  # the retry sends it
@@ -114,7 +112,7 @@ def deliver_due() -> int:
 def run_context(run: SyncRun, event: str) -> dict:
     integration = run.integration
     base = conf.BASE_URL.rstrip("/")
-    errors = list(run_errors(run)[:ERRORS_IN_MAIL]) if event not in CONDITION_STATUS else []
+    errors = list(run_errors(run)[:ERRORS_IN_MAIL]) if event not in conditions.CONDITION_STATUS else []
     total_errors = RecordError.objects.filter(run=run).count() if errors else 0
     return {
         "run": run,

@@ -32,7 +32,6 @@ from .models import (
 )
 
 log = logging.getLogger("integrations")
-FINISHED = SyncRun.END_STATES
 
 
 def purge_sync_data(*, dry_run: bool = False, now=None) -> dict:
@@ -75,11 +74,11 @@ def purge_sync_data(*, dry_run: bool = False, now=None) -> dict:
 def _expired_batches(raw_cutoff, run_cutoff):
     """Batches whose payload expired, or that belong to a run about to be deleted."""
     return SyncBatch.objects.filter(Q(created_at__lt=raw_cutoff) | Q(run__created_at__lt=run_cutoff),
-                                    payload_purged_at__isnull=True, run__status__in=FINISHED)
+                                    payload_purged_at__isnull=True, run__status__in=SyncRun.END_STATES)
 
 
 def _expired_uploads(raw_cutoff):
-    return SyncRun.objects.filter(created_at__lt=raw_cutoff, status__in=FINISHED).exclude(upload_name="")
+    return SyncRun.objects.filter(created_at__lt=raw_cutoff, status__in=SyncRun.END_STATES).exclude(upload_name="")
 
 
 def _purge_payloads(raw_cutoff, run_cutoff, chunk: int, dry_run: bool, report: dict, gone: set) -> None:
@@ -135,14 +134,14 @@ def _purge_uploads(raw_cutoff, chunk: int, dry_run: bool, report: dict, gone: se
 def _uploads_kept(names: set, raw_cutoff) -> set:
     """Upload files among `names` that a run which is not expiring still needs."""
     return set(SyncRun.objects.filter(upload_name__in=names)
-               .exclude(Q(created_at__lt=raw_cutoff) & Q(status__in=FINISHED))
+               .exclude(Q(created_at__lt=raw_cutoff) & Q(status__in=SyncRun.END_STATES))
                .values_list("upload_name", flat=True))
 
 
 def _purge_changes(cutoff, chunk: int, dry_run: bool, report: dict) -> None:
     """The change journals of finished runs created before `cutoff`, a chunk of runs at a time;
     each run is marked, so the undo can say why it no longer can."""
-    expired = SyncRun.objects.filter(created_at__lt=cutoff, status__in=FINISHED, changes_purged_at__isnull=True)
+    expired = SyncRun.objects.filter(created_at__lt=cutoff, status__in=SyncRun.END_STATES, changes_purged_at__isnull=True)
     if dry_run:
         report["journals_expired"] = expired.count()
         report["changes_deleted"] = RunChange.objects.filter(run__in=expired.values("pk")).count()
@@ -156,7 +155,7 @@ def _purge_changes(cutoff, chunk: int, dry_run: bool, report: dict) -> None:
 
 
 def _purge_runs(run_cutoff, chunk: int, dry_run: bool, report: dict) -> None:
-    expired = SyncRun.objects.filter(created_at__lt=run_cutoff, status__in=FINISHED)
+    expired = SyncRun.objects.filter(created_at__lt=run_cutoff, status__in=SyncRun.END_STATES)
     if dry_run:
         ids = expired.values("pk")
         report["runs_deleted"] = expired.count()
@@ -188,7 +187,7 @@ def _purge_staging(chunk: int, dry_run: bool, report: dict) -> None:
     from .targets import get_target, target_names
 
     tables = set(connection.introspection.table_names())
-    open_runs = SyncRun.objects.exclude(status__in=FINISHED).values("pk")
+    open_runs = SyncRun.objects.exclude(status__in=SyncRun.END_STATES).values("pk")
     for name in target_names():
         model = staging.stage_model(get_target(name))
         if model._meta.db_table not in tables:

@@ -48,7 +48,7 @@ def run_wait_for_change(run: SyncRun, seconds: float, *, interval: float = 0.25)
     One small indexed query every `interval` seconds in autocommit mode: no transaction stays open
     between them (the API views are not wrapped in ATOMIC_REQUESTS), so nothing is held idle in
     transaction. The request does tie a web worker (a gunicorn sync worker) for up to `seconds`."""
-    if run.status in (*SyncRun.END_STATES, SyncRun.Status.NEEDS_REVIEW):
+    if run.is_settled:
         return run
     if connection.in_atomic_block:
         # inside a transaction (ATOMIC_REQUESTS, say) waiting would hold it open for N seconds:

@@ -34,10 +34,6 @@ ADMIN_CSS = {"all": ("integrations/admin.css",)}
 REVIEW_PERMISSION = "review_syncrun"  # declared in SyncRun.Meta.permissions
 REVIEW_PERM = f"integrations.{REVIEW_PERMISSION}"
 
-# statuses in which a run's page follows its progress by reloading itself
-LIVE_STATES = (SyncRun.Status.QUEUED, SyncRun.Status.PROCESSING)
-
-
 def render_field(name: str, **context):
     """The HTML of a column or a read-only field, drawn by its template
     (integrations/admin/fields/<name>.html): the code picks the values, the template the markup,
@@ -79,7 +75,7 @@ def progress_bar(run: SyncRun):
     """A <progress> bar (an indeterminate one while the file is split or the rows are applied)
     with the phase written under it."""
     total, done = run.batches_total, run.batches_done
-    if run.status in (SyncRun.Status.PROCESSING, SyncRun.Status.QUEUED) and (not total or done >= total):
+    if run.is_live and (not total or done >= total):
         bar = "indeterminate"
     else:
         bar = "count" if total else ""

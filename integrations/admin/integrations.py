@@ -17,7 +17,7 @@ from ..formats import Format
 from ..models import Integration, Mode, SyncRun
 from ..selectors import run_errors
 from ..targets import adapter_names, target_names
-from .common import ADMIN_CSS, LIVE_STATES, ServiceCheckedForm, adopt, status_badge
+from .common import ADMIN_CSS, ServiceCheckedForm, adopt, status_badge
 from .customers import EmailListField
 
 
@@ -203,8 +203,8 @@ class IntegrationAdmin(admin.ModelAdmin):
             "integration": integration,
             "form": form,
             "preview": preview,
-            "preview_live": preview is not None and preview.status in LIVE_STATES,
-            "preview_done": preview is not None and preview.status not in LIVE_STATES + (SyncRun.Status.RECEIVING,),
+            "preview_live": preview is not None and preview.is_live,
+            "preview_done": preview is not None and preview.is_settled,
             "preview_errors": list(run_errors(preview)[:10]) if preview is not None else [],
             "errors_url": (reverse("admin:integrations_recorderror_changelist") + f"?run={preview.pk}")
             if preview is not None else "",

@@ -23,7 +23,6 @@ from ..models import RecordError, RunChange, SyncBatch, SyncRun, WebhookDelivery
 from ..selectors import held_run_deletion_keys, held_run_deletions, run_errors
 from .common import (
     ADMIN_CSS,
-    LIVE_STATES,
     IntegrationListFilter,
     ReadOnlyMixin,
     can_review,
@@ -38,12 +37,8 @@ from .common import (
 )
 
 Status = SyncRun.Status
-CANCELLABLE = (Status.RECEIVING, Status.QUEUED, Status.PROCESSING, Status.NEEDS_REVIEW)
-RETRYABLE = (Status.FAILED, Status.CANCELLED)
 FIRST_ERRORS = 10
 SAMPLE_KEYS = 20
-# a run in these may still find errors: "none" would read as final
-ACTIVE_STATES = (Status.RECEIVING, Status.QUEUED, Status.PROCESSING)
 
 
 def errors_url(run_id) -> str:
@@ -179,7 +174,7 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
         class RunChangeList(ChangeList):
             def get_results(self, request):
                 super().get_results(request)
-                self.has_active = any(run.status in LIVE_STATES for run in self.result_list)
+                self.has_active = any(run.is_live for run in self.result_list)
 
         return RunChangeList
 
@@ -280,7 +275,7 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
     @admin.display(description="first errors")
     def first_errors(self, run):
         errors = list(run_errors(run)[:FIRST_ERRORS])
-        active = run.status in ACTIVE_STATES
+        active = run.is_active
         if not errors:
             return render_field("first_errors", errors=errors, active=active, phase=active and run_phase(run))
         return render_field("first_errors", errors=errors, active=active, total=run.failed or len(errors),
@@ -294,7 +289,7 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
             return format_html("the journal was purged on {} (retention)", timestamp(run.changes_purged_at))
         counts = dict(run.changes.values_list("op").annotate(n=Count("id")).order_by())
         if not counts:
-            return "none" if run.is_finished else "–"
+            return "none" if run.status in SyncRun.END_STATES else "–"
         base = reverse("admin:integrations_runchange_changelist") + f"?run={run.pk}"
         return format_html_join(" · ", '<a href="{}&amp;op__exact={}">{} {}</a>', (
             (base, op, number(counts[op]), op) for op in RunChange.Op.values if op in counts))
@@ -315,9 +310,9 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
         run = self.get_object(request, unquote(object_id))
         extra = dict(extra_context or {})
         if run is not None:
-            extra["run_live"] = run.status in LIVE_STATES
+            extra["run_live"] = run.is_live
             extra["run_tools"] = self._tools(request, run)
-            if run.status == Status.NEEDS_REVIEW and not run.dry_run:
+            if run.is_held:
                 extra["held"] = self._held(run)
         return super().change_view(request, object_id, form_url, extra)
 
@@ -328,13 +323,13 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
             tools.append(("All errors", errors_url(run.pk)))
         if not can_review(request):
             return tools
-        if run.status == Status.NEEDS_REVIEW and not run.dry_run:
+        if run.is_held:
             tools.append(("Review (approve / reject)…", reverse("admin:integrations_syncrun_review", args=[run.pk])))
             tools.append(("Download keys to delete (CSV)",
                           reverse("admin:integrations_syncrun_deletions_csv", args=[run.pk])))
-        if run.status in CANCELLABLE:
+        if run.can_cancel:
             tools.append(("Cancel…", reverse("admin:integrations_syncrun_cancel", args=[run.pk])))
-        if run.status in RETRYABLE:
+        if run.can_retry:
             tools.append(("Retry…", reverse("admin:integrations_syncrun_retry", args=[run.pk])))
         if not services.undo_refusal(run):
             tools.append(("Undo…", reverse("admin:integrations_syncrun_undo", args=[run.pk])))
@@ -551,7 +546,7 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
 
     @admin.action(description="Cancel selected runs", permissions=["review"])
     def cancel_runs(self, request, queryset):
-        runs = list(queryset.filter(status__in=CANCELLABLE))
+        runs = list(queryset.filter(status__in=SyncRun.UNFINISHED_STATES))
         if not runs:
             messages.warning(request, "none of the selected runs can be cancelled (already applied or ended)")
             return None
@@ -560,7 +555,7 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
 
     @admin.action(description="Retry selected failed runs", permissions=["review"])
     def retry_runs(self, request, queryset):
-        runs = list(queryset.filter(status__in=RETRYABLE).select_related("integration"))
+        runs = list(queryset.filter(status__in=SyncRun.NOT_APPLIED_STATES).select_related("integration"))
         if not runs:
             messages.warning(request, "none of the selected runs failed or was cancelled")
             return None

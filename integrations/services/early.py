@@ -22,15 +22,10 @@ from django.utils import timezone
 
 from ..conf import conf
 from ..models import Customer, SyncBatch, SyncRun
-from ..queue import enqueue
+from ..queue import Task, enqueue
 
-Status = SyncRun.Status
 # the claim of a batch whose early validation gave up: long past, so it neither counts nor is claimed again
 GAVE_UP = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
-# runs whose batches may be validated before the run is started
-EARLY_STATES = (Status.RECEIVING, Status.QUEUED)
-# runs whose batches may still be validated at all
-VALIDATING_STATES = (*EARLY_STATES, Status.PROCESSING)
 
 
 def fresh_claims(now=None) -> Q:
@@ -51,18 +46,18 @@ def validate_early(*, customer_id) -> int:
         if Customer.objects.select_for_update().filter(pk=customer_id).first() is None:
             return 0
         batches = SyncBatch.objects.filter(run__integration__customer_id=customer_id)
-        busy = batches.filter(fresh_claims(now), run__status__in=VALIDATING_STATES).count()
+        busy = batches.filter(fresh_claims(now), run__status__in=SyncRun.ACTIVE_STATES).count()
         free = conf.EARLY_VALIDATION_PER_CUSTOMER - busy
         if free <= 0:
             return 0
         # an upload's batches are made by the worker that splits it, after `complete`
-        ids = list(batches.filter(run__status__in=EARLY_STATES, run__upload_name="", validated_at__isnull=True,
+        ids = list(batches.filter(run__status__in=SyncRun.EARLY_STATES, run__upload_name="", validated_at__isnull=True,
                                   validating_since__isnull=True)
                    .order_by("created_at", "pk").values_list("pk", flat=True)[:free])
         if ids:
             SyncBatch.objects.filter(pk__in=ids).update(validating_since=now)
             for batch_id in ids:
-                enqueue("integrations.tasks.validate_batch", batch_id)
+                enqueue(Task.VALIDATE_BATCH, batch_id)
     return len(ids)
 
 

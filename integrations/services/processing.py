@@ -9,7 +9,8 @@ otherwise, so a task delivered twice, or re-queued by the sweeper after a worker
 nothing twice. A batch is validated once, early or not (its `validated_at`, set with its staged rows
 in one transaction); the apply waits for every batch, for `complete` and for its turn (rule 6),
 checks the staging rows are all there, and commits with the run's end state in one transaction.
-Whatever ends a run drops its staged rows (cleanup_run), early ones included.
+Whatever ends a run drops its staged rows (cleanup_run), early ones included. Each change of a
+run's status is made by transitions.py.
 """
 
 import logging
@@ -29,10 +30,9 @@ from ..ingest.apply import lock_owner_rows, plan_and_apply, refresh_statistics
 from ..ingest.outcome import stage_batch
 from ..ingest.validate import Validator
 from ..models import Integration, RecordError, SyncBatch, SyncRun
-from ..queue import enqueue
+from ..queue import Task, enqueue
 from ..targets import AdapterContext, get_adapter, get_target
-from . import early
-from .runs import _finish, inactive_reason
+from . import early, transitions
 
 log = logging.getLogger("integrations")
 Status = SyncRun.Status
@@ -50,7 +50,7 @@ def integration_kick(*, integration_id) -> SyncRun | None:
         head = runs.filter(status=Status.QUEUED).order_by("completed_at", "created_at").select_for_update().first()
         if head is None:
             return None
-        _start(head)
+        transitions.start(head)
     return head
 
 
@@ -59,19 +59,7 @@ def dry_run_start(*, run_id) -> None:
     with transaction.atomic():
         run = SyncRun.objects.select_for_update().filter(pk=run_id, status=Status.QUEUED).first()
         if run is not None:
-            _start(run)
-
-
-def _start(run: SyncRun) -> None:
-    if _cancelled_as_inactive(run):
-        return
-    now = timezone.now()
-    run.status = Status.PROCESSING
-    run.started_at = run.started_at or now
-    run.heartbeat_at = now
-    run.save(update_fields=["status", "started_at", "heartbeat_at"])
-    metrics.run_started(run)
-    enqueue("integrations.tasks.process_run", run.pk)
+            transitions.start(run)
 
 
 def run_process(*, run_id) -> None:
@@ -81,17 +69,16 @@ def run_process(*, run_id) -> None:
     if run is None or run.status != Status.PROCESSING:
         return
     if run.upload_name and run.batches_total == 0 and not run.batches.exists():
-        enqueue("integrations.tasks.split_upload", run.pk)
+        enqueue(Task.SPLIT_UPLOAD, run.pk)
         return
     # what is left to validate; a batch a worker is validating early is handed out again too (an
     # early task the broker lost must not hold the run up), which wastes at most the few of the bound
     pending = list(SyncBatch.objects.filter(run=run, validated_at__isnull=True).values_list("pk", flat=True))
     if not pending:
-        enqueue("integrations.tasks.apply_run", run.pk)
+        enqueue(Task.APPLY_RUN, run.pk)
         return
-    with transaction.atomic():
-        for batch_id in pending:
-            enqueue("integrations.tasks.validate_batch", batch_id)
+    for batch_id in pending:
+        enqueue(Task.VALIDATE_BATCH, batch_id)
 
 
 def upload_split(*, run_id) -> None:
@@ -122,7 +109,7 @@ def upload_split(*, run_id) -> None:
         locked.heartbeat_at = timezone.now()
         locked.save(update_fields=["batches_total", "received", "heartbeat_at"])
         # an empty file has no batch to validate: straight to the apply (an empty snapshot)
-        enqueue("integrations.tasks.process_run" if created else "integrations.tasks.apply_run", run.pk)
+        enqueue(Task.PROCESS_RUN if created else Task.APPLY_RUN, run.pk)
 
 
 def _fail_unreadable_file(run_id, reason: str) -> SyncRun | None:
@@ -144,10 +131,10 @@ def batch_validate(*, batch_id) -> None:
     """Decode, map and validate one stored batch; stage its valid records, keep its errors. A batch
     of a run not yet started (receiving, or queued for its turn) is validated early (early.py)."""
     batch = SyncBatch.objects.select_related("run__integration__customer").filter(pk=batch_id).first()
-    if batch is None or batch.validated_at is not None or batch.run.status not in early.VALIDATING_STATES:
+    if batch is None or batch.validated_at is not None or not batch.run.is_active:
         return
     claimed = batch.validating_since is not None
-    early_now = batch.run.status in early.EARLY_STATES
+    early_now = batch.run.status in SyncRun.EARLY_STATES
     try:
         _validate(batch, early_now=early_now)
     except Exception as exc:
@@ -184,7 +171,7 @@ def _validate(batch: SyncBatch, *, early_now: bool) -> None:
         # the run's row locked too: a cancel commits before this (and its cleanup finds these rows)
         # or after (and finds them too), never in between
         run_now = SyncRun.objects.select_for_update().filter(pk=run.pk).values_list("status", flat=True).first()
-        if locked.validated_at is not None or run_now not in early.VALIDATING_STATES:
+        if locked.validated_at is not None or run_now not in SyncRun.ACTIVE_STATES:
             return
         locked.staged = stage_batch(run_id=run.pk, seq=batch.seq, result=result, target=target)
         locked.validated_at = timezone.now()
@@ -199,8 +186,7 @@ def _validate(batch: SyncBatch, *, early_now: bool) -> None:
 
 def _apply_when_validated(run_id) -> None:
     if not SyncBatch.objects.filter(run_id=run_id, validated_at__isnull=True).exists():
-        with transaction.atomic():
-            enqueue("integrations.tasks.apply_run", run_id)
+        enqueue(Task.APPLY_RUN, run_id)
 
 
 def run_apply(*, run_id) -> SyncRun | None:
@@ -219,7 +205,7 @@ def run_apply(*, run_id) -> SyncRun | None:
             return run
         if SyncBatch.objects.filter(run=run, validated_at__isnull=True).exists():
             return run  # not every batch is validated yet: the last validation calls us again
-        if _cancelled_as_inactive(run):
+        if transitions.cancel_inactive(run):
             return run
         if not run.dry_run:
             # at most one run of an integration applies at a time (rule 6)
@@ -227,30 +213,12 @@ def run_apply(*, run_id) -> SyncRun | None:
             # and one run of the customer into this target (rule 4), whichever its integration
             lock_owner_rows(target, run.integration.customer_id)
         if not _staging_complete(run, target):
-            _restage(run, target)
+            transitions.restage(run, target)
             return run
         # an undo plays the undone run's journal backwards (SPEC 13); the guard does not hold it
         outcome = undo.apply(run, target) if run.source == SyncRun.Source.UNDO else plan_and_apply(run, target)
-        for name in ("received", "created", "updated", "unchanged", "deleted", "failed"):
-            setattr(run, name, getattr(outcome, name))
-        run.batches_done = run.batches_total
-        _finish(run, outcome.status, outcome.message)  # an end state also schedules cleanup_run
-        if not run.dry_run and outcome.status != Status.NEEDS_REVIEW:
-            enqueue("integrations.tasks.kick_integration", run.integration_id)
+        transitions.end(run, outcome)  # with the run's counts, in this transaction
     return run
-
-
-def _cancelled_as_inactive(run: SyncRun) -> bool:
-    """A run whose integration (or customer) was deactivated after it was completed is not applied:
-    it is cancelled when its turn comes, and the next queued run meets the same end."""
-    reason = inactive_reason(run.integration)
-    if not reason:
-        return False
-    _finish(run, Status.CANCELLED, f"not applied: {reason}")
-    enqueue("integrations.tasks.cleanup_run", run.pk)
-    if not run.dry_run:
-        enqueue("integrations.tasks.kick_integration", run.integration_id)
-    return True
 
 
 def _staging_complete(run: SyncRun, target) -> bool:
@@ -260,30 +228,13 @@ def _staging_complete(run: SyncRun, target) -> bool:
     return staging.staged(target, run.pk, None).count() == expected
 
 
-def _restage(run: SyncRun, target) -> None:
-    log.warning("run %s: staged rows missing (database crash?); validating its batches again", run.pk)
-    staging.staged(target, run.pk, None).delete()
-    RecordError.objects.filter(run=run).delete()
-    SyncBatch.objects.filter(run=run).update(validated_at=None, validating_since=None, valid=0, invalid=0, staged=0)
-    run.batches_done = 0
-    run.heartbeat_at = timezone.now()
-    run.save(update_fields=["batches_done", "heartbeat_at"])
-    enqueue("integrations.tasks.process_run", run.pk)
-
-
 def run_fail(*, run_id, message: str, detail: str = "") -> SyncRun | None:
     """A fatal error: the run ends `failed` with nothing applied. `detail` is for staff only."""
     with transaction.atomic():
         run = SyncRun.objects.select_for_update().filter(pk=run_id).first()
-        if run is None or run.status not in (Status.QUEUED, Status.PROCESSING):
+        if run is None or not transitions.can_become(run, Status.FAILED):
             return run
-        run.created = run.updated = run.unchanged = run.deleted = 0
-        run.failed = RecordError.objects.filter(run=run).count()
-        if detail:
-            run.error_detail = detail
-        _finish(run, Status.FAILED, message)
-        if not run.dry_run:
-            enqueue("integrations.tasks.kick_integration", run.integration_id)
+        transitions.fail(run, message, detail=detail)
     return run
 
 
@@ -386,8 +337,7 @@ def sweep() -> dict:
         with transaction.atomic():
             locked = SyncRun.objects.select_for_update().filter(pk=run.pk, status=Status.RECEIVING).first()
             if locked:
-                _finish(locked, Status.CANCELLED,
-                        f"never completed: cancelled after {conf.RECEIVING_TIMEOUT} seconds receiving")
+                transitions.cancel(locked, f"never completed: cancelled after {conf.RECEIVING_TIMEOUT} seconds receiving")
                 done["cancelled"] += 1
     quiet = now - timedelta(seconds=conf.REQUEUE_AFTER)
     for run in SyncRun.objects.filter(status=Status.PROCESSING, heartbeat_at__lt=quiet):
@@ -396,15 +346,13 @@ def sweep() -> dict:
             done["failed"] += 1
             continue
         SyncRun.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1, heartbeat_at=now)
-        with transaction.atomic():
-            enqueue("integrations.tasks.process_run", run.pk)
+        enqueue(Task.PROCESS_RUN, run.pk)
         done["requeued"] += 1
     # one task per condition and sweep: many runs stalled at once (a worker outage) make one digest
     stuck = list(conditions.stuck_runs(now).filter(stuck_alerted_at__isnull=True).values_list("pk", flat=True))
     if stuck:
         SyncRun.objects.filter(pk__in=stuck).update(stuck_alerted_at=now)
-        with transaction.atomic():
-            enqueue("integrations.tasks.alert_condition", conditions.STUCK, ",".join(map(str, stuck)))
+        enqueue(Task.ALERT_CONDITION, conditions.STUCK, ",".join(map(str, stuck)))
         done["stuck"] += len(stuck)
     for integration_id in (SyncRun.objects.filter(status=Status.QUEUED, dry_run=False)
                            .values_list("integration_id", flat=True).distinct()):
@@ -417,8 +365,7 @@ def sweep() -> dict:
         behind = list(conditions.behind_runs(timezone.now()).exclude(notifications__event=f"run.{conditions.BEHIND}")
                       .values_list("pk", flat=True))
         if behind:
-            with transaction.atomic():
-                enqueue("integrations.tasks.alert_condition", conditions.BEHIND, ",".join(map(str, behind)))
+            enqueue(Task.ALERT_CONDITION, conditions.BEHIND, ",".join(map(str, behind)))
             done["behind"] += len(behind)
     if any(done.values()):
         log.info("sweep: %s", done)

@@ -1,5 +1,6 @@
 """The life of a run as its sender drives it: create, receive batches, complete, cancel, upload;
-and as staff decide it: review, retry. Processing itself is in processing.py."""
+and as staff decide it: review, retry. Processing itself is in processing.py; every change of a
+run's status, with its guard and the tasks that follow, is in transitions.py."""
 
 import hashlib
 import logging
@@ -11,41 +12,24 @@ from django.utils import timezone
 
 from .. import metrics, storage
 from ..conf import conf
-from ..exceptions import Conflict, IdempotencyMismatch, Inactive, InvalidInput, TooLarge
+from ..exceptions import Conflict, IdempotencyMismatch, InvalidInput, TooLarge
 from ..formats import MediaType
 from ..ingest import files, transport
 from ..models import IdempotencyKey, Integration, Mode, SyncBatch, SyncRun
-from ..queue import enqueue
-from ..signals import run_finished
 from ..targets import get_target
+from . import transitions
 from .early import validate_early
+from .transitions import require_active
 
 log = logging.getLogger("integrations")
 Status = SyncRun.Status
-
-
-def inactive_reason(integration: Integration) -> str:
-    """Why the integration takes no data now ("" when it does): it, or its customer, was deactivated.
-    Checked when a run is opened, fed, completed and started, so a deactivated feed stops at once."""
-    if not integration.customer.is_active:
-        return f"customer {integration.customer.slug} was deactivated"
-    if not integration.is_active:
-        return f"integration {integration} was deactivated"
-    return ""
-
-
-def _require_active(integration: Integration) -> None:
-    reason = inactive_reason(integration)
-    if reason:
-        raise Inactive(f"{reason}: its runs take no batches and cannot be completed",
-                       details={"integration": integration.slug})
 
 
 def run_create(*, integration: Integration, mode: str | None = None, dry_run: bool = False,
                source: str = SyncRun.Source.API, idempotency_key: str = "", fingerprint: str = "") -> tuple[SyncRun, bool]:
     """Open a run (`receiving`). With an idempotency key seen within 24 hours for this customer,
     return that run instead (created False), or refuse when the request differs."""
-    _require_active(integration)
+    require_active(integration)
     mode = mode or integration.default_mode
     if mode not in Mode.values:
         raise InvalidInput(f"mode must be one of {', '.join(Mode.values)}", details={"mode": mode})
@@ -95,7 +79,7 @@ def batch_receive(*, run: SyncRun, seq: int | None, body: bytes, content_type: s
     other bytes under a seq already taken, or a run no longer receiving, is a Conflict."""
     if run.status != Status.RECEIVING:
         raise Conflict(f"run is {run.status}, not receiving batches", details={"status": run.status})
-    _require_active(run.integration)
+    require_active(run.integration)
     began = time.perf_counter()
     plain = transport.decompress(body, content_encoding, conf.MAX_BATCH_BYTES)
     summary = transport.summarize_batch(plain, content_type)
@@ -153,7 +137,7 @@ def run_complete(*, run: SyncRun, expected_batches: int | None = None,
             if run.completed_at is not None:
                 return run, False
             raise Conflict(f"run is {run.status} and cannot be completed", details={"status": run.status})
-        _require_active(run.integration)
+        require_active(run.integration)
         batches = list(SyncBatch.objects.filter(run=run).values_list("seq", "received"))
         n_batches, n_records = len(batches), sum(r for _, r in batches)
         mismatch = {}
@@ -163,15 +147,15 @@ def run_complete(*, run: SyncRun, expected_batches: int | None = None,
             mismatch["records"] = {"expected": expected_records, "received": n_records}
         if mismatch:
             raise Conflict("the run did not receive what the integrity check says was sent", details=mismatch)
-        run.expected_batches, run.expected_records = expected_batches, expected_records
-        _queue(run, batches_total=n_batches, received=n_records)
+        transitions.queue(run, batches_total=n_batches, received=n_records, expected_batches=expected_batches,
+                          expected_records=expected_records)
     return run, True
 
 
 def upload_create(*, integration: Integration, stream, filename: str, fmt: str | None = None,
                   mode: str | None = None, dry_run: bool = False, source: str = SyncRun.Source.UPLOAD) -> SyncRun:
     """A whole file as one run, queued at once; a worker splits it into batches (streamed)."""
-    _require_active(integration)
+    require_active(integration)
     fmt = files.guess_format(filename, fmt)
     mode = mode or integration.default_mode
     if mode not in Mode.values:
@@ -185,39 +169,15 @@ def upload_create(*, integration: Integration, stream, filename: str, fmt: str |
     with transaction.atomic():
         run.upload_name = name
         run.save()
-        _queue(run, batches_total=0, received=0)
+        transitions.queue(run, batches_total=0, received=0)
     return run
 
 
-def _queue(run: SyncRun, *, batches_total: int, received: int) -> None:
-    """receiving -> queued; a full run supersedes the held runs before it (rule 6)."""
-    now = timezone.now()
-    run.status = Status.QUEUED
-    run.completed_at = now
-    run.batches_total = batches_total
-    run.received = received
-    run.save()
-    if run.dry_run:
-        enqueue("integrations.tasks.start_dry_run", run.pk)
-        return
-    if run.mode == Mode.FULL:
-        held = SyncRun.objects.select_for_update().filter(integration_id=run.integration_id, dry_run=False,
-                                                          status=Status.NEEDS_REVIEW).exclude(pk=run.pk)
-        for old in held:
-            _finish(old, Status.CANCELLED, f"superseded by run {run.pk}")
-    enqueue("integrations.tasks.kick_integration", run.integration_id)
-
-
 def run_cancel(*, run: SyncRun, reason: str = "cancelled") -> SyncRun:
+    """Cancel a run not yet applied (SyncRun.can_cancel), whatever its state: the sender's or staff's call."""
     with transaction.atomic():
         run = SyncRun.objects.select_for_update().get(pk=run.pk)
-        if run.status not in (Status.RECEIVING, Status.QUEUED, Status.PROCESSING, Status.NEEDS_REVIEW):
-            raise Conflict(f"run is {run.status}; only a run not yet applied can be cancelled",
-                           details={"status": run.status})
-        blocking = run.status in SyncRun.BLOCKING_STATES
-        _finish(run, Status.CANCELLED, reason)
-        if blocking and not run.dry_run:
-            enqueue("integrations.tasks.kick_integration", run.integration_id)
+        transitions.cancel(run, reason)
     return run
 
 
@@ -225,30 +185,18 @@ def run_review(*, run: SyncRun, approve: bool, user: str = "") -> SyncRun:
     """Approve (apply with the guard waived, against the table as it is now) or reject a held run."""
     with transaction.atomic():
         run = SyncRun.objects.select_for_update().get(pk=run.pk)
-        if run.status != Status.NEEDS_REVIEW:
-            raise Conflict(f"run is {run.status}, not held for review", details={"status": run.status})
-        run.reviewed_by, run.reviewed_at = user[:150], timezone.now()
-        if not approve:
-            _finish(run, Status.CANCELLED, f"rejected at review{' by ' + user if user else ''}")
-            if not run.dry_run:
-                enqueue("integrations.tasks.kick_integration", run.integration_id)
-            return run
-        if run.dry_run:
-            raise Conflict("a dry run shows what would happen; it cannot be approved", details={"dry_run": True})
-        _require_active(run.integration)
-        run.guard_waived = True
-        run.status = Status.PROCESSING
-        run.heartbeat_at = timezone.now()
-        run.save()
-        enqueue("integrations.tasks.apply_run", run.pk)
+        if approve:
+            transitions.approve(run, user=user)
+        else:
+            transitions.reject(run, user=user)
     return run
 
 
 def run_retry(*, run: SyncRun, source: str = SyncRun.Source.ADMIN) -> SyncRun:
     """A new run from the stored batches (or upload) of a failed or cancelled run."""
-    if run.status not in (Status.FAILED, Status.CANCELLED):
+    if not run.can_retry:
         raise Conflict(f"run is {run.status}; only failed or cancelled runs can be retried")
-    _require_active(run.integration)
+    require_active(run.integration)
     batches = list(run.batches.all())
     if any(b.payload_purged_at for b in batches):
         raise Conflict("the raw batches of this run have expired; it cannot be retried")
@@ -262,32 +210,6 @@ def run_retry(*, run: SyncRun, source: str = SyncRun.Source.ADMIN) -> SyncRun:
                           content_encoding=b.content_encoding, sha256=b.sha256, size=b.size, received=b.received,
                           deletes=b.deletes) for b in batches
             )
-        _queue(new, batches_total=len(batches) if not run.upload_name else 0,
-               received=sum(b.received for b in batches) if not run.upload_name else 0)
+        transitions.queue(new, batches_total=len(batches) if not run.upload_name else 0,
+                          received=sum(b.received for b in batches) if not run.upload_name else 0)
     return new
-
-
-def _finish(run: SyncRun, status: str, message: str) -> None:
-    """Put a run in an end state (or back in review) and schedule what follows an end."""
-    now = timezone.now()
-    run.status = status
-    run.message = message
-    run.finished_at = now
-    if status == Status.CANCELLED:
-        run.created = run.updated = run.unchanged = run.deleted = 0
-    run.save()
-    log.info("run %s %s: %s", run.pk, status, message)
-    metrics.run_finished(run)
-    enqueue("integrations.tasks.run_finished", run.pk, status)
-    if status in SyncRun.END_STATES:
-        # whatever ended it (applied, failed, cancelled, rejected at review, superseded), its staged
-        # rows are of no more use; the task is idempotent, so a second enqueue does no harm
-        enqueue("integrations.tasks.cleanup_run", run.pk)
-    transaction.on_commit(lambda: _send_run_finished(run))
-
-
-def _send_run_finished(run: SyncRun) -> None:
-    for receiver, result in run_finished.send_robust(sender=SyncRun, run=run):
-        if isinstance(result, Exception):
-            log.error("run_finished receiver %r failed for run %s", receiver, run.pk,
-                      exc_info=(type(result), result, result.__traceback__))

@@ -14,18 +14,17 @@ from ..exceptions import Conflict
 from ..ingest import staging
 from ..ingest import undo as undo_apply
 from ..models import Integration, Mode, SyncRun
-from ..queue import enqueue
+from ..queue import Task, enqueue
 from ..targets import get_target
 
 Status = SyncRun.Status
-APPLIED = (Status.SUCCEEDED, Status.PARTIAL)
 
 
 def undo_candidate(integration: Integration) -> SyncRun | None:
     """The integration's latest applied run not undone yet (nor being undone)."""
     pending_or_done = SyncRun.objects.filter(source=SyncRun.Source.UNDO, undoes__isnull=False).exclude(
-        status__in=(Status.FAILED, Status.CANCELLED)).values("undoes")
-    return (SyncRun.objects.filter(integration=integration, dry_run=False, status__in=APPLIED)
+        status__in=SyncRun.NOT_APPLIED_STATES).values("undoes")
+    return (SyncRun.objects.filter(integration=integration, dry_run=False, status__in=SyncRun.APPLIED_STATES)
             .exclude(source=SyncRun.Source.UNDO).exclude(pk__in=pending_or_done)
             .order_by("-finished_at", "-created_at").first())
 
@@ -36,13 +35,13 @@ def undo_refusal(run: SyncRun) -> str | None:
         return "a dry run applied nothing: there is nothing to undo"
     if run.source == SyncRun.Source.UNDO:
         return "an undo run cannot be undone; undo the run before it instead"
-    if run.status not in APPLIED:
+    if run.status not in SyncRun.APPLIED_STATES:
         return f"the run is {run.status}: it applied nothing, there is nothing to undo"
     if run.changes_purged_at is not None:
         return "the run's journal of changes is gone (retention): it can no longer be undone"
     latest = undo_candidate(run.integration)
     if latest is None or latest.pk != run.pk:
-        if run.undone_by.exclude(status__in=(Status.FAILED, Status.CANCELLED)).exists():
+        if run.undone_by.exclude(status__in=SyncRun.NOT_APPLIED_STATES).exists():
             return "the run is undone already (or its undo is on its way)"
         return (f"only the latest applied run of the integration can be undone: run {latest.pk}"
                 if latest else "the integration has no applied run to undo")
@@ -69,5 +68,5 @@ def run_undo(*, run: SyncRun, user: str = "") -> SyncRun:
             integration=run.integration, mode=Mode.INCREMENTAL, source=SyncRun.Source.UNDO, undoes=run,
             status=Status.QUEUED, completed_at=timezone.now(), reviewed_by=user[:150],
         )
-        enqueue("integrations.tasks.kick_integration", run.integration_id)
+        enqueue(Task.KICK_INTEGRATION, run.integration_id)
     return undo
