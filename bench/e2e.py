@@ -15,7 +15,8 @@ transport or validation). Peak RSS of the worker, web and client processes is sa
 
 Environment: E2E_RECORDS (200000), E2E_STACKS (sqlite,postgres), E2E_FORMATS (json,protobuf),
 E2E_CASES (A,B,C), E2E_REPEAT (3 rounds, the median reported), E2E_DATABASE_URL (postgres://postgres@127.0.0.1:5432/integrations_e2e, dropped and
-created), E2E_REDIS_URL (redis://127.0.0.1:6379/6). Results: stdout and bench/RESULTS.md.
+created), E2E_REDIS_URL (redis://127.0.0.1:6379/6); E2E_SET_<NAME>=value sets <NAME> in the server's
+processes (an A/B of a setting: E2E_SET_INTEGRATIONS_EARLY_VALIDATION=false). Results: stdout and bench/RESULTS.md.
 """
 
 import datetime
@@ -72,10 +73,11 @@ sys.path.insert(0, {root!r})
 from bench.e2e import snapshot
 from integrations_client import Client
 client = Client({url!r}, {key!r}, format={fmt!r})
-t0 = time.perf_counter()
+t0, wall0 = time.perf_counter(), time.time()
 report = client.sync("products", snapshot({case!r}, {n}), poll_timeout=7200)
 seconds = time.perf_counter() - t0
-print(json.dumps({{"seconds": seconds, "report": str(report), "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+print(json.dumps({{"seconds": seconds, "report": str(report), "start": wall0, "end": time.time(),
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
 
@@ -183,6 +185,26 @@ print(c.pk, ceiling.pk, services.api_key_create(customer=c, name="bench")[1])
 """
 
 
+# where the customer's wait went: sending (to `complete`), validation left after `complete`, the apply,
+# and the client noticing the end (times as epoch seconds)
+PHASES = """
+import json
+from django.db.models import Max
+from integrations.models import SyncBatch, SyncRun
+run = SyncRun.objects.order_by("-created_at").first()
+last = SyncBatch.objects.filter(run=run).aggregate(v=Max("validated_at"))["v"]
+t = lambda d: d.timestamp() if d else None
+print(json.dumps({"completed": t(run.completed_at), "validated": t(last), "finished": t(run.finished_at)}))
+"""
+
+
+def phases(procs, out: dict) -> str:
+    p = json.loads(procs.manage("shell", "-c", PHASES).stdout.strip().splitlines()[-1])
+    validated = max(p["validated"] or p["completed"], p["completed"])
+    return (f"send {p['completed'] - out['start']:.1f} s, validate after complete {validated - p['completed']:.1f} s, "
+            f"apply {p['finished'] - validated:.1f} s, notice {out['end'] - p['finished']:.1f} s")
+
+
 def clear(stack: str, url: str, owners) -> None:
     sql = f"DELETE FROM catalog_product WHERE customer_id IN ({', '.join(str(o) for o in owners)})"
     if stack == "sqlite":
@@ -217,6 +239,7 @@ def run_stack(stack: str) -> list[dict]:
                        Q_CLUSTER_NAME=f"e2e-{uuid.uuid4().hex[:6]}")
         target = PG_URL
         shape = "PostgreSQL, django-q2 Redis broker"
+    env.update({k[len("E2E_SET_"):]: v for k, v in os.environ.items() if k.startswith("E2E_SET_")})
     procs = Procs(env, log_dir=Path(tmp) / "logs")
     results = []
     try:
@@ -240,10 +263,11 @@ def run_stack(stack: str) -> list[dict]:
                 n = N  # C: 95 % of the rows kept and 5 % new
                 row = {"stack": stack, "format": fmt, "case": case, "seconds": out["seconds"], "ceiling": ceil,
                        "ratio": ceil / out["seconds"], "records": n, "report": out["report"],
-                       "worker_mb": mem["worker"], "web_mb": mem["web"], "client_mb": out["peak_mb"], "shape": shape}
+                       "worker_mb": mem["worker"], "web_mb": mem["web"], "client_mb": out["peak_mb"], "shape": shape,
+                       "phases": phases(procs, out)}
                 print(f"{stack:8} {fmt:8} {case}: {out['seconds']:6.1f} s ({n / out['seconds']:,.0f} rec/s), ceiling "
                       f"{ceil:5.2f} s ({n / ceil:,.0f} rec/s), {row['ratio']:.0%}; peaks worker {mem['worker']:.0f} MB, "
-                      f"web {mem['web']:.0f} MB, client {out['peak_mb']:.0f} MB | {out['report']}", flush=True)
+                      f"web {mem['web']:.0f} MB, client {out['peak_mb']:.0f} MB | {row['phases']} | {out['report']}", flush=True)
                 results.append(row)
     finally:
         procs.stop_all()
