@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
+import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
@@ -26,6 +27,7 @@ from integrations.ingest import staging
 from integrations.models import RecordError, SyncRun
 from integrations.targets import get_target
 
+pytestmark = pytest.mark.slow  # hundreds of hypothesis examples, each a run through the engine
 S = SyncRun.Status
 
 # --- the values a row can hold --------------------------------------------------------------------

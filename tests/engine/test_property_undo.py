@@ -6,6 +6,7 @@ every undo. Another customer's rows under the same keys never change. Both datab
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,7 @@ from catalog.models import Product
 from integrations import services
 from integrations.models import SyncRun
 
+pytestmark = pytest.mark.slow  # hypothesis: sequences of runs, then undone one by one
 S = SyncRun.Status
 KEYS = [f"K{i}" for i in range(8)]
 VARIANTS = [

@@ -352,6 +352,7 @@ def dripping():
     receiver.close()
 
 
+@pytest.mark.slow  # waits out a real deadline
 def test_a_dripping_receiver_cannot_hold_a_try_past_the_deadline(integration, dripping, settings):
     settings.INTEGRATIONS_WEBHOOK_TIMEOUT = 3
     integration.webhook_url = dripping.url
@@ -370,6 +371,7 @@ def test_a_dripping_receiver_cannot_hold_a_try_past_the_deadline(integration, dr
     assert dripping.connections == 1
 
 
+@pytest.mark.slow  # waits out a real deadline
 def test_the_deadline_holds_for_the_due_retries_too(integration, dripping, settings):
     settings.INTEGRATIONS_WEBHOOK_TIMEOUT = 2
     integration.webhook_url = dripping.url

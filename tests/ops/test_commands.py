@@ -5,12 +5,14 @@ import json
 import uuid
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 from django.utils import timezone
 
 from catalog.models import Product
 from integrations.models import ApiKey, SyncRun
 
+pytestmark = pytest.mark.slow  # a manage.py process per command
 ROOT = Path(settings.BASE_DIR)
 
 
