@@ -12,6 +12,7 @@ from django.urls import reverse
 from catalog.models import Product
 from integrations.models import ApiKey, Integration, SyncRun
 from tests.support import product, scenarios, sync
+from tests.support.admin import change_form_data
 
 pytestmark = pytest.mark.django_db(transaction=True)
 S = SyncRun.Status
@@ -36,29 +37,6 @@ def reviewer(client, transactional_db):
 
 def page_messages(response):
     return [str(m) for m in response.context["messages"]] if response.context else []
-
-
-def change_form_data(response):
-    """The POST a browser would send for an admin change form as rendered (inlines included)."""
-    data = {}
-
-    def put(form, name):
-        value = form[name].value()
-        if value is None or value is False:
-            return
-        data[form.add_prefix(name)] = "on" if value is True else value
-
-    form = response.context["adminform"].form
-    for name in form.fields:
-        put(form, name)
-    for inline in response.context["inline_admin_formsets"]:
-        formset = inline.formset
-        for key, value in formset.management_form.initial.items():
-            data[f"{formset.prefix}-{key}"] = value
-        for sub in formset.forms:
-            for name in sub.fields:
-                put(sub, name)
-    return data
 
 
 # --- held runs --------------------------------------------------------------------------------

@@ -4,12 +4,12 @@
 import re
 
 import pytest
-from django.contrib import admin
 from django.urls import reverse
 
 from integrations import services
-from integrations.models import ApiKey, RecordError, RunChange, SyncRun
+from integrations.models import ApiKey, RecordError, SyncRun
 from tests.support import scenarios
+from tests.support.admin import admin_urls
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,41 +22,6 @@ def world(transactional_db):
     key, _ = services.api_key_create(customer=world.customer, name="ci")
     world.extra["key"] = key
     return world
-
-
-def sample_object_ids(world):
-    return {
-        "customer": [world.customer.pk],
-        "apikey": [world.extra["key"].pk],
-        "integration": [world.products.pk, world.feed.pk],
-        "syncrun": [world.succeeded.pk, world.held.pk, world.failed.pk, world.receiving.pk, world.stuck.pk],
-        "recorderror": list(RecordError.objects.filter(run=world.failed).values_list("pk", flat=True)),
-        "webhookdelivery": [world.delivery.pk],
-        "runchange": list(RunChange.objects.values_list("pk", flat=True)[:3]),
-    }
-
-
-def admin_urls(world):
-    """(model name, url name, url) for every URL pattern of every model admin of the app."""
-    ids = sample_object_ids(world)
-    found = []
-    for model, model_admin in admin.site._registry.items():
-        if model._meta.app_label != "integrations":
-            continue
-        name = model._meta.model_name
-        for pattern in model_admin.get_urls():
-            route = str(pattern.pattern)
-            url_name = pattern.name or ""
-            if "<path:object_id>" in route:
-                for pk in ids[name]:
-                    found.append((name, url_name, "/admin/integrations/" + name + "/" + route.replace("<path:object_id>", str(pk))))
-            elif "<int:customer_id>" in route:
-                key = world.extra["key"]
-                found.append((name, url_name, "/admin/integrations/" + name + "/"
-                              + route.replace("<int:customer_id>", str(key.customer_id)).replace("<str:prefix>", key.prefix)))
-            else:
-                found.append((name, url_name, f"/admin/integrations/{name}/{route}"))
-    return found
 
 
 def expected_status(user_kind, model, url_name, url, world=None):

@@ -159,7 +159,7 @@ def test_revoking_a_key_is_in_the_history(boss, world):
 
 
 def test_adding_a_key_inline_is_logged_as_added(boss, world):
-    from .test_admin_actions import change_form_data
+    from tests.support.admin import change_form_data
 
     url = reverse("admin:integrations_customer_change", args=[world.customer.pk])
     data = change_form_data(boss.get(url))

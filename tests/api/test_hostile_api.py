@@ -288,8 +288,8 @@ def test_point11_ipv6_clients_count_per_64_and_the_rate_is_a_setting(integration
 
 def test_point9_reviewer_pages_show_no_webhook_secret_or_key_hash(client, transactional_db):
     from integrations.models import ApiKey
-    from tests.admin.test_admin_pages import admin_urls
     from tests.support import scenarios
+    from tests.support.admin import admin_urls
 
     world = scenarios.build()
     key, raw = services.api_key_create(customer=world.customer, name="ci")

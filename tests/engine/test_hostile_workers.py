@@ -307,7 +307,7 @@ def wait_until(check, timeout, what):
 
 @pytest.mark.slow
 def test_a_dripping_receiver_does_not_delay_another_customers_run(clusters, integration, other_customer):
-    from .test_webhooks_delivery import DrippingReceiver
+    from tests.support.receivers import DrippingReceiver
 
     dripping = DrippingReceiver(seconds=30)
     try:

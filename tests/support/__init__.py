@@ -5,7 +5,9 @@
 - tests.support.hostile: the snapshot of the tables that a hostile request must leave unchanged;
 - tests.support.scenarios: users and runs in every state the staff pages show (admin, browser);
 - tests.support.client: the client package against the live server, and a fault-injecting proxy;
-- tests.support.processes: what tests that start real processes (qcluster, manage.py) share."""
+- tests.support.processes: what tests that start real processes (qcluster, manage.py) share;
+- tests.support.admin: every URL of the app's model admins, the POST of a change form;
+- tests.support.receivers: a webhook receiver that drips its answer."""
 
 import json
 
