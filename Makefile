@@ -8,7 +8,7 @@ PORT ?= 8000
 # the settings read them too: the links printed, e-mailed and sent in webhooks use this port
 export HOST PORT
 
-.PHONY: install run test test-sqlite test-postgres lint bench proto clean
+.PHONY: install run test test-fast test-sqlite test-postgres lint bench proto clean
 
 $(VENV)/.installed: requirements.txt $(wildcard client/pyproject.toml)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,9 +29,8 @@ run: install
 	@echo "Serving on http://$(HOST):$(PORT)/ (admin: /admin/, API: /api/v1/); Ctrl-C stops all three"
 	@$(PY) -m project.devrun
 
-# The whole suite on SQLite; again on PostgreSQL when DATABASE_URL points to one.
-test: install
-	$(VENV)/bin/ruff check .
+# Lint, then the whole suite on SQLite; again on PostgreSQL when DATABASE_URL points to one.
+test: lint
 	env -u DATABASE_URL $(PY) -m pytest -q $(PYTEST_ARGS)
 	@if echo "$$DATABASE_URL" | grep -q '^postgres'; then \
 	  echo "=== PostgreSQL: $$DATABASE_URL"; $(PY) -m pytest -q $(PYTEST_ARGS); fi
@@ -42,8 +41,17 @@ proto: install
 	@if [ -d client/src/integrations_client/proto ]; then \
 	  $(PY) -m grpc_tools.protoc -Iintegrations/proto --python_out=client/src/integrations_client/proto integrations/proto/batch.proto; fi
 
+# The inner loop (under 2 minutes): SQLite, without the tests marked slow or browser and without
+# tests/faults (real processes, PostgreSQL only). `make test` still runs everything.
+test-fast: install
+	env -u DATABASE_URL $(PY) -m pytest -q -m "not slow and not browser" --ignore=tests/faults $(PYTEST_ARGS)
+
+# Style, formatting and types: ruff's rules, `ruff format` (line length and quotes from pyproject.toml),
+# mypy with django-stubs on the app (integrations/; settings in [tool.mypy]).
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) bench/engine.py

@@ -114,7 +114,7 @@ class SyncRun(models.Model):
 
     # What each status means, defined once: the services, the admin, the API, notify, metrics and the
     # early validation read these sets and the predicates below. Every change of status is made by
-    # services/transitions.py, whose TRANSITIONS table these sets agree with (tests/test_run_state.py):
+    # services/transitions.py, whose TRANSITIONS table these sets agree with (tests/engine/test_run_state.py):
     #   receiving -> queued -> processing -> succeeded | partial | failed | needs_review
     #   needs_review -> processing (approved); queued -> failed; any state before an end -> cancelled
     END_STATES = (Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELLED)

@@ -1,13 +1,24 @@
-"""Shared fixtures. Tasks run inline after commit (INTEGRATIONS_RUN_TASKS_INLINE) unless a test
-starts a real worker; engine tests use `transactional_db` so every commit is a real commit."""
+"""Fixtures shared by every test directory. Tasks run inline after commit (INTEGRATIONS_RUN_TASKS_INLINE)
+unless a test starts a real worker; engine tests use `transactional_db` so every commit is a real commit.
 
-import json
+Layout: tests/unit (modules called directly), engine (runs through the services and tasks), api (the
+HTTP API, hostile input included), admin (the staff pages), client (the client package against a live
+server), ops (commands, processes, deployment, observability), faults (kill -9, PostgreSQL only),
+browser (Playwright). Helpers that are not fixtures live in tests/support; fixtures used by one
+directory only live in its conftest.py."""
+
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
-from django.conf import settings
+from django.conf import settings as django_settings
 
 from integrations import services
+from tests.support.api import client_for
+from tests.support.processes import database_url
 
 
 @pytest.fixture(autouse=True)
@@ -20,6 +31,12 @@ def _isolated_storage(tmp_path, settings):
     # and a shared Redis is never touched
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
                                    "LOCATION": f"tests-{uuid.uuid4().hex}"}}
+
+
+@pytest.fixture
+def fast_password_hashing(settings):
+    """The test users' passwords hashed in microseconds, not a second (autouse in admin/ and browser/)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -37,23 +54,40 @@ def integration(customer):
     return services.integration_create(customer=customer, slug="products", target="catalog.product")
 
 
-def product(sku, **extra):
-    record = {"sku": sku, "name": f"Product {sku}", "price": "9.99", "currency": "EUR"}
-    record.update(extra)
-    return record
+# The batch API's clients (tests/client/conftest.py has an `api` of its own: the client package).
+@pytest.fixture
+def api_key(customer):
+    _, raw = services.api_key_create(customer=customer, name="tests")
+    return raw
 
 
-def sync(integration, *batches, mode=None, dry_run=False, deletes=None):
-    """Create a run, post each batch (a list of records, or a dict body), complete it; return the run."""
-    run, _ = services.run_create(integration=integration, mode=mode, dry_run=dry_run)
-    for seq, batch in enumerate(batches, start=1):
-        body = batch if isinstance(batch, dict) else {"records": batch}
-        body = {"seq": seq, **body}
-        services.batch_receive(run=run, seq=seq, body=json.dumps(body).encode(), content_type="application/json")
-    services.run_complete(run=run)
-    run.refresh_from_db()
+@pytest.fixture
+def api(api_key):
+    """A client with the key of the customer `acme` (which has the integration `products`)."""
+    return client_for(api_key)
+
+
+@pytest.fixture
+def other_api(other_customer):
+    """A client of another customer, `globex`, which has an integration of the same slug."""
+    services.integration_create(customer=other_customer, slug="products", target="catalog.product")
+    _, raw = services.api_key_create(customer=other_customer, name="other")
+    return client_for(raw)
+
+
+@pytest.fixture
+def manage(transactional_db, tmp_path):
+    """`manage(*args, check=status)`: manage.py as a user runs it, a subprocess on the test database."""
+    env = {**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": str(tmp_path / "media"),
+           "INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE": "true", "EMAIL_URL": "dummymail://"}
+    env.pop("REDIS_URL", None)
+
+    def run(*args, check=None):
+        proc = subprocess.run([sys.executable, "manage.py", *args], cwd=Path(django_settings.BASE_DIR), env=env,
+                              capture_output=True, text=True, timeout=180)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        if check is not None:
+            assert proc.returncode == check, (proc.returncode, proc.stdout, proc.stderr)
+        return proc
+
     return run
-
-
-def db_is_postgres() -> bool:
-    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")

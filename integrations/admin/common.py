@@ -2,6 +2,8 @@
 the reviewer group, and the base of the forms that save through the services."""
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 from django import forms
 from django.apps import apps
@@ -181,7 +183,7 @@ class ServiceCheckedForm(forms.ModelForm):
     (`check`: services.customer_check or integration_check); the model admin then saves it through
     the service (`save_model`). The service's error is shown beside the setting it names."""
 
-    check = None
+    check: Callable[[Any], None] | None = None
 
     def _post_clean(self):
         super()._post_clean()

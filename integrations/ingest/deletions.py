@@ -87,6 +87,6 @@ class DeletionPlan:
         through CASCADE)."""
         label = self.target.model._meta.label
         deleted = self.explicit.delete()[1].get(label, 0) if self.explicit_count else 0
-        if self.snapshot_count:
+        if self.snapshot_count and self.snapshot is not None:
             deleted += self.snapshot.delete()[1].get(label, 0)
         return deleted

@@ -4,7 +4,7 @@ those payloads (`iter_ndjson`, `iter_csv`). A JSON array becomes NDJSON chunks; 
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing
 from typing import Any
 
@@ -71,7 +71,7 @@ def _chunks(items: Iterator, size: int) -> Iterator[list]:
 # --- CSV ----------------------------------------------------------------------------------------
 
 
-def csv_rows(stream) -> Iterator[list[str]]:
+def csv_rows(stream) -> Generator[list[str], None, None]:
     """The one CSV reader of a binary stream (UTF-8, a byte order mark allowed): its header row as
     written (the names, stripped, checked by check_csv_header), then every row that is not blank.
     A file that is not UTF-8 or not CSV is a MalformedBatch."""
@@ -180,7 +180,7 @@ def iter_json_array(stream) -> Iterator[Any]:
     stream = _ArrayStart(stream)
     # objects that note a key named twice (a dict keeps the last one silently): such an item comes
     # out as an Unparseable, to be a parse_error of its own
-    objects = type("_FileObject", (_Object,), {"__slots__": (), "twice": {}})
+    objects: Any = type("_FileObject", (_Object,), {"__slots__": (), "twice": {}})
     twice = objects.twice  # id of an object -> (the object, its keys set twice)
     try:
         for item in ijson.items(GuardedStream(stream, MAX_NESTING), "item", map_type=objects):

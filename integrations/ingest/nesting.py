@@ -5,7 +5,7 @@ One NestingGuard serves both: the envelope check at receipt and a columnar batch
 feed it a whole body once (`nested_deeper_than`); an uploaded JSON file feeds it every chunk ijson
 reads (`GuardedStream`), because ijson's C backend keeps a prefix string per open level, so its
 memory grows with the square of the depth (200 KB of "[" would take tens of GB). Where a stream is
-split never changes the answer (tests/test_nesting_guard.py splits at every offset)."""
+split never changes the answer (tests/unit/test_nesting_guard.py splits at every offset)."""
 
 import re
 from itertools import accumulate

@@ -166,7 +166,7 @@ class Validator:
                 records = list(map(schema, *converted)) if names else [schema() for _ in range(columns.count)]
             else:  # an optional field left out before others: one dict a record, converted whole
                 rows = list(map(dict, map(zip, repeat(names), zip(*columns.values))))
-                records = msgspec.convert(rows, list[self.target.schema], strict=True)
+                records = msgspec.convert(rows, list[self.target.schema], strict=True)  # type: ignore[name-defined]
         except (msgspec.ValidationError, ValueError, TypeError, ArithmeticError):
             return None  # the careful path finds the records and says what is wrong with them
         # the keys checked on the columns (the records hold the same values; a key field the batch

@@ -138,7 +138,7 @@ def end(run: SyncRun, outcome) -> None:
 def fail(run: SyncRun, message: str, *, detail: str = "") -> None:
     """queued | processing -> failed with nothing applied: its counts are zero but the failed
     records'. `detail` is for staff only (error_detail)."""
-    fields = {"created": 0, "updated": 0, "unchanged": 0, "deleted": 0,
+    fields: dict[str, object] = {"created": 0, "updated": 0, "unchanged": 0, "deleted": 0,
               "failed": RecordError.objects.filter(run=run).count()}
     if detail:
         fields["error_detail"] = detail

@@ -6,14 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from . import scenarios
-from .scenarios import fast_password_hashing  # noqa: F401  (autouse fixture)
+from tests.support import scenarios
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 # Playwright's sync API runs an event loop in this thread; Django refuses ORM calls there otherwise.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(fast_password_hashing):
+    """The admin user logs in through the form."""
 
 
 @pytest.fixture(scope="session")

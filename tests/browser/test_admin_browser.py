@@ -6,9 +6,9 @@ import pytest
 
 from catalog.models import Product
 from integrations.models import SyncRun
+from tests.support.scenarios import held_integration, products_file
 
 from .conftest import screenshot
-from .scenarios import held_integration, products_file
 
 WIDE = {"width": 1400, "height": 900}
 

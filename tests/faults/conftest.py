@@ -14,8 +14,8 @@ from django.db import connection
 
 from integrations import services
 from integrations.models import SyncRun
+from tests.support import db_is_postgres
 
-from ..conftest import db_is_postgres
 from .stack import Procs, base_env
 
 REDIS_BASE = os.environ.get("FAULTS_REDIS_URL", "redis://127.0.0.1:6379/7")
