@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -24,6 +25,7 @@ from . import __version__
 from .encoding import BatchEncoder, EncodedBatch, Unparseable
 from .errors import ApiError, ConflictError, TransportError, ValidationError, WaitTimeout, error_class
 from .multipart import MultipartFile
+from .pipeline import BatchSender
 from .report import SETTLED_STATES, Report
 from .retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
 
@@ -58,6 +60,7 @@ class Client:
         self.format = format
         self.compress = compress
         self.max_batch_bytes = max_batch_bytes
+        self._stop: threading.Event | None = None  # set while a sync's batches are being posted
         BatchEncoder(format)  # refuse an unknown format now, not at the first batch
         self.session = session or requests.Session()
         self.session.headers.update({
@@ -95,10 +98,10 @@ class Client:
             try:
                 response = self.session.request(method, url, timeout=timeout or self.timeout, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if retries >= self.retry.max_retries or not (idempotent or _never_sent(exc)):
+                if (retries >= self.retry.max_retries or not (idempotent or _never_sent(exc))
+                        or not self._pause(self.retry.delay(retries + 1))):
                     raise TransportError(f"{method} {url} failed after {retries + 1} attempt(s): {exc}") from exc
                 retries += 1
-                time.sleep(self.retry.delay(retries))
                 if rewind:
                     rewind()
                 continue
@@ -106,15 +109,24 @@ class Client:
                 return response
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             retryable = response.status_code in RETRY_STATUSES and (idempotent or response.status_code in (429, 503))
+            error = _api_error(response, method, url, retry_after)
             if (retryable and retries < self.retry.max_retries
                     and (retry_after is None or retry_after <= self.retry.max_retry_after)):
                 response.close()
-                retries += 1
-                time.sleep(self.retry.delay(retries, retry_after))
-                if rewind:
-                    rewind()
-                continue
-            raise _api_error(response, method, url, retry_after)
+                if self._pause(self.retry.delay(retries + 1, retry_after)):
+                    retries += 1
+                    if rewind:
+                        rewind()
+                    continue
+            raise error
+
+    def _pause(self, seconds: float) -> bool:
+        """Sleep before a retry; False (at once) if the sync this request belongs to is being stopped."""
+        stop = self._stop
+        if stop is None:
+            time.sleep(seconds)
+            return True
+        return not stop.wait(seconds)
 
     def _json(self, method: str, path: str, **kwargs) -> Any:
         response = self.request(method, path, **kwargs)
@@ -282,25 +294,45 @@ class Client:
              on_poll: Callable[[dict[str, Any]], None] | None = None) -> Report:
         """Create a run, stream `records` into batches of `batch_size`, complete, and (wait=True) wait.
 
-        `records` is consumed lazily: one batch is encoded, posted and dropped before the next is
-        read. `deletes` (keys to delete explicitly) ride along in batches of the same size. If a
-        batch cannot be delivered, the run is cancelled (best effort) and the error raised, so no
-        half-sent run is left open. An `Unparseable` among the records (a line that was not JSON) is
-        sent so that the server records it as a parse_error of the run. `progress(answer, sent)`
-        follows the batches, `on_poll(run)` the wait. Returns the Report of the run (queued when
+        `records` is consumed lazily, in the caller's thread: while one batch is posted (by a
+        thread of the client's own, in seq order, each answered before the next is posted) the
+        next is read and encoded, so at most two batches are held. `deletes` (keys to delete
+        explicitly) ride along in batches of the same size. If a batch cannot be delivered, or
+        `records` raises (Ctrl-C included), the posting stops, the run is cancelled (best effort)
+        and the original error raised, so no half-sent run is left open. An `Unparseable` among
+        the records (a line that was not JSON) is sent so that the server records it as a
+        parse_error of the run. `progress(answer, sent)` follows the batches, in order and in the
+        caller's thread; `on_poll(run)` the wait. Returns the Report of the run (queued when
         wait=False)."""
         if not 1 <= batch_size <= MAX_BATCH_RECORDS:
             raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_RECORDS}")
         run = self.create_run(integration, mode=mode, dry_run=dry_run)
         run_id = run["id"]
         sent = batches = 0
+        # Batch k is posted (by the sender's thread, the only one on the session meanwhile) while
+        # this thread reads and encodes batch k+1; `progress` is called here, in seq order.
+        sender = BatchSender(lambda batch: self.post_batch(run_id, batch))
+        self._stop = sender.stop_event
         try:
-            for batch in self.iter_batches(records, batch_size=batch_size, deletes=deletes):
-                answer = self.post_batch(run_id, batch)
-                batches += 1
-                sent += batch.records
-                if progress:
-                    progress(answer, sent)
+            try:
+                encoded = self.iter_batches(records, batch_size=batch_size, deletes=deletes)
+                while True:
+                    sender.reserve()
+                    sent = self._progress(sender, progress, sent)
+                    batch = next(encoded, None)
+                    if batch is None:
+                        sender.release()
+                        break
+                    sender.put(batch)
+                    del batch
+                    batches += 1
+                    sent = self._progress(sender, progress, sent)
+                sender.finish()
+                sent = self._progress(sender, progress, sent)
+            finally:
+                if sender.running:
+                    sender.stop()
+                self._stop = None
             run = self.complete(run_id, batches=batches, records=sent)
         except BaseException:
             self._cancel_quietly(run_id)
@@ -349,6 +381,15 @@ class Client:
             yield encoder.finish(seq, chunk)
             if exhausted and len(chunk) < batch_size:
                 return
+
+    @staticmethod
+    def _progress(sender: BatchSender, progress: Progress | None, sent: int) -> int:
+        """Report the batches answered since the last call; the records sent so far."""
+        for answer, records in sender.answers():
+            sent += records
+            if progress:
+                progress(answer, sent)
+        return sent
 
     def _cancel_quietly(self, run_id: str) -> None:
         previous, self.retry = self.retry, RetryPolicy(max_retries=1, base_delay=0.2)
