@@ -12,12 +12,7 @@ from integrations_client import RetryPolicy, ServerError, ValidationError
 from integrations_client import encoding as client_encoding
 
 from integrations.models import SyncBatch, SyncRun
-
-from . import test_client_fixtures as fixtures
-from .test_client_fixtures import products
-
-api = fixtures.api
-proxy = fixtures.proxy
+from tests.support.client import products
 
 SENDER = "integrations-client-sender"
 
