@@ -4,8 +4,11 @@
 before the writes, in the run's transaction: it compares the staging table and the deletion plan
 (the very querysets the apply deletes) with the target table as it is, so the journal says
 exactly what the writes that follow do (and, for a dry run, what they would do). Never one query
-per record: on PostgreSQL three INSERT ... SELECT statements, elsewhere bounded chunks (one read
-of the target per chunk, one bulk insert).
+per record: on PostgreSQL INSERT ... SELECT statements (for a run that applies, the journal of its
+new and changed rows is a CTE of the upsert itself: one comparison of staging and table feeds both,
+see `folds_into_upsert`), elsewhere bounded chunks (one read of the target per chunk, one bulk
+insert). A run held by the deletion guard journals what approval would change; the approved run's
+apply replaces that journal with what it did.
 
 A row's synced fields are kept as JSON under their field names (a decimal, a date, a UUID as a
 string, a reference as the referenced row's id): `before` as the row was, `after` as the run
@@ -32,13 +35,24 @@ def enabled() -> bool:
     return os.environ.get("INTEGRATIONS_BENCH_NO_JOURNAL") != "1"
 
 
-def record(run: SyncRun, target: Target, owner_id, doomed) -> None:
-    """Journal what applying the run's staged records and deleting `doomed` (a queryset of the
-    owner's rows, or None) changes in the table as it is now."""
+def folds_into_upsert(run: SyncRun) -> bool:
+    """Does the upsert journal its own writes (PostgreSQL, a run that applies)? Then the staged
+    records are compared with the table once, not twice: the upsert's prefilter of new and changed
+    rows feeds both its INSERT and the journal's (`pg_upsert_journal`); `record` journals the
+    deletions only. A dry run and a held run write nothing: `record` journals everything."""
+    return enabled() and connection.vendor == "postgresql" and not run.dry_run
+
+
+def record(run: SyncRun, target: Target, owner_id, doomed, *, upserts: bool = True) -> None:
+    """Journal what applying the run's staged records (unless `upserts` is False: the upsert
+    journals them itself) and deleting `doomed` (a queryset of the owner's rows, or None) changes
+    in the table as it is now. A journal the run had already (a held run's, what approval would
+    change) is replaced: the approved run journals what it does now."""
     if not enabled():
         return
+    RunChange.objects.filter(run=run).delete()
     if connection.vendor == "postgresql":
-        _pg_record(run, target, owner_id, doomed)
+        _pg_record(run, target, owner_id, doomed, upserts=upserts)
     else:
         _py_record(run, target, owner_id, doomed)
 
@@ -187,25 +201,40 @@ def _pg_key(target: Target, alias: str) -> str:
     return "jsonb_build_object(" + ", ".join(f"'{n}', {alias}.{q(c)}" for n, c in zip(target.keys, columns)) + ")"
 
 
-def _pg_record(run, target, owner_id, doomed) -> None:
+def _pg_insert() -> str:
+    return f"INSERT INTO {connection.ops.quote_name(RunChange._meta.db_table)} (run_id, op, key, before, after, conflict) "
+
+
+def pg_upsert_journal(target: Target, cols: list[str], changed: str) -> tuple[str, str]:
+    """For the upsert (PostgreSQL): (the extra columns its prefilter `changed` selects beside the
+    staged record: the existing row's primary key as "_j_old" and its synced fields as JSON as
+    "_j_before"; a CTE journaling every row of `changed`, taking the run's id as its parameter)."""
+    pk = connection.ops.quote_name(target.model._meta.pk.column)
+    extra = f"t.{pk} AS _j_old, CASE WHEN t.{pk} IS NULL THEN NULL ELSE {_pg_json(target, 't')} END AS _j_before"
+    cte = (f"{_pg_insert()}SELECT %s, CASE WHEN _j_old IS NULL THEN 'created' ELSE 'updated' END, "
+           f"{_pg_key(target, changed)}, _j_before, {_pg_json(target, changed, columns=cols)}, false FROM {changed}")
+    return extra, cte
+
+
+def _pg_record(run, target, owner_id, doomed, *, upserts: bool = True) -> None:
     from .apply import _compare, _join, _source
 
     q = connection.ops.quote_name
-    journal = q(RunChange._meta.db_table)
     table = q(target.model._meta.db_table)
     pk = q(target.model._meta.pk.column)
     source, source_params, cols = _source(target, run.pk, owner_id)
     differs, _ = _compare(target, cols)
-    insert = f"INSERT INTO {journal} (run_id, op, key, before, after, conflict) "
+    insert = _pg_insert()
     src_json = _pg_json(target, "src", columns=cols)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH src AS ({source}) {insert}"
-            f"SELECT %s, CASE WHEN t.{pk} IS NULL THEN 'created' ELSE 'updated' END, {_pg_key(target, 'src')}, "
-            f"CASE WHEN t.{pk} IS NULL THEN NULL ELSE {_pg_json(target, 't')} END, {src_json}, false "
-            f"FROM src LEFT JOIN {table} t ON {_join(target)} WHERE t.{pk} IS NULL OR {differs}",
-            [*source_params, run.pk, owner_id],
-        )
+        if upserts:
+            cursor.execute(
+                f"WITH src AS ({source}) {insert}"
+                f"SELECT %s, CASE WHEN t.{pk} IS NULL THEN 'created' ELSE 'updated' END, {_pg_key(target, 'src')}, "
+                f"CASE WHEN t.{pk} IS NULL THEN NULL ELSE {_pg_json(target, 't')} END, {src_json}, false "
+                f"FROM src LEFT JOIN {table} t ON {_join(target)} WHERE t.{pk} IS NULL OR {differs}",
+                [*source_params, run.pk, owner_id],
+            )
         if doomed is not None:
             ids, ids_params = doomed.values("pk").query.sql_with_params()
             cursor.execute(
