@@ -1,0 +1,116 @@
+"""A run held by the deletion guard journals what approval would change (SPEC 13, issue 15): the
+review page lists it with the same download as the changes list; approval replaces it with what
+the approved apply did; a rejected run has nothing to undo."""
+
+import csv
+import io
+
+import pytest
+from django.urls import reverse
+
+from catalog.models import Product
+from integrations import services
+from integrations.exceptions import Conflict
+from integrations.models import RunChange, SyncRun
+from tests.conftest import product, sync
+
+S = SyncRun.Status
+FIELDS = ("sku", "name", "price", "currency", "quantity", "active", "attributes")
+
+
+def table(customer):
+    return {p["sku"]: p for p in Product.objects.filter(customer=customer).values(*FIELDS)}
+
+
+def journal(run):
+    return {(c.op, c.key): (c.before, c.after) for c in RunChange.objects.filter(run=run)}
+
+
+def held_run(integration):
+    """20 rows; then a full snapshot keeping K0 (unchanged), K1 (new price), adding N1, N2: it
+    would delete 18 of 20 rows, and the guard holds it."""
+    seed = sync(integration, [product(f"K{i}") for i in range(20)])
+    assert seed.status == S.SUCCEEDED
+    held = sync(integration, [product("K0"), product("K1", price="1.00"), product("N1"), product("N2")], mode="full")
+    assert held.status == S.NEEDS_REVIEW
+    return held
+
+
+def test_held_run_journals_exactly_what_approval_does(integration, customer):
+    held = held_run(integration)
+    before_review = table(customer)
+    planned = journal(held)
+    assert {k for op, k in planned if op == "created"} == {"N1", "N2"}
+    assert {k for op, k in planned if op == "updated"} == {"K1"}
+    assert {k for op, k in planned if op == "deleted"} == {f"K{i}" for i in range(2, 20)}
+    assert table(customer) == before_review  # held: nothing applied
+    assert services.undo_candidate(integration).pk != held.pk  # a held run has nothing to undo
+    with pytest.raises(Conflict, match="applied nothing"):
+        services.run_undo(run=held)
+
+    services.run_review(run=held, approve=True, user="staff")
+    held.refresh_from_db()
+    assert held.status == S.SUCCEEDED
+    # the approved apply replaced the held journal by what it did: the same changes, once each
+    assert journal(held) == planned
+    assert RunChange.objects.filter(run=held).count() == len(planned) == held.created + held.updated + held.deleted
+    assert (held.created, held.updated, held.deleted) == (2, 1, 18)
+
+
+def test_approval_journals_the_table_as_it_is_then(integration, customer):
+    held = held_run(integration)
+    # while held, a hand edit: K0 now differs from the snapshot, K2 is gone already
+    Product.objects.filter(customer=customer, sku="K0").update(name="edited")
+    Product.objects.filter(customer=customer, sku="K2").delete()
+    services.run_review(run=held, approve=True, user="staff")
+    held.refresh_from_db()
+    j = journal(held)
+    assert ("updated", "K0") in j and ("deleted", "K2") not in j
+    assert len(j) == held.created + held.updated + held.deleted
+
+
+def test_rejected_run_has_nothing_to_undo_and_no_journal(integration, customer):
+    held = held_run(integration)
+    services.run_review(run=held, approve=False, user="staff")
+    held.refresh_from_db()
+    assert held.status == S.CANCELLED
+    assert not RunChange.objects.filter(run=held).exists()  # nothing changed: its journal went
+    with pytest.raises(Conflict, match="applied nothing"):
+        services.run_undo(run=held)
+    assert services.undo_candidate(integration).pk != held.pk
+
+
+def test_undo_after_an_approved_held_run_restores_the_table(integration, customer):
+    held = held_run(integration)
+    state = table(customer)
+    services.run_review(run=held, approve=True, user="staff")
+    assert sorted(table(customer)) == ["K0", "K1", "N1", "N2"]
+    assert services.undo_candidate(integration).pk == held.pk
+    undo = services.run_undo(run=held, user="staff")
+    undo.refresh_from_db()
+    assert undo.status == S.SUCCEEDED and (undo.created, undo.updated, undo.deleted) == (18, 1, 2)
+    assert table(customer) == state
+
+
+def test_review_page_lists_what_approval_would_change_with_download(integration, customer, client):
+    from tests.browser import scenarios
+
+    client.force_login(scenarios.make_superuser())
+    held = held_run(integration)
+    page = client.get(reverse("admin:integrations_syncrun_review", args=[held.pk])).content.decode()
+    changes = page.split('class="held-changes"')[1].split("</div>")[0]
+    assert "Approving would change 21 rows" in changes
+    base = reverse("admin:integrations_runchange_changelist") + f"?run={held.pk}"
+    for n, op in ((2, "created"), (1, "updated"), (18, "deleted")):
+        assert f'href="{base}&amp;op__exact={op}">{n} {op}</a>' in changes
+    csv_url = reverse("admin:integrations_syncrun_changes_csv", args=[held.pk])
+    assert csv_url in changes
+    rows = list(csv.reader(io.StringIO(b"".join(client.get(csv_url).streaming_content).decode())))
+    assert rows[0][:2] == ["op", "sku"] and len(rows) == 1 + 21
+    assert sorted(r[1] for r in rows[1:] if r[0] == "created") == ["N1", "N2"]
+    updated = [r for r in rows[1:] if r[0] == "updated"]
+    assert updated[0][1] == "K1" and "1.00" in updated[0] and "9.99" in updated[0]
+    only = list(csv.reader(io.StringIO(b"".join(client.get(csv_url + "?op=updated").streaming_content).decode())))
+    assert len(only) == 2
+    listed = client.get(f"{base}&op__exact=deleted")
+    assert listed.status_code == 200 and "K19" in listed.content.decode()
