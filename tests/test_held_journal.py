@@ -11,7 +11,9 @@ from django.urls import reverse
 from catalog.models import Product
 from integrations import services
 from integrations.exceptions import Conflict
+from integrations.ingest.journal import fill_created
 from integrations.models import RunChange, SyncRun
+from integrations.targets import get_target
 from tests.conftest import product, sync
 
 S = SyncRun.Status
@@ -23,7 +25,10 @@ def table(customer):
 
 
 def journal(run):
-    return {(c.op, c.key): (c.before, c.after) for c in RunChange.objects.filter(run=run)}
+    # as the API reads it: a created row journaled by digest (PostgreSQL) gets `after` from the table
+    changes = fill_created(get_target(run.integration.target), run.integration.customer_id,
+                           list(RunChange.objects.filter(run=run)))
+    return {(c.op, c.key): (c.before, c.after) for c in changes}
 
 
 def held_run(integration):
@@ -114,3 +119,36 @@ def test_review_page_lists_what_approval_would_change_with_download(integration,
     assert len(only) == 2
     listed = client.get(f"{base}&op__exact=deleted")
     assert listed.status_code == 200 and "K19" in listed.content.decode()
+
+
+# --- a created row journaled by digest (PostgreSQL) --------------------------------------------------
+
+
+def test_created_rows_by_digest_read_from_the_table_and_undone_only_unchanged(integration, customer):
+    from integrations.ingest import journal as j
+    from tests.conftest import db_is_postgres
+
+    sync(integration, [product("A")])
+    run = sync(integration, [product("A", price="1.00"), product("N", attributes={"x": [1, 2]}),
+                             product("M", price="3.10")], mode="incremental")
+    stored = {c.key: c for c in RunChange.objects.filter(run=run)}
+    if db_is_postgres():  # only the key and the digest of what the run wrote; `after` read back
+        assert stored["N"].after is None and stored["N"].digest is not None
+        assert stored["A"].after["price"] == "1.00" and stored["A"].digest is None  # updated: values
+    else:
+        assert stored["N"].after["attributes"] == {"x": [1, 2]} and stored["N"].digest is None
+    assert journal(run)[("created", "N")][1] == {"name": "Product N", "price": "9.99", "currency": "EUR",
+                                                 "quantity": 0, "active": True, "attributes": {"x": [1, 2]}}
+    # M changed by hand since: the API no longer knows the values the run wrote (PostgreSQL), the
+    # undo leaves it (a conflict) and deletes N, which is as the run left it
+    Product.objects.filter(customer=customer, sku="M").update(name="edited")
+    if db_is_postgres():
+        assert journal(run)[("created", "M")][1] is None
+    undo = services.run_undo(run=run, user="staff")
+    undo.refresh_from_db()
+    assert undo.status == S.PARTIAL and (undo.deleted, undo.updated) == (1, 1)
+    assert sorted(table(customer)) == ["A", "M"] and table(customer)["M"]["name"] == "edited"
+    deleted = RunChange.objects.get(run=undo, key="N")
+    assert deleted.op == "deleted" and deleted.before["attributes"] == {"x": [1, 2]}  # the row it removed
+    assert RunChange.objects.get(run=undo, key="M").conflict
+    assert j.digests(get_target("catalog.product")) == db_is_postgres()

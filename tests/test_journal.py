@@ -9,14 +9,19 @@ from rest_framework.test import APIClient
 
 from catalog.models import Product
 from integrations import services
+from integrations.ingest.journal import fill_created
 from integrations.models import RunChange, SyncRun
+from integrations.targets import get_target
 from tests.conftest import product, sync
 
 S = SyncRun.Status
 
 
 def journal(run):
-    return {(c.op, c.key): (c.before, c.after) for c in RunChange.objects.filter(run=run)}
+    # as the API reads it: a created row journaled by digest (PostgreSQL) gets `after` from the table
+    changes = fill_created(get_target(run.integration.target), run.integration.customer_id,
+                           list(RunChange.objects.filter(run=run)))
+    return {(c.op, c.key): (c.before, c.after) for c in changes}
 
 
 def seed(integration, n=4):

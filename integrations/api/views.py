@@ -24,6 +24,8 @@ from ..changes_csv import change_csv_rows
 from ..conf import conf
 from ..errors_csv import error_csv_rows
 from ..exceptions import TooLarge
+from ..ingest.journal import fill_created
+from ..targets import get_target
 from . import serializers as s
 from .auth import ApiKeyAuthentication, HasActiveCustomerKey
 from .errors import exception_handler
@@ -347,8 +349,15 @@ class RunChangesView(ApiListView):
     query_class = s.ChangesQuery
 
     def get_queryset(self):
-        run = selectors.run_for(self.customer, self.kwargs["run_id"])
-        return selectors.run_changes(run, op=self.request.query_params.get("op") or None)
+        self.run = selectors.run_for(self.customer, self.kwargs["run_id"])
+        return selectors.run_changes(self.run, op=self.request.query_params.get("op") or None)
+
+    def paginate_queryset(self, queryset):
+        # a created row's `after` is read from the table (journal.fill_created), one query a page
+        page = super().paginate_queryset(queryset)
+        if page is not None:
+            fill_created(get_target(self.run.integration.target), self.run.integration.customer_id, page)
+        return page
 
     @extend_schema(
         summary="What a run changed",

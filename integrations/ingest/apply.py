@@ -292,16 +292,16 @@ def upsert(run: SyncRun, target: Target, owner_id, journal_run: SyncRun | None =
     conflict = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
     if postgres:
         select_cols = ", ".join(["%s", *keys] + [q(c) for c in cols] + other_exprs)
-        extra, journaled, journal_params = "", "", []
+        extra, returning, journaled, journal_params = "", "", "", []
         if journal_run is not None:
-            extra, cte = journal.pg_upsert_journal(target, cols, "changed")
-            extra, journaled, journal_params = f", {extra}", f", j AS ({cte})", [journal_run.pk]
+            extra, returning, cte = journal.pg_upsert_journal(target, cols, "changed", "up")
+            extra, journaled, journal_params = f", {extra}", f", j AS ({cte})", [journal_run.pk] * 2
         sql = (
             f"WITH src AS ({source}), "
             f"changed AS (SELECT src.*{extra} FROM src LEFT JOIN {table} t ON {_join(target)} "
             f"  WHERE t.{pk} IS NULL OR {differs}), "
             f"up AS (INSERT INTO {table} ({insert_cols}) SELECT {select_cols} FROM changed "
-            f"  ON CONFLICT ({owner}, {', '.join(keys)}) {conflict} RETURNING (xmax = 0) AS inserted){journaled} "
+            f"  ON CONFLICT ({owner}, {', '.join(keys)}) {conflict} RETURNING (xmax = 0) AS inserted{returning}){journaled} "
             f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
         )
         with connection.cursor() as cursor:

@@ -93,6 +93,27 @@ def changed_fields(before: dict | None, after: dict | None) -> tuple[dict | None
     return {n: before.get(n) for n in names}, {n: after[n] for n in names}
 
 
+def fill_created(target: Target, owner_id, changes: list) -> list:
+    """Give the created rows journaled by digest (an applied run's, on PostgreSQL) their `after`,
+    read from the table: the row's synced values while it is still as the run left it (same
+    digest), else None (changed or deleted since: the journal does not know the values). One
+    query for the lot (a page of the API, a chunk of the CSV); the changes are not saved."""
+    from .undo import _current
+
+    pending = [c for c in changes if c.op == Op.CREATED and c.digest is not None and c.after is None]
+    if not pending:
+        return changes
+    meta = target.model._meta
+    attnames = [meta.get_field(name).attname for name in target.fields]
+    keys = {target.parse_key(c.key) for c in pending} - {None}
+    current = _current(target, owner_id, list(keys), attnames, with_digest=True)
+    for change in pending:
+        row = current.get(target.parse_key(change.key))
+        if row is not None and row[2] == change.digest:
+            change.after = {name: json_value(row[1][attname]) for name, attname in zip(target.fields, attnames)}
+    return changes
+
+
 # --- elsewhere (SQLite): bounded chunks -----------------------------------------------------------
 
 
@@ -202,18 +223,63 @@ def _pg_key(target: Target, alias: str) -> str:
 
 
 def _pg_insert() -> str:
-    return f"INSERT INTO {connection.ops.quote_name(RunChange._meta.db_table)} (run_id, op, key, before, after, conflict) "
+    table = connection.ops.quote_name(RunChange._meta.db_table)
+    return f"INSERT INTO {table} (run_id, op, key, before, after, conflict, digest) "
 
 
-def pg_upsert_journal(target: Target, cols: list[str], changed: str) -> tuple[str, str]:
+# field types whose PostgreSQL type hashes by value (hash_record_extended needs a hash for each)
+HASHABLE = {"AutoField", "BigAutoField", "SmallAutoField", "BigIntegerField", "BooleanField", "CharField",
+            "DateField", "DateTimeField", "DecimalField", "EmailField", "FloatField", "IntegerField", "JSONField",
+            "PositiveBigIntegerField", "PositiveIntegerField", "PositiveSmallIntegerField", "SlugField",
+            "SmallIntegerField", "TextField", "TimeField", "URLField", "UUIDField"}
+
+
+def digests(target: Target) -> bool:
+    """Does an applied run journal its created rows by digest (PostgreSQL, every synced column of a
+    type that hashes by value)? Else with their values in `after`."""
+    meta = target.model._meta
+    if connection.vendor != "postgresql" or not target.fields:
+        return False
+    for name in target.fields:
+        field = meta.get_field(name)
+        kind = (field.target_field if field.is_relation else field).get_internal_type()
+        if kind not in HASHABLE:
+            return False
+    return True
+
+
+def pg_digest(target: Target, alias: str) -> str:
+    """SQL: the 64-bit hash of a target row's synced columns (`alias`: the table or its alias), the
+    same expression when the upsert writes the row and when the undo reads it back: equal values
+    hash equally (a decimal by value, jsonb by value)."""
+    q = connection.ops.quote_name
+    columns = ", ".join(f"{alias}.{q(target.column(name))}" for name in target.fields)
+    return f"hash_record_extended(ROW({columns}), 0)"
+
+
+def pg_upsert_journal(target: Target, cols: list[str], changed: str, up: str) -> tuple[str, str, str]:
     """For the upsert (PostgreSQL): (the extra columns its prefilter `changed` selects beside the
     staged record: the existing row's primary key as "_j_old" and its synced fields as JSON as
-    "_j_before"; a CTE journaling every row of `changed`, taking the run's id as its parameter)."""
-    pk = connection.ops.quote_name(target.model._meta.pk.column)
+    "_j_before"; what its INSERT returns beside `inserted`; a CTE journaling what it wrote, taking
+    the run's id as its parameter). An updated row is journaled from `changed`, with its values
+    before and after; a created row from what the INSERT returned: its key and, where the target
+    allows (`digests`), only the digest of its values (its JSON was most of a first load's
+    journal), else its values."""
+    q = connection.ops.quote_name
+    pk = q(target.model._meta.pk.column)
+    table = q(target.model._meta.db_table)
     extra = f"t.{pk} AS _j_old, CASE WHEN t.{pk} IS NULL THEN NULL ELSE {_pg_json(target, 't')} END AS _j_before"
-    cte = (f"{_pg_insert()}SELECT %s, CASE WHEN _j_old IS NULL THEN 'created' ELSE 'updated' END, "
-           f"{_pg_key(target, changed)}, _j_before, {_pg_json(target, changed, columns=cols)}, false FROM {changed}")
-    return extra, cte
+    keys = "".join(f", {table}.{q(c)}" for c in target.key_columns)
+    if digests(target):
+        returning = f"{keys}, {pg_digest(target, table)} AS _j_digest"
+        created = "NULL, false, _j_digest"
+    else:
+        returning = f"{keys}, {_pg_json(target, table)} AS _j_after"
+        created = "_j_after, false, NULL"
+    cte = (f"{_pg_insert()}SELECT %s, 'updated', {_pg_key(target, changed)}, _j_before, "
+           f"{_pg_json(target, changed, columns=cols)}, false, NULL FROM {changed} WHERE _j_old IS NOT NULL "
+           f"UNION ALL SELECT %s, 'created', {_pg_key(target, up)}, NULL, {created} FROM {up} WHERE inserted")
+    return extra, returning, cte
 
 
 def _pg_record(run, target, owner_id, doomed, *, upserts: bool = True) -> None:
@@ -231,14 +297,14 @@ def _pg_record(run, target, owner_id, doomed, *, upserts: bool = True) -> None:
             cursor.execute(
                 f"WITH src AS ({source}) {insert}"
                 f"SELECT %s, CASE WHEN t.{pk} IS NULL THEN 'created' ELSE 'updated' END, {_pg_key(target, 'src')}, "
-                f"CASE WHEN t.{pk} IS NULL THEN NULL ELSE {_pg_json(target, 't')} END, {src_json}, false "
+                f"CASE WHEN t.{pk} IS NULL THEN NULL ELSE {_pg_json(target, 't')} END, {src_json}, false, NULL "
                 f"FROM src LEFT JOIN {table} t ON {_join(target)} WHERE t.{pk} IS NULL OR {differs}",
                 [*source_params, run.pk, owner_id],
             )
         if doomed is not None:
             ids, ids_params = doomed.values("pk").query.sql_with_params()
             cursor.execute(
-                f"{insert}SELECT %s, 'deleted', {_pg_key(target, 't')}, {_pg_json(target, 't')}, NULL, false "
+                f"{insert}SELECT %s, 'deleted', {_pg_key(target, 't')}, {_pg_json(target, 't')}, NULL, false, NULL "
                 f"FROM {table} t WHERE t.{pk} IN ({ids})",
                 [run.pk, *ids_params],
             )
