@@ -12,7 +12,10 @@ apply replaces that journal with what it did.
 
 A row's synced fields are kept as JSON under their field names (a decimal, a date, a UUID as a
 string, a reference as the referenced row's id): `before` as the row was, `after` as the run
-leaves it. The undo (ingest/undo.py) reads them back with the model fields' `to_python`.
+leaves it. The undo (ingest/undo.py) reads them back with the model fields' `to_python`. A row an
+applied run created on PostgreSQL keeps no `after` but a 64-bit `digest` of the values written
+(`pg_digest`): the undo compares it with the row's, the API reads the values from the table
+(`fill_created`); writing every created row's JSON was most of a first load's journal (bench).
 """
 
 import datetime
@@ -261,7 +264,7 @@ def pg_upsert_journal(target: Target, cols: list[str], changed: str, up: str) ->
     """For the upsert (PostgreSQL): (the extra columns its prefilter `changed` selects beside the
     staged record: the existing row's primary key as "_j_old" and its synced fields as JSON as
     "_j_before"; what its INSERT returns beside `inserted`; a CTE journaling what it wrote, taking
-    the run's id as its parameter). An updated row is journaled from `changed`, with its values
+    the run's id as its two parameters). An updated row is journaled from `changed`, with its values
     before and after; a created row from what the INSERT returned: its key and, where the target
     allows (`digests`), only the digest of its values (its JSON was most of a first load's
     journal), else its values."""
