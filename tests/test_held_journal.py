@@ -152,3 +152,17 @@ def test_created_rows_by_digest_read_from_the_table_and_undone_only_unchanged(in
     assert deleted.op == "deleted" and deleted.before["attributes"] == {"x": [1, 2]}  # the row it removed
     assert RunChange.objects.get(run=undo, key="M").conflict
     assert j.digests(get_target("catalog.product")) == db_is_postgres()
+
+
+def test_api_and_csv_show_a_created_rows_values(integration, customer):
+    from rest_framework.test import APIClient
+
+    _, secret = services.api_key_create(customer=customer, name="k")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    run = sync(integration, [product("A", price="2.50"), product("B")])
+    page = api.get(f"/api/v1/runs/{run.pk}/changes/?op=created").json()["results"]
+    assert {c["key"]: c["after"]["price"] for c in page} == {"A": "2.50", "B": "9.99"}
+    body = b"".join(api.get(f"/api/v1/runs/{run.pk}/changes/?format=csv").streaming_content).decode()
+    rows = {r["sku"]: r for r in csv.DictReader(io.StringIO(body))}
+    assert rows["A"]["after_price"] == "2.50" and rows["B"]["after_name"] == "Product B"
