@@ -355,7 +355,7 @@ class RunChangesView(ApiListView):
     def paginate_queryset(self, queryset):
         # a created row's `after` is read from the table (journal.fill_created), one query a page
         page = super().paginate_queryset(queryset)
-        if page is not None:
+        if page is not None and any(c.digest is not None for c in page):
             fill_created(get_target(self.run.integration.target), self.run.integration.customer_id, page)
         return page
 
