@@ -166,3 +166,42 @@ def test_api_and_csv_show_a_created_rows_values(integration, customer):
     body = b"".join(api.get(f"/api/v1/runs/{run.pk}/changes/?format=csv").streaming_content).decode()
     rows = {r["sku"]: r for r in csv.DictReader(io.StringIO(body))}
     assert rows["A"]["after_price"] == "2.50" and rows["B"]["after_name"] == "Product B"
+
+
+# --- every key shape and kind of field: a created row's values and its undo -----------------------
+
+
+SHAPES = {
+    "crm.contact": [
+        {"external_id": 7, "email": "a@example.com", "signed_up_at": "2024-03-01T10:00:00Z", "birth_date": "1990-05-01",
+         "score": "12.50", "category": "VIP"},
+        {"external_id": 8, "email": "b@example.com", "signed_up_at": "2024-03-01T10:00:00+02:00"},
+    ],
+    "crm.order_line": [{"order_no": "A", "line": 1, "sku": "S", "quantity": -3, "unit_price": "2.50"},
+                       {"order_no": "A", "line": 2, "sku": "S", "quantity": 1, "unit_price": "3.1"}],
+    "crm.device": [{"device_id": "6f1c2b9e-3a44-4b8e-9a51-0c2d3e4f5a6b", "label": "one"},
+                   {"device_id": "0b7e5c1d-2f3a-4c5b-8d6e-7f8091a2b3c4", "label": "two"}],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_created_rows_of_every_shape_read_back_and_undone(name, customer):
+    target = get_target(name)
+    if name == "crm.contact":
+        cats = services.integration_create(customer=customer, slug="categories", target="crm.category")
+        assert sync(cats, [{"code": "VIP", "name": "V"}]).status == S.SUCCEEDED
+    integration = services.integration_create(customer=customer, slug="shape", target=name)
+    rows = lambda: sorted(target.owner_rows(customer.pk).values_list(*target.keys, *target.fields))  # noqa: E731
+    before = rows()
+    run = sync(integration, SHAPES[name])
+    assert run.status == S.SUCCEEDED and run.created == 2
+    changes = fill_created(target, customer.pk, list(RunChange.objects.filter(run=run)))
+    assert all(c.op == "created" and c.after is not None for c in changes)
+    assert all(set(c.after) == set(target.fields) for c in changes)
+    from tests.conftest import db_is_postgres
+
+    assert all((c.digest is not None) == db_is_postgres() for c in changes)  # PostgreSQL: by digest
+    undo = services.run_undo(run=run, user="staff")
+    undo.refresh_from_db()
+    assert undo.status == S.SUCCEEDED and undo.deleted == 2, undo.message
+    assert rows() == before
