@@ -353,6 +353,10 @@ class RunChange(models.Model):
     after = models.JSONField(null=True, blank=True)
     # an undo: this key was left alone, changed since the undone run (before/after: that run's)
     conflict = models.BooleanField(default=False)
+    # a row an applied run created, on PostgreSQL: instead of `after`, a 64-bit hash of the synced
+    # values as the run wrote them (journal.pg_digest), enough for the undo to tell whether the row
+    # is still as the run left it; the API reads `after` from the table (journal.fill_created)
+    digest = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["run", "id"]

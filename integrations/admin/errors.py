@@ -97,6 +97,14 @@ class RunChangeAdmin(ReadOnlyAdmin):
 
     @admin.display(description="after")
     def after_json(self, change):
+        if change.digest is not None and change.after is None:  # a created row: read from the table
+            from ..ingest.journal import fill_created
+            from ..targets import get_target
+
+            integration = change.run.integration
+            fill_created(get_target(integration.target), integration.customer_id, [change])
+            if change.after is None:
+                return "the row as the run created it is gone (changed or deleted since)"
         return pretty_json(change.after)
 
 

@@ -17,10 +17,11 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from .. import services
+from ..changes_csv import change_csv_rows
 from ..errors_csv import cell, error_csv_rows
 from ..exceptions import IntegrationsError
 from ..models import RecordError, RunChange, SyncBatch, SyncRun, WebhookDelivery
-from ..selectors import held_run_deletion_keys, held_run_deletions, run_errors
+from ..selectors import held_run_deletion_keys, held_run_deletions, run_changes, run_errors
 from .common import (
     ADMIN_CSS,
     IntegrationListFilter,
@@ -347,6 +348,7 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
             path("<path:object_id>/errors.csv", view(self.errors_csv_view), name="integrations_syncrun_errors_csv"),
             path("<path:object_id>/deletions.csv", view(self.deletions_csv_view),
                  name="integrations_syncrun_deletions_csv"),
+            path("<path:object_id>/changes.csv", view(self.changes_csv_view), name="integrations_syncrun_changes_csv"),
         ] + super().get_urls()
 
     def _run_for(self, request, object_id) -> SyncRun:
@@ -392,6 +394,19 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
 
         response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="deletions-{run.pk}.csv"'
+        return response
+
+    def changes_csv_view(self, request, object_id):
+        """The run's change journal as CSV (`?op=` filters), the API's `?format=csv`; streamed."""
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseNotAllowed(["GET"])
+        run = self._run_for(request, object_id)
+        op = request.GET.get("op") or None
+        if op is not None and op not in RunChange.Op.values:
+            raise Http404("no such operation")
+        response = StreamingHttpResponse(change_csv_rows(run_changes(run, op=op), integration=run.integration),
+                                         content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-changes.csv"'
         return response
 
     def cancel_view(self, request, object_id):
@@ -440,6 +455,7 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
                     "badge": status_badge(run.status)}
             if verb in ("review", "approve", "reject") and run.status == Status.NEEDS_REVIEW:
                 item.update(self._held(run))
+                item["held_changes"] = self._held_changes(run)
             if verb == "undo":
                 item["undo"] = services.undo_preview(run)
             items.append(item)
@@ -461,6 +477,15 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
         would_delete, sample = held_run_deletions(run, limit=SAMPLE_KEYS)
         return {"would_delete": would_delete, "sample": sample, "more": max(0, would_delete - len(sample)),
                 "deletions_url": reverse("admin:integrations_syncrun_deletions_csv", args=[run.pk])}
+
+    def _held_changes(self, run) -> dict:
+        """What approving a held run would change (SPEC 13: its journal, written when the guard held
+        it): per operation the count and a link to those changes, and the CSV of them all."""
+        counts = dict(run.changes.values_list("op").annotate(n=Count("id")).order_by())
+        base = reverse("admin:integrations_runchange_changelist") + f"?run={run.pk}"
+        return {"ops": [{"op": op, "n": counts.get(op, 0), "url": f"{base}&op__exact={op}"} for op in RunChange.Op.values],
+                "total": sum(counts.values()), "list_url": base,
+                "csv_url": reverse("admin:integrations_syncrun_changes_csv", args=[run.pk])}
 
     def _log(self, request, run, message):
         """The decision in the admin's history (the run's "History" and "Recent actions")."""

@@ -25,7 +25,9 @@ from ..conf import conf
 from ..errors_csv import error_csv_rows
 from ..exceptions import TooLarge
 from ..formats import MediaType, media_type_of
+from ..ingest.journal import fill_created
 from ..ingest.transport import CONTENT_ENCODINGS
+from ..targets import get_target
 from . import serializers as s
 from .auth import ApiKeyAuthentication, HasActiveCustomerKey
 from .errors import exception_handler
@@ -348,8 +350,15 @@ class RunChangesView(ApiListView):
     query_class = s.ChangesQuery
 
     def get_queryset(self):
-        run = selectors.run_for(self.customer, self.kwargs["run_id"])
-        return selectors.run_changes(run, op=self.request.query_params.get("op") or None)
+        self.run = selectors.run_for(self.customer, self.kwargs["run_id"])
+        return selectors.run_changes(self.run, op=self.request.query_params.get("op") or None)
+
+    def paginate_queryset(self, queryset):
+        # a created row's `after` is read from the table (journal.fill_created), one query a page
+        page = super().paginate_queryset(queryset)
+        if page is not None and any(c.digest is not None for c in page):
+            fill_created(get_target(self.run.integration.target), self.run.integration.customer_id, page)
+        return page
 
     @extend_schema(
         summary="What a run changed",

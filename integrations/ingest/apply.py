@@ -85,6 +85,8 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
         over_share = snapshot_n * 100 > integration.max_deletes_percent * current and snapshot_n > 10
         if over_share or snapshot_n == current:
             created, updated, unchanged = diff_counts(run, target, owner_id)
+            # SPEC 13: what approval would change, as a dry run's journal (approval replaces it)
+            journal.record(run, target, owner_id, doomed)
             share = snapshot_n / current if current else 1
             why = "every row" if snapshot_n == current else f"{share:.1%} of them, above max_deletes_percent {integration.max_deletes_percent:g}%"
             return Outcome(
@@ -95,13 +97,14 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
             )
 
     # SPEC 13: what the writes below change (or, for a dry run, would), from the same plan
-    journal.record(run, target, owner_id, doomed)
+    fold = journal.folds_into_upsert(run)
+    journal.record(run, target, owner_id, doomed, upserts=not fold)
     if run.dry_run:
         created, updated, unchanged = diff_counts(run, target, owner_id)
         deleted = plan.count()
         notes.insert(0, "dry run: nothing was applied")
     else:
-        created, updated = upsert(run, target, owner_id)
+        created, updated = upsert(run, target, owner_id, journal_run=run if fold else None)
         unchanged = staged.count() - created - updated
         deleted = plan.delete()
 
@@ -236,13 +239,15 @@ def diff_counts(run: SyncRun, target: Target, owner_id) -> tuple[int, int, int]:
         return tuple(v or 0 for v in cursor.fetchone())
 
 
-def upsert(run: SyncRun, target: Target, owner_id) -> tuple[int, int]:
+def upsert(run: SyncRun, target: Target, owner_id, journal_run: SyncRun | None = None) -> tuple[int, int]:
     """Write new and changed records; unchanged rows are not touched. (created, updated).
 
     One INSERT ... SELECT ... ON CONFLICT DO UPDATE of the staged records that are new or differ
     (an anti-join prefilter, so an unchanged row is never written). PostgreSQL counts what it
     wrote through RETURNING in the same statement; SQLite cannot put an INSERT in a WITH, so it
-    counts with the same join first (its one writer holds the database: nothing changes between)."""
+    counts with the same join first (its one writer holds the database: nothing changes between).
+    With `journal_run` (PostgreSQL), the same statement journals what it writes (SPEC 13): the
+    prefilter, computed once, feeds the INSERT and the journal's INSERT."""
     source, source_params, cols = _source(target, run.pk, owner_id)
     differs, _ = _compare(target, cols)
     q = connection.ops.quote_name
@@ -262,16 +267,20 @@ def upsert(run: SyncRun, target: Target, owner_id) -> tuple[int, int]:
     conflict = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
     if postgres:
         select_cols = ", ".join(["%s", *keys] + [q(c) for c in cols] + other_exprs)
+        extra, returning, journaled, journal_params = "", "", "", []
+        if journal_run is not None:
+            extra, returning, cte = journal.pg_upsert_journal(target, cols, "changed", "up")
+            extra, journaled, journal_params = f", {extra}", f", j AS ({cte})", [journal_run.pk] * 2
         sql = (
             f"WITH src AS ({source}), "
-            f"changed AS (SELECT src.* FROM src LEFT JOIN {table} t ON {_join(target)} "
+            f"changed AS (SELECT src.*{extra} FROM src LEFT JOIN {table} t ON {_join(target)} "
             f"  WHERE t.{pk} IS NULL OR {differs}), "
             f"up AS (INSERT INTO {table} ({insert_cols}) SELECT {select_cols} FROM changed "
-            f"  ON CONFLICT ({owner}, {', '.join(keys)}) {conflict} RETURNING (xmax = 0) AS inserted) "
+            f"  ON CONFLICT ({owner}, {', '.join(keys)}) {conflict} RETURNING (xmax = 0) AS inserted{returning}){journaled} "
             f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
         )
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*source_params, owner_id, owner_id, *other_params, *set_params])
+            cursor.execute(sql, [*source_params, owner_id, owner_id, *other_params, *set_params, *journal_params])
             created, updated = cursor.fetchone()
         return created, updated
     created, updated, _ = diff_counts(run, target, owner_id)

@@ -4,12 +4,18 @@
 before the writes, in the run's transaction: it compares the staging table and the deletion plan
 (the very querysets the apply deletes) with the target table as it is, so the journal says
 exactly what the writes that follow do (and, for a dry run, what they would do). Never one query
-per record: on PostgreSQL three INSERT ... SELECT statements, elsewhere bounded chunks (one read
-of the target per chunk, one bulk insert).
+per record: on PostgreSQL INSERT ... SELECT statements (for a run that applies, the journal of its
+new and changed rows is a CTE of the upsert itself: one comparison of staging and table feeds both,
+see `folds_into_upsert`), elsewhere bounded chunks (one read of the target per chunk, one bulk
+insert). A run held by the deletion guard journals what approval would change; the approved run's
+apply replaces that journal with what it did.
 
 A row's synced fields are kept as JSON under their field names (a decimal, a date, a UUID as a
 string, a reference as the referenced row's id): `before` as the row was, `after` as the run
-leaves it. The undo (ingest/undo.py) reads them back with the model fields' `to_python`.
+leaves it. The undo (ingest/undo.py) reads them back with the model fields' `to_python`. A row an
+applied run created on PostgreSQL keeps no `after` but a 64-bit `digest` of the values written
+(`pg_digest`): the undo compares it with the row's, the API reads the values from the table
+(`fill_created`); writing every created row's JSON was most of a first load's journal (bench).
 """
 
 import datetime
@@ -32,13 +38,24 @@ def enabled() -> bool:
     return os.environ.get("INTEGRATIONS_BENCH_NO_JOURNAL") != "1"
 
 
-def record(run: SyncRun, target: Target, owner_id, doomed) -> None:
-    """Journal what applying the run's staged records and deleting `doomed` (a queryset of the
-    owner's rows, or None) changes in the table as it is now."""
+def folds_into_upsert(run: SyncRun) -> bool:
+    """Does the upsert journal its own writes (PostgreSQL, a run that applies)? Then the staged
+    records are compared with the table once, not twice: the upsert's prefilter of new and changed
+    rows feeds both its INSERT and the journal's (`pg_upsert_journal`); `record` journals the
+    deletions only. A dry run and a held run write nothing: `record` journals everything."""
+    return enabled() and connection.vendor == "postgresql" and not run.dry_run
+
+
+def record(run: SyncRun, target: Target, owner_id, doomed, *, upserts: bool = True) -> None:
+    """Journal what applying the run's staged records (unless `upserts` is False: the upsert
+    journals them itself) and deleting `doomed` (a queryset of the owner's rows, or None) changes
+    in the table as it is now. A journal the run had already (a held run's, what approval would
+    change) is replaced: the approved run journals what it does now."""
     if not enabled():
         return
+    RunChange.objects.filter(run=run).delete()
     if connection.vendor == "postgresql":
-        _pg_record(run, target, owner_id, doomed)
+        _pg_record(run, target, owner_id, doomed, upserts=upserts)
     else:
         _py_record(run, target, owner_id, doomed)
 
@@ -77,6 +94,27 @@ def changed_fields(before: dict | None, after: dict | None) -> tuple[dict | None
         return before, after
     names = [n for n in after if before.get(n) != after[n]]
     return {n: before.get(n) for n in names}, {n: after[n] for n in names}
+
+
+def fill_created(target: Target, owner_id, changes: list) -> list:
+    """Give the created rows journaled by digest (an applied run's, on PostgreSQL) their `after`,
+    read from the table: the row's synced values while it is still as the run left it (same
+    digest), else None (changed or deleted since: the journal does not know the values). One
+    query for the lot (a page of the API, a chunk of the CSV); the changes are not saved."""
+    from .undo import _current
+
+    pending = [c for c in changes if c.op == Op.CREATED and c.digest is not None and c.after is None]
+    if not pending:
+        return changes
+    meta = target.model._meta
+    attnames = [meta.get_field(name).attname for name in target.fields]
+    keys = {target.parse_key(c.key) for c in pending} - {None}
+    current = _current(target, owner_id, list(keys), attnames, with_digest=True)
+    for change in pending:
+        row = current.get(target.parse_key(change.key))
+        if row is not None and row[2] == change.digest:
+            change.after = {name: json_value(row[1][attname]) for name, attname in zip(target.fields, attnames)}
+    return changes
 
 
 # --- elsewhere (SQLite): bounded chunks -----------------------------------------------------------
@@ -187,29 +225,89 @@ def _pg_key(target: Target, alias: str) -> str:
     return "jsonb_build_object(" + ", ".join(f"'{n}', {alias}.{q(c)}" for n, c in zip(target.keys, columns)) + ")"
 
 
-def _pg_record(run, target, owner_id, doomed) -> None:
+def _pg_insert() -> str:
+    table = connection.ops.quote_name(RunChange._meta.db_table)
+    return f"INSERT INTO {table} (run_id, op, key, before, after, conflict, digest) "
+
+
+# field types whose PostgreSQL type hashes by value (hash_record_extended needs a hash for each)
+HASHABLE = {"AutoField", "BigAutoField", "SmallAutoField", "BigIntegerField", "BooleanField", "CharField",
+            "DateField", "DateTimeField", "DecimalField", "EmailField", "FloatField", "IntegerField", "JSONField",
+            "PositiveBigIntegerField", "PositiveIntegerField", "PositiveSmallIntegerField", "SlugField",
+            "SmallIntegerField", "TextField", "TimeField", "URLField", "UUIDField"}
+
+
+def digests(target: Target) -> bool:
+    """Does an applied run journal its created rows by digest (PostgreSQL, every synced column of a
+    type that hashes by value)? Else with their values in `after`."""
+    meta = target.model._meta
+    if connection.vendor != "postgresql" or not target.fields:
+        return False
+    for name in target.fields:
+        field = meta.get_field(name)
+        kind = (field.target_field if field.is_relation else field).get_internal_type()
+        if kind not in HASHABLE:
+            return False
+    return True
+
+
+def pg_digest(target: Target, alias: str) -> str:
+    """SQL: the 64-bit hash of a target row's synced columns (`alias`: the table or its alias), the
+    same expression when the upsert writes the row and when the undo reads it back: equal values
+    hash equally (a decimal by value, jsonb by value)."""
+    q = connection.ops.quote_name
+    columns = ", ".join(f"{alias}.{q(target.column(name))}" for name in target.fields)
+    return f"hash_record_extended(ROW({columns}), 0)"
+
+
+def pg_upsert_journal(target: Target, cols: list[str], changed: str, up: str) -> tuple[str, str, str]:
+    """For the upsert (PostgreSQL): (the extra columns its prefilter `changed` selects beside the
+    staged record: the existing row's primary key as "_j_old" and its synced fields as JSON as
+    "_j_before"; what its INSERT returns beside `inserted`; a CTE journaling what it wrote, taking
+    the run's id as its two parameters). An updated row is journaled from `changed`, with its values
+    before and after; a created row from what the INSERT returned: its key and, where the target
+    allows (`digests`), only the digest of its values (its JSON was most of a first load's
+    journal), else its values."""
+    q = connection.ops.quote_name
+    pk = q(target.model._meta.pk.column)
+    table = q(target.model._meta.db_table)
+    extra = f"t.{pk} AS _j_old, CASE WHEN t.{pk} IS NULL THEN NULL ELSE {_pg_json(target, 't')} END AS _j_before"
+    keys = "".join(f", {table}.{q(c)}" for c in target.key_columns)
+    if digests(target):
+        returning = f"{keys}, {pg_digest(target, table)} AS _j_digest"
+        created = "NULL, false, _j_digest"
+    else:
+        returning = f"{keys}, {_pg_json(target, table)} AS _j_after"
+        created = "_j_after, false, NULL"
+    cte = (f"{_pg_insert()}SELECT %s, 'updated', {_pg_key(target, changed)}, _j_before, "
+           f"{_pg_json(target, changed, columns=cols)}, false, NULL FROM {changed} WHERE _j_old IS NOT NULL "
+           f"UNION ALL SELECT %s, 'created', {_pg_key(target, up)}, NULL, {created} FROM {up} WHERE inserted")
+    return extra, returning, cte
+
+
+def _pg_record(run, target, owner_id, doomed, *, upserts: bool = True) -> None:
     from .apply import _compare, _join, _source
 
     q = connection.ops.quote_name
-    journal = q(RunChange._meta.db_table)
     table = q(target.model._meta.db_table)
     pk = q(target.model._meta.pk.column)
     source, source_params, cols = _source(target, run.pk, owner_id)
     differs, _ = _compare(target, cols)
-    insert = f"INSERT INTO {journal} (run_id, op, key, before, after, conflict) "
+    insert = _pg_insert()
     src_json = _pg_json(target, "src", columns=cols)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH src AS ({source}) {insert}"
-            f"SELECT %s, CASE WHEN t.{pk} IS NULL THEN 'created' ELSE 'updated' END, {_pg_key(target, 'src')}, "
-            f"CASE WHEN t.{pk} IS NULL THEN NULL ELSE {_pg_json(target, 't')} END, {src_json}, false "
-            f"FROM src LEFT JOIN {table} t ON {_join(target)} WHERE t.{pk} IS NULL OR {differs}",
-            [*source_params, run.pk, owner_id],
-        )
+        if upserts:
+            cursor.execute(
+                f"WITH src AS ({source}) {insert}"
+                f"SELECT %s, CASE WHEN t.{pk} IS NULL THEN 'created' ELSE 'updated' END, {_pg_key(target, 'src')}, "
+                f"CASE WHEN t.{pk} IS NULL THEN NULL ELSE {_pg_json(target, 't')} END, {src_json}, false, NULL "
+                f"FROM src LEFT JOIN {table} t ON {_join(target)} WHERE t.{pk} IS NULL OR {differs}",
+                [*source_params, run.pk, owner_id],
+            )
         if doomed is not None:
             ids, ids_params = doomed.values("pk").query.sql_with_params()
             cursor.execute(
-                f"{insert}SELECT %s, 'deleted', {_pg_key(target, 't')}, {_pg_json(target, 't')}, NULL, false "
+                f"{insert}SELECT %s, 'deleted', {_pg_key(target, 't')}, {_pg_json(target, 't')}, NULL, false, NULL "
                 f"FROM {table} t WHERE t.{pk} IN ({ids})",
                 [run.pk, *ids_params],
             )

@@ -12,12 +12,13 @@ the target and at most three writes per chunk, never a query per key.
 import json
 
 from django.db import connection
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from ..models import RunChange, SyncRun
 from ..targets import Target
 from .apply import Outcome
-from .journal import CHUNK, json_value, python_values
+from .journal import CHUNK, json_value, pg_digest, python_values
 
 Op = RunChange.Op
 Status = SyncRun.Status
@@ -35,18 +36,23 @@ def plan(undone: SyncRun, target: Target, owner_id, *, undo_run: SyncRun | None 
     changes = RunChange.objects.filter(run=undone, conflict=False).order_by("id")
     last = 0
     while True:
-        chunk = list(changes.filter(id__gt=last).values_list("id", "op", "key", "before", "after")[:CHUNK])
+        chunk = list(changes.filter(id__gt=last).values_list("id", "op", "key", "before", "after", "digest")[:CHUNK])
         if not chunk:
             break
         last = chunk[-1][0]
-        keys = [target.parse_key(key) for _, _, key, _, _ in chunk]
-        current = _current(target, owner_id, [k for k in keys if k is not None], attnames)
+        keys = [target.parse_key(key) for _, _, key, _, _, _ in chunk]
+        with_digest = any(digest is not None for *_, digest in chunk)
+        current = _current(target, owner_id, [k for k in keys if k is not None], attnames, with_digest=with_digest)
         inserts, updates, removals, entries = [], [], [], []
         now = timezone.now()
-        for (_, op, key_json, before, after), key in zip(chunk, keys):
+        for (_, op, key_json, before, after, digest), key in zip(chunk, keys):
             row = current.get(key)
             if op == Op.DELETED:
                 ok = row is None
+            elif digest is not None:  # a created row journaled by the digest of what the run wrote
+                ok = row is not None and row[2] == digest
+                if ok:  # the undo's journal shows the row it deletes
+                    after = {name: json_value(row[1][attname]) for name, attname in zip(target.fields, attnames)}
             else:
                 ok = row is not None and row[1] == python_values(target, after or {})
             if not ok:
@@ -54,7 +60,7 @@ def plan(undone: SyncRun, target: Target, owner_id, *, undo_run: SyncRun | None 
                 if len(conflicts) < 20:
                     conflicts.append(key_json)
                 entries.append(RunChange(run=undo_run, op=_inverse(op), key=key_json, before=after, after=before,
-                                         conflict=True))
+                                         conflict=True, digest=digest))
                 continue
             if op == Op.DELETED:
                 counts["created"] += 1
@@ -133,19 +139,25 @@ def _inverse(op: str) -> str:
     return {Op.CREATED: Op.DELETED, Op.DELETED: Op.CREATED}.get(op, Op.UPDATED)
 
 
-def _current(target: Target, owner_id, keys: list, attnames: list) -> dict:
-    """{key: (pk, {attname: value})} of the owner's rows with these keys (one query)."""
+def _current(target: Target, owner_id, keys: list, attnames: list, *, with_digest: bool = False) -> dict:
+    """{key: (pk, {attname: value}, digest or None)} of the owner's rows with these keys (one query;
+    the digest, journal.pg_digest, computed by PostgreSQL when asked for)."""
     rows = target.owner_rows(owner_id)
     if not keys:
         return {}
+    digest = []
+    if with_digest:
+        rows = rows.annotate(_digest=RawSQL(pg_digest(target, connection.ops.quote_name(target.model._meta.db_table)), []))
+        digest = ["_digest"]
     for i, name in enumerate(target.keys):
         parts = {k[i] for k in keys} if target.composite else set(keys)
         rows = rows.filter(**{f"{name}__in": parts})
     wanted = set(keys)
     out = {}
-    for row in rows.values_list("pk", *target.keys, *attnames):
-        width = len(target.keys)
+    width = len(target.keys)
+    for row in rows.values_list("pk", *target.keys, *attnames, *digest):
         key = tuple(row[1:1 + width]) if target.composite else row[1]
         if key in wanted:
-            out[key] = (row[0], dict(zip(attnames, row[1 + width:])))
+            values = row[1 + width:1 + width + len(attnames)]
+            out[key] = (row[0], dict(zip(attnames, values)), row[-1] if digest else None)
     return out

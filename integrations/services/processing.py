@@ -29,7 +29,7 @@ from ..ingest import decode, files, staging, transport, undo
 from ..ingest.apply import lock_owner_rows, plan_and_apply, refresh_statistics
 from ..ingest.outcome import stage_batch
 from ..ingest.validate import Validator
-from ..models import Integration, RecordError, SyncBatch, SyncRun
+from ..models import Integration, RecordError, RunChange, SyncBatch, SyncRun
 from ..queue import Task, enqueue
 from ..targets import AdapterContext, get_adapter, get_target
 from . import early, transitions
@@ -239,10 +239,14 @@ def run_fail(*, run_id, message: str, detail: str = "") -> SyncRun | None:
 
 
 def run_cleanup(*, run_id) -> None:
-    """Drop the staging rows of a run that has ended (its errors stay)."""
+    """Drop the staging rows of a run that has ended (its errors stay), and the journal of a run
+    cancelled without applying (a held run rejected or superseded journaled what approval would
+    have changed: nothing changed, SPEC 13)."""
     run = SyncRun.objects.filter(pk=run_id).select_related("integration").first()
     if run is not None and run.status not in SyncRun.END_STATES:
         return
+    if run is not None and run.status == SyncRun.Status.CANCELLED:
+        RunChange.objects.filter(run=run).delete()
     target = None
     if run is not None:
         try:
