@@ -58,8 +58,9 @@ def free_port() -> int:
 
 
 def manage(env, *args) -> str:
-    out = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True,
-                         text=True)
+    out = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
     return out.stdout
 
 
@@ -70,16 +71,26 @@ def main() -> int:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="client-bench-") as scratch:
-        env = {**os.environ, "DATABASE_URL": f"sqlite:///{scratch}/bench.sqlite3", "MEDIA_ROOT": f"{scratch}/media",
-               "INTEGRATIONS_RUN_TASKS_INLINE": "false", "INTEGRATIONS_THROTTLE_RATE": "100000/min"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{scratch}/bench.sqlite3",
+            "MEDIA_ROOT": f"{scratch}/media",
+            "INTEGRATIONS_RUN_TASKS_INLINE": "false",
+            "INTEGRATIONS_THROTTLE_RATE": "100000/min",
+        }
         manage(env, "migrate", "--noinput", "-v0")
         manage(env, "create_customer", "bench", "--name", "Bench")
         manage(env, "create_integration", "bench", "products", "--target", "catalog.product")
         key = manage(env, "create_api_key", "bench").strip().splitlines()[-1]
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             for _ in range(100):
                 try:
@@ -88,8 +99,13 @@ def main() -> int:
                 except OSError:
                     time.sleep(0.2)
             client_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-            result = subprocess.run([sys.executable, "-c", CLIENT, url, key, str(args.records), args.format],
-                                    cwd=scratch, env=client_env, capture_output=True, text=True)
+            result = subprocess.run(
+                [sys.executable, "-c", CLIENT, url, key, str(args.records), args.format],
+                cwd=scratch,
+                env=client_env,
+                capture_output=True,
+                text=True,
+            )
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -98,8 +114,10 @@ def main() -> int:
         return 1
     data = json.loads(result.stdout.strip().splitlines()[-1])
     rate = data["received"] / data["seconds"] if data["seconds"] else 0
-    print(f"client {args.format}: {data['received']:,} records in {data['batches']} batches, {data['seconds']} s "
-          f"({rate:,.0f} records/s), run {data['status']}")
+    print(
+        f"client {args.format}: {data['received']:,} records in {data['batches']} batches, {data['seconds']} s "
+        f"({rate:,.0f} records/s), run {data['status']}"
+    )
     print(f"client peak RSS {data['peak_mb']} MB (after imports {data['baseline_mb']} MB); target < {TARGET_MB} MB")
     print("peak RSS after each batch (MB):", " ".join(str(v) for v in data["peak_after_each_batch_mb"]))
     return 0 if data["peak_mb"] < TARGET_MB else 1

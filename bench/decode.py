@@ -33,8 +33,15 @@ LIMIT = 64 * 1024 * 1024
 
 
 def record(i: int) -> dict:
-    return {"sku": f"SKU-{i:08d}", "name": f"Product {i} rev 0", "price": f"{(i % 100000) / 100:.2f}",
-            "currency": "EUR", "quantity": i % 1000, "active": i % 11 != 0, "attributes": {"color": "red", "size": i % 7}}
+    return {
+        "sku": f"SKU-{i:08d}",
+        "name": f"Product {i} rev 0",
+        "price": f"{(i % 100000) / 100:.2f}",
+        "currency": "EUR",
+        "quantity": i % 1000,
+        "active": i % 11 != 0,
+        "attributes": {"color": "red", "size": i % 7},
+    }
 
 
 def client_encode(records, fmt):
@@ -75,7 +82,9 @@ def main():
     for name, (body, ctype) in bodies.items():
         fmt = "json" if ctype == MediaType.JSON else "protobuf"
         encode = f"{N / median_seconds(lambda f=fmt: client_encode(records, f)):,.0f}" if "rows" not in name else ""
-        receipt = median_seconds(lambda b=body, c=ctype: transport.summarize_batch(transport.decompress(b, "gzip", LIMIT), c))
+        receipt = median_seconds(
+            lambda b=body, c=ctype: transport.summarize_batch(transport.decompress(b, "gzip", LIMIT), c)
+        )
         work = median_seconds(lambda b=body, c=ctype: worker(b, c))
         print(f"| {name} | {len(body):,} | {encode} | {N / receipt:,.0f} | {N / work:,.0f} |")
 

@@ -51,9 +51,17 @@ COLS = "customer_id, sku, name, price, currency, quantity, active, attributes"
 
 # --- the records: generated lazily by the client, as lists for the ceiling -----------------------
 
+
 def record(i: int, rev: int = 0) -> dict:
-    return {"sku": f"SKU-{i:08d}", "name": f"Product {i} rev {rev}", "price": f"{(i % 100000) / 100 + rev:.2f}",
-            "currency": "EUR", "quantity": i % 1000, "active": i % 11 != 0, "attributes": {"color": "red", "size": i % 7}}
+    return {
+        "sku": f"SKU-{i:08d}",
+        "name": f"Product {i} rev {rev}",
+        "price": f"{(i % 100000) / 100 + rev:.2f}",
+        "currency": "EUR",
+        "quantity": i % 1000,
+        "active": i % 11 != 0,
+        "attributes": {"color": "red", "size": i % 7},
+    }
 
 
 def snapshot(case: str, n: int):
@@ -82,6 +90,7 @@ print(json.dumps({{"seconds": seconds, "report": str(report), "start": wall0, "e
 
 
 # --- peak memory: RSS of each process group, sampled -----------------------------------------------
+
 
 class Peaks(threading.Thread):
     def __init__(self, groups: dict):
@@ -112,9 +121,12 @@ class Peaks(threading.Thread):
 
 # --- the ceilings ---------------------------------------------------------------------------------
 
+
 def rows_of(case: str, owner: int) -> list[tuple]:
-    return [(owner, r["sku"], r["name"], r["price"], r["currency"], r["quantity"], r["active"],
-             json.dumps(r["attributes"])) for r in snapshot(case, N)]
+    return [
+        (owner, r["sku"], r["name"], r["price"], r["currency"], r["quantity"], r["active"], json.dumps(r["attributes"]))
+        for r in snapshot(case, N)
+    ]
 
 
 def sqlite_ceiling(path: str, case: str, owner: int) -> float:
@@ -122,20 +134,27 @@ def sqlite_ceiling(path: str, case: str, owner: int) -> float:
     db = sqlite3.connect(path, isolation_level=None, timeout=60)
     t0 = time.perf_counter()
     db.execute("BEGIN IMMEDIATE")
-    db.execute("CREATE TEMP TABLE stage (customer_id integer, sku varchar(64), name varchar(200), "
-               "price decimal, currency varchar(3), quantity integer, active bool, attributes text)")
+    db.execute(
+        "CREATE TEMP TABLE stage (customer_id integer, sku varchar(64), name varchar(200), "
+        "price decimal, currency varchar(3), quantity integer, active bool, attributes text)"
+    )
     db.executemany(f"INSERT INTO stage ({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     db.execute("CREATE INDEX temp.stage_sku ON stage (sku)")
     # "WHERE true": without it SQLite would read ON CONFLICT's ON as a join constraint
-    db.execute(f"INSERT INTO catalog_product ({COLS}) SELECT {COLS} FROM stage WHERE true "
-               "ON CONFLICT (customer_id, sku) DO UPDATE SET name = excluded.name, price = excluded.price, "
-               "currency = excluded.currency, quantity = excluded.quantity, active = excluded.active, "
-               "attributes = excluded.attributes, updated_at = CURRENT_TIMESTAMP "
-               "WHERE name IS NOT excluded.name OR price IS NOT excluded.price OR currency IS NOT excluded.currency "
-               "OR quantity IS NOT excluded.quantity OR active IS NOT excluded.active "
-               "OR attributes IS NOT excluded.attributes")
-    db.execute("DELETE FROM catalog_product WHERE customer_id = ? AND NOT EXISTS "
-               "(SELECT 1 FROM stage s WHERE s.sku = catalog_product.sku)", [owner])
+    db.execute(
+        f"INSERT INTO catalog_product ({COLS}) SELECT {COLS} FROM stage WHERE true "
+        "ON CONFLICT (customer_id, sku) DO UPDATE SET name = excluded.name, price = excluded.price, "
+        "currency = excluded.currency, quantity = excluded.quantity, active = excluded.active, "
+        "attributes = excluded.attributes, updated_at = CURRENT_TIMESTAMP "
+        "WHERE name IS NOT excluded.name OR price IS NOT excluded.price OR currency IS NOT excluded.currency "
+        "OR quantity IS NOT excluded.quantity OR active IS NOT excluded.active "
+        "OR attributes IS NOT excluded.attributes"
+    )
+    db.execute(
+        "DELETE FROM catalog_product WHERE customer_id = ? AND NOT EXISTS "
+        "(SELECT 1 FROM stage s WHERE s.sku = catalog_product.sku)",
+        [owner],
+    )
     db.execute("COMMIT")
     seconds = time.perf_counter() - t0
     db.execute("DROP TABLE temp.stage")
@@ -146,29 +165,40 @@ def sqlite_ceiling(path: str, case: str, owner: int) -> float:
 def pg_ceiling(url: str, case: str, owner: int) -> float:
     import psycopg2
 
-    lines = [f"{o}\t{sku}\t{name}\t{price}\t{cur}\t{qty}\t{'t' if active else 'f'}\t{attrs}\n"
-             for o, sku, name, price, cur, qty, active, attrs in rows_of(case, owner)]
+    lines = [
+        f"{o}\t{sku}\t{name}\t{price}\t{cur}\t{qty}\t{'t' if active else 'f'}\t{attrs}\n"
+        for o, sku, name, price, cur, qty, active, attrs in rows_of(case, owner)
+    ]
     data, keys = "".join(lines).encode(), "".join(line.split("\t", 2)[1] + "\n" for line in lines).encode()
     conn = psycopg2.connect(url)
     t0 = time.perf_counter()
     with conn, conn.cursor() as cur:
-        cur.execute("CREATE TEMP TABLE stage (customer_id bigint, sku varchar(64), name varchar(200), "
-                    "price numeric(12,2), currency varchar(3), quantity integer, active boolean, attributes jsonb) "
-                    "ON COMMIT DROP")
+        cur.execute(
+            "CREATE TEMP TABLE stage (customer_id bigint, sku varchar(64), name varchar(200), "
+            "price numeric(12,2), currency varchar(3), quantity integer, active boolean, attributes jsonb) "
+            "ON COMMIT DROP"
+        )
         cur.copy_expert(f"COPY stage ({COLS}) FROM STDIN", io.BytesIO(data))
         cur.execute("CREATE INDEX ON stage (sku)")
         cur.execute("ANALYZE stage")
-        cur.execute("DELETE FROM stage s USING catalog_product t WHERE t.customer_id = s.customer_id "
-                    "AND t.sku = s.sku AND (t.name, t.price, t.currency, t.quantity, t.active, t.attributes) "
-                    "IS NOT DISTINCT FROM (s.name, s.price, s.currency, s.quantity, s.active, s.attributes)")
-        cur.execute(f"INSERT INTO catalog_product ({COLS}) SELECT {COLS} FROM stage "
-                    "ON CONFLICT (customer_id, sku) DO UPDATE SET name = EXCLUDED.name, price = EXCLUDED.price, "
-                    "currency = EXCLUDED.currency, quantity = EXCLUDED.quantity, active = EXCLUDED.active, "
-                    "attributes = EXCLUDED.attributes, updated_at = now()")
+        cur.execute(
+            "DELETE FROM stage s USING catalog_product t WHERE t.customer_id = s.customer_id "
+            "AND t.sku = s.sku AND (t.name, t.price, t.currency, t.quantity, t.active, t.attributes) "
+            "IS NOT DISTINCT FROM (s.name, s.price, s.currency, s.quantity, s.active, s.attributes)"
+        )
+        cur.execute(
+            f"INSERT INTO catalog_product ({COLS}) SELECT {COLS} FROM stage "
+            "ON CONFLICT (customer_id, sku) DO UPDATE SET name = EXCLUDED.name, price = EXCLUDED.price, "
+            "currency = EXCLUDED.currency, quantity = EXCLUDED.quantity, active = EXCLUDED.active, "
+            "attributes = EXCLUDED.attributes, updated_at = now()"
+        )
         cur.execute("CREATE TEMP TABLE keys (sku varchar(64) PRIMARY KEY) ON COMMIT DROP")
         cur.copy_expert("COPY keys (sku) FROM STDIN", io.BytesIO(keys))
-        cur.execute("DELETE FROM catalog_product t WHERE t.customer_id = %s AND NOT EXISTS "
-                    "(SELECT 1 FROM keys k WHERE k.sku = t.sku)", [owner])
+        cur.execute(
+            "DELETE FROM catalog_product t WHERE t.customer_id = %s AND NOT EXISTS "
+            "(SELECT 1 FROM keys k WHERE k.sku = t.sku)",
+            [owner],
+        )
     seconds = time.perf_counter() - t0
     conn.close()
     return seconds
@@ -201,8 +231,10 @@ print(json.dumps({"completed": t(run.completed_at), "validated": t(last), "finis
 def phases(procs, out: dict) -> str:
     p = json.loads(procs.manage("shell", "-c", PHASES).stdout.strip().splitlines()[-1])
     validated = max(p["validated"] or p["completed"], p["completed"])
-    return (f"send {p['completed'] - out['start']:.1f} s, validate after complete {validated - p['completed']:.1f} s, "
-            f"apply {p['finished'] - validated:.1f} s, notice {out['end'] - p['finished']:.1f} s")
+    return (
+        f"send {p['completed'] - out['start']:.1f} s, validate after complete {validated - p['completed']:.1f} s, "
+        f"apply {p['finished'] - validated:.1f} s, notice {out['end'] - p['finished']:.1f} s"
+    )
 
 
 def clear(stack: str, url: str, owners) -> None:
@@ -223,7 +255,9 @@ def run_stack(stack: str) -> list[dict]:
     tmp = tempfile.mkdtemp(prefix=f"e2e-{stack}-")
     if stack == "sqlite":
         path = f"{tmp}/db.sqlite3"
-        env = base_env(DATABASE_URL=f"sqlite:///{path}", MEDIA_ROOT=f"{tmp}/media", Q_CLUSTER_NAME=f"e2e-{uuid.uuid4().hex[:6]}")
+        env = base_env(
+            DATABASE_URL=f"sqlite:///{path}", MEDIA_ROOT=f"{tmp}/media", Q_CLUSTER_NAME=f"e2e-{uuid.uuid4().hex[:6]}"
+        )
         target = path
         shape = "SQLite (project.settings: WAL, timeout 60 s), django-q2 ORM broker"
     else:
@@ -235,11 +269,15 @@ def run_stack(stack: str) -> list[dict]:
             cur.execute(f'DROP DATABASE IF EXISTS "{PG_URL.rsplit("/", 1)[1]}" WITH (FORCE)')
             cur.execute(f'CREATE DATABASE "{PG_URL.rsplit("/", 1)[1]}"')
         conn.close()
-        env = base_env(DATABASE_URL=PG_URL, REDIS_URL=REDIS, MEDIA_ROOT=f"{tmp}/media",
-                       Q_CLUSTER_NAME=f"e2e-{uuid.uuid4().hex[:6]}")
+        env = base_env(
+            DATABASE_URL=PG_URL,
+            REDIS_URL=REDIS,
+            MEDIA_ROOT=f"{tmp}/media",
+            Q_CLUSTER_NAME=f"e2e-{uuid.uuid4().hex[:6]}",
+        )
         target = PG_URL
         shape = "PostgreSQL, django-q2 Redis broker"
-    env.update({k[len("E2E_SET_"):]: v for k, v in os.environ.items() if k.startswith("E2E_SET_")})
+    env.update({k[len("E2E_SET_") :]: v for k, v in os.environ.items() if k.startswith("E2E_SET_")})
     procs = Procs(env, log_dir=Path(tmp) / "logs")
     results = []
     try:
@@ -261,13 +299,27 @@ def run_stack(stack: str) -> list[dict]:
                 out = json.loads(client.stdout.strip().splitlines()[-1])
                 ceil = (sqlite_ceiling if stack == "sqlite" else pg_ceiling)(target, case, int(ceiling_owner))
                 n = N  # C: 95 % of the rows kept and 5 % new
-                row = {"stack": stack, "format": fmt, "case": case, "seconds": out["seconds"], "ceiling": ceil,
-                       "ratio": ceil / out["seconds"], "records": n, "report": out["report"],
-                       "worker_mb": mem["worker"], "web_mb": mem["web"], "client_mb": out["peak_mb"], "shape": shape,
-                       "phases": phases(procs, out)}
-                print(f"{stack:8} {fmt:8} {case}: {out['seconds']:6.1f} s ({n / out['seconds']:,.0f} rec/s), ceiling "
-                      f"{ceil:5.2f} s ({n / ceil:,.0f} rec/s), {row['ratio']:.0%}; peaks worker {mem['worker']:.0f} MB, "
-                      f"web {mem['web']:.0f} MB, client {out['peak_mb']:.0f} MB | {row['phases']} | {out['report']}", flush=True)
+                row = {
+                    "stack": stack,
+                    "format": fmt,
+                    "case": case,
+                    "seconds": out["seconds"],
+                    "ceiling": ceil,
+                    "ratio": ceil / out["seconds"],
+                    "records": n,
+                    "report": out["report"],
+                    "worker_mb": mem["worker"],
+                    "web_mb": mem["web"],
+                    "client_mb": out["peak_mb"],
+                    "shape": shape,
+                    "phases": phases(procs, out),
+                }
+                print(
+                    f"{stack:8} {fmt:8} {case}: {out['seconds']:6.1f} s ({n / out['seconds']:,.0f} rec/s), ceiling "
+                    f"{ceil:5.2f} s ({n / ceil:,.0f} rec/s), {row['ratio']:.0%}; peaks worker {mem['worker']:.0f} MB, "
+                    f"web {mem['web']:.0f} MB, client {out['peak_mb']:.0f} MB | {row['phases']} | {out['report']}",
+                    flush=True,
+                )
                 results.append(row)
     finally:
         procs.stop_all()
@@ -294,19 +346,23 @@ def medians(results: list[dict]) -> list[dict]:
 
 def write(results: list[dict]) -> None:
     names = {"A": "A first load", "B": "B identical re-sync", "C": "C 10 % changed, 5 % new, 5 % gone"}
-    lines = [f"\n## make bench-e2e, {datetime.date.today().isoformat()}: {N:,} products, client sync() to its return\n",
-             "gunicorn 3 workers, one django-q2 cluster of 2 workers, the Python client in its own process, all "
-             "on one shared 2-core machine. Ceiling: plain SQL on the same rows in the same run and database "
-             "(SQLite: sqlite3 executemany into a temp stage, one INSERT ... SELECT ... ON CONFLICT DO UPDATE "
-             "WHERE changed, one anti-join DELETE; PostgreSQL: COPY, prefilter unchanged, upsert, anti-join DELETE). "
-             f"Median of {REPEAT} round(s); peaks are the highest seen.\n",
-             "| stack | format | case | the service | ceiling | ratio | worker / web / client peak |",
-             "|---|---|---|---:|---:|---:|---|"]
+    lines = [
+        f"\n## make bench-e2e, {datetime.date.today().isoformat()}: {N:,} products, client sync() to its return\n",
+        "gunicorn 3 workers, one django-q2 cluster of 2 workers, the Python client in its own process, all "
+        "on one shared 2-core machine. Ceiling: plain SQL on the same rows in the same run and database "
+        "(SQLite: sqlite3 executemany into a temp stage, one INSERT ... SELECT ... ON CONFLICT DO UPDATE "
+        "WHERE changed, one anti-join DELETE; PostgreSQL: COPY, prefilter unchanged, upsert, anti-join DELETE). "
+        f"Median of {REPEAT} round(s); peaks are the highest seen.\n",
+        "| stack | format | case | the service | ceiling | ratio | worker / web / client peak |",
+        "|---|---|---|---:|---:|---:|---|",
+    ]
     for r in medians(results):
-        lines.append(f"| {r['shape']} | {r['format']} | {names[r['case']]} | {r['seconds']:.1f} s "
-                     f"({r['records'] / r['seconds']:,.0f} rec/s) | {r['ceiling']:.2f} s "
-                     f"({r['records'] / r['ceiling']:,.0f} rec/s) | {r['ratio']:.0%} | "
-                     f"{r['worker_mb']:.0f} / {r['web_mb']:.0f} / {r['client_mb']:.0f} MB |")
+        lines.append(
+            f"| {r['shape']} | {r['format']} | {names[r['case']]} | {r['seconds']:.1f} s "
+            f"({r['records'] / r['seconds']:,.0f} rec/s) | {r['ceiling']:.2f} s "
+            f"({r['records'] / r['ceiling']:,.0f} rec/s) | {r['ratio']:.0%} | "
+            f"{r['worker_mb']:.0f} / {r['web_mb']:.0f} / {r['client_mb']:.0f} MB |"
+        )
     with open(RESULTS, "a") as out:
         out.write("\n".join(lines) + "\n")
     print(f"appended to {RESULTS.relative_to(ROOT)}")

@@ -40,8 +40,16 @@ BATCH = 50_000
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/integrations_bench")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
 MEDIA = tempfile.mkdtemp(prefix="bench-media-")
-ENV = {"Q_CLUSTER_NAME": "bench", **os.environ, "DATABASE_URL": DB_URL, "REDIS_URL": REDIS, "MEDIA_ROOT": MEDIA,
-       "Q_WORKERS": "2", "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"), "CACHE_URL": "locmemcache://"}
+ENV = {
+    "Q_CLUSTER_NAME": "bench",
+    **os.environ,
+    "DATABASE_URL": DB_URL,
+    "REDIS_URL": REDIS,
+    "MEDIA_ROOT": MEDIA,
+    "Q_WORKERS": "2",
+    "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+    "CACHE_URL": "locmemcache://",
+}
 os.environ.update(ENV)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
@@ -75,8 +83,15 @@ from integrations.models import Customer, SyncRun  # noqa: E402
 
 
 def record(i: int, rev: int = 0) -> dict:
-    return {"sku": f"SKU-{i:08d}", "name": f"Product {i} rev {rev}", "price": f"{(i % 100000) / 100 + rev:.2f}",
-            "currency": "EUR", "quantity": i % 1000, "active": i % 11 != 0, "attributes": {"color": "red", "size": i % 7}}
+    return {
+        "sku": f"SKU-{i:08d}",
+        "name": f"Product {i} rev {rev}",
+        "price": f"{(i % 100000) / 100 + rev:.2f}",
+        "currency": "EUR",
+        "quantity": i % 1000,
+        "active": i % 11 != 0,
+        "attributes": {"color": "red", "size": i % 7},
+    }
 
 
 def snapshot(case: str) -> list[dict]:
@@ -93,8 +108,10 @@ def snapshot(case: str) -> list[dict]:
 def copy_text(records: list[dict], owner_id: int) -> bytes:
     lines = []
     for r in records:
-        lines.append(f"{owner_id}\t{r['sku']}\t{r['name']}\t{r['price']}\t{r['currency']}\t{r['quantity']}\t"
-                     f"{'t' if r['active'] else 'f'}\t{json.dumps(r['attributes'])}\n")
+        lines.append(
+            f"{owner_id}\t{r['sku']}\t{r['name']}\t{r['price']}\t{r['currency']}\t{r['quantity']}\t"
+            f"{'t' if r['active'] else 'f'}\t{json.dumps(r['attributes'])}\n"
+        )
     return "".join(lines).encode()
 
 
@@ -105,34 +122,47 @@ def ceiling(records: list[dict], owner_id: int) -> float:
     t0 = time.perf_counter()
     with connection.cursor() as cur:
         cur.execute("BEGIN")
-        cur.execute("CREATE TEMP TABLE ceiling_stage (customer_id bigint, sku varchar(64), name varchar(200), "
-                    "price numeric(12,2), currency varchar(3), quantity integer, active boolean, attributes jsonb) "
-                    "ON COMMIT DROP")
+        cur.execute(
+            "CREATE TEMP TABLE ceiling_stage (customer_id bigint, sku varchar(64), name varchar(200), "
+            "price numeric(12,2), currency varchar(3), quantity integer, active boolean, attributes jsonb) "
+            "ON COMMIT DROP"
+        )
         cur.cursor.copy_expert(f"COPY ceiling_stage ({cols}) FROM STDIN", io.BytesIO(data))
         cur.execute("CREATE INDEX ON ceiling_stage (sku)")
         cur.execute("ANALYZE ceiling_stage")
-        cur.execute("DELETE FROM ceiling_stage s USING catalog_product t WHERE t.customer_id = s.customer_id "
-                    "AND t.sku = s.sku AND (t.name, t.price, t.currency, t.quantity, t.active, t.attributes) "
-                    "IS NOT DISTINCT FROM (s.name, s.price, s.currency, s.quantity, s.active, s.attributes)")
-        cur.execute(f"INSERT INTO catalog_product ({cols}) SELECT {cols} FROM ceiling_stage "
-                    "ON CONFLICT (customer_id, sku) DO UPDATE SET name = EXCLUDED.name, price = EXCLUDED.price, "
-                    "currency = EXCLUDED.currency, quantity = EXCLUDED.quantity, active = EXCLUDED.active, "
-                    "attributes = EXCLUDED.attributes, updated_at = now()")
+        cur.execute(
+            "DELETE FROM ceiling_stage s USING catalog_product t WHERE t.customer_id = s.customer_id "
+            "AND t.sku = s.sku AND (t.name, t.price, t.currency, t.quantity, t.active, t.attributes) "
+            "IS NOT DISTINCT FROM (s.name, s.price, s.currency, s.quantity, s.active, s.attributes)"
+        )
+        cur.execute(
+            f"INSERT INTO catalog_product ({cols}) SELECT {cols} FROM ceiling_stage "
+            "ON CONFLICT (customer_id, sku) DO UPDATE SET name = EXCLUDED.name, price = EXCLUDED.price, "
+            "currency = EXCLUDED.currency, quantity = EXCLUDED.quantity, active = EXCLUDED.active, "
+            "attributes = EXCLUDED.attributes, updated_at = now()"
+        )
         # the snapshot's keys: everything copied, including the unchanged rows removed above
         cur.execute("CREATE TEMP TABLE ceiling_keys (sku varchar(64) PRIMARY KEY) ON COMMIT DROP")
         keys = "".join(r["sku"] + "\n" for r in records).encode()
         cur.cursor.copy_expert("COPY ceiling_keys (sku) FROM STDIN", io.BytesIO(keys))
-        cur.execute("DELETE FROM catalog_product t WHERE t.customer_id = %s AND NOT EXISTS "
-                    "(SELECT 1 FROM ceiling_keys k WHERE k.sku = t.sku)", [owner_id])
+        cur.execute(
+            "DELETE FROM catalog_product t WHERE t.customer_id = %s AND NOT EXISTS "
+            "(SELECT 1 FROM ceiling_keys k WHERE k.sku = t.sku)",
+            [owner_id],
+        )
         cur.execute("COMMIT")
     return time.perf_counter() - t0
 
 
 def contact(i: int) -> dict:
-    return {"external_id": 10_000_000 + i, "email": f"contact{i}@example.com",
-            "signed_up_at": f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T10:00:00+00:00",
-            "birth_date": f"19{50 + i % 50}-01-15" if i % 3 else None,
-            "score": f"{i % 10000 / 100:.2f}" if i % 4 else None, "category": f"CAT-{i % CATEGORIES:03d}"}
+    return {
+        "external_id": 10_000_000 + i,
+        "email": f"contact{i}@example.com",
+        "signed_up_at": f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T10:00:00+00:00",
+        "birth_date": f"19{50 + i % 50}-01-15" if i % 3 else None,
+        "score": f"{i % 10000 / 100:.2f}" if i % 4 else None,
+        "category": f"CAT-{i % CATEGORIES:03d}",
+    }
 
 
 def contact_copy_text(records: list[dict], owner_id: int) -> bytes:
@@ -141,12 +171,15 @@ def contact_copy_text(records: list[dict], owner_id: int) -> bytes:
 
     return "".join(
         f"{owner_id}\t{r['external_id']}\t{r['email']}\t{cell(r['birth_date'])}\t{r['signed_up_at']}\t"
-        f"{cell(r['score'])}\t{r['category']}\n" for r in records).encode()
+        f"{cell(r['score'])}\t{r['category']}\n"
+        for r in records
+    ).encode()
 
 
 def add_categories(owner) -> None:
-    Category.objects.bulk_create(Category(customer=owner, code=f"CAT-{i:03d}", name=f"Category {i}")
-                                 for i in range(CATEGORIES))
+    Category.objects.bulk_create(
+        Category(customer=owner, code=f"CAT-{i:03d}", name=f"Category {i}") for i in range(CATEGORIES)
+    )
 
 
 def contact_ceiling(records: list[dict], owner_id: int) -> float:
@@ -156,31 +189,48 @@ def contact_ceiling(records: list[dict], owner_id: int) -> float:
     t0 = time.perf_counter()
     with connection.cursor() as cur:
         cur.execute("BEGIN")
-        cur.execute("CREATE TEMP TABLE ceiling_contacts (customer_id bigint, external_id bigint, email varchar(254), "
-                    "birth_date date, signed_up_at timestamptz, score numeric(6,2), category varchar(32)) ON COMMIT DROP")
+        cur.execute(
+            "CREATE TEMP TABLE ceiling_contacts (customer_id bigint, external_id bigint, email varchar(254), "
+            "birth_date date, signed_up_at timestamptz, score numeric(6,2), category varchar(32)) ON COMMIT DROP"
+        )
         cur.cursor.copy_expert(f"COPY ceiling_contacts ({cols}, category) FROM STDIN", io.BytesIO(data))
         cur.execute("CREATE INDEX ON ceiling_contacts (external_id)")
         cur.execute("ANALYZE ceiling_contacts")
-        cur.execute("CREATE TEMP TABLE ceiling_resolved ON COMMIT DROP AS SELECT s.customer_id, s.external_id, "
-                    "s.email, s.birth_date, s.signed_up_at, s.score, c.id AS category_id FROM ceiling_contacts s "
-                    "LEFT JOIN crm_category c ON c.customer_id = s.customer_id AND c.code = s.category")
-        cur.execute("DELETE FROM ceiling_resolved s USING crm_contact t WHERE t.customer_id = s.customer_id "
-                    "AND t.external_id = s.external_id AND (t.email, t.birth_date, t.signed_up_at, t.score, "
-                    "t.category_id) IS NOT DISTINCT FROM (s.email, s.birth_date, s.signed_up_at, s.score, s.category_id)")
-        cur.execute(f"INSERT INTO crm_contact ({cols}, category_id, notes) SELECT {cols}, category_id, '' "
-                    "FROM ceiling_resolved ON CONFLICT (customer_id, external_id) DO UPDATE SET email = EXCLUDED.email, "
-                    "birth_date = EXCLUDED.birth_date, signed_up_at = EXCLUDED.signed_up_at, score = EXCLUDED.score, "
-                    "category_id = EXCLUDED.category_id")
-        cur.execute("DELETE FROM crm_contact t WHERE t.customer_id = %s AND NOT EXISTS "
-                    "(SELECT 1 FROM ceiling_contacts k WHERE k.external_id = t.external_id)", [owner_id])
+        cur.execute(
+            "CREATE TEMP TABLE ceiling_resolved ON COMMIT DROP AS SELECT s.customer_id, s.external_id, "
+            "s.email, s.birth_date, s.signed_up_at, s.score, c.id AS category_id FROM ceiling_contacts s "
+            "LEFT JOIN crm_category c ON c.customer_id = s.customer_id AND c.code = s.category"
+        )
+        cur.execute(
+            "DELETE FROM ceiling_resolved s USING crm_contact t WHERE t.customer_id = s.customer_id "
+            "AND t.external_id = s.external_id AND (t.email, t.birth_date, t.signed_up_at, t.score, "
+            "t.category_id) IS NOT DISTINCT FROM (s.email, s.birth_date, s.signed_up_at, s.score, s.category_id)"
+        )
+        cur.execute(
+            f"INSERT INTO crm_contact ({cols}, category_id, notes) SELECT {cols}, category_id, '' "
+            "FROM ceiling_resolved ON CONFLICT (customer_id, external_id) DO UPDATE SET email = EXCLUDED.email, "
+            "birth_date = EXCLUDED.birth_date, signed_up_at = EXCLUDED.signed_up_at, score = EXCLUDED.score, "
+            "category_id = EXCLUDED.category_id"
+        )
+        cur.execute(
+            "DELETE FROM crm_contact t WHERE t.customer_id = %s AND NOT EXISTS "
+            "(SELECT 1 FROM ceiling_contacts k WHERE k.external_id = t.external_id)",
+            [owner_id],
+        )
         cur.execute("COMMIT")
     return time.perf_counter() - t0
 
 
 class Cluster:
     def __init__(self, env: dict | None = None):
-        self.proc = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env or ENV,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env=env or ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         time.sleep(4)
 
     def rss_mb(self) -> float:
@@ -215,7 +265,7 @@ class Cluster:
 def engine(integration, records: list[dict], cluster: Cluster) -> tuple[float, SyncRun, float]:
     run, _ = services.run_create(integration=integration, mode="full")
     for seq, start in enumerate(range(0, len(records), BATCH), start=1):
-        body = json.dumps({"seq": seq, "records": records[start:start + BATCH]}).encode()
+        body = json.dumps({"seq": seq, "records": records[start : start + BATCH]}).encode()
         services.batch_receive(run=run, seq=seq, body=body, content_type="application/json")
     t0 = time.perf_counter()
     services.run_complete(run=run)
@@ -249,8 +299,11 @@ def reset_rows(*owners) -> None:
 def table_state(owner) -> tuple[int, int]:
     """Row count and an order-independent checksum of the owner's synced product columns."""
     with connection.cursor() as cur:
-        cur.execute("SELECT count(*), coalesce(sum(hashtextextended((sku, name, price, currency, quantity, active, "
-                    "attributes)::text, 0)::numeric), 0) FROM catalog_product WHERE customer_id = %s", [owner.pk])
+        cur.execute(
+            "SELECT count(*), coalesce(sum(hashtextextended((sku, name, price, currency, quantity, active, "
+            "attributes)::text, 0)::numeric), 0) FROM catalog_product WHERE customer_id = %s",
+            [owner.pk],
+        )
         n, checksum = cur.fetchone()
     return n, int(checksum)
 
@@ -270,8 +323,11 @@ def journal_off_round(integration, owner, ceiling_owner) -> dict:
             elapsed, run, peak = engine(integration, records, cluster)
             assert run.status == "succeeded", (run.status, run.message)
             assert not run.changes.exists(), "journal off, yet the run journaled"
-            print(f"{case} {label}, journal off: engine {len(records) / elapsed:,.0f} rec/s ({elapsed:.1f} s), "
-                  f"worker peak RSS {peak:.0f} MB", flush=True)
+            print(
+                f"{case} {label}, journal off: engine {len(records) / elapsed:,.0f} rec/s ({elapsed:.1f} s), "
+                f"worker peak RSS {peak:.0f} MB",
+                flush=True,
+            )
             out[case] = (elapsed, peak)
             del records
     finally:
@@ -290,8 +346,11 @@ def undo(run: SyncRun, owner, before: tuple[int, int], cluster: Cluster) -> tupl
     assert u.status == "succeeded", (u.status, u.message)
     after = table_state(owner)
     assert after == before, f"undo left {after}, expected the state before C {before}"
-    print(f"undo of C: {elapsed:.1f} s, worker peak RSS {peak:.0f} MB, counts {u.counts}; "
-          f"table equals the state before C ({after[0]:,} rows, checksum)", flush=True)
+    print(
+        f"undo of C: {elapsed:.1f} s, worker peak RSS {peak:.0f} MB, counts {u.counts}; "
+        f"table equals the state before C ({after[0]:,} rows, checksum)",
+        flush=True,
+    )
     return elapsed, peak, u.counts, after[0]
 
 
@@ -313,18 +372,27 @@ def main():
     with connection.cursor() as cur:
         cur.cursor.copy_expert(
             "COPY catalog_product (customer_id, sku, name, price, currency, quantity, active, attributes) FROM STDIN",
-            io.BytesIO(copy_text([record(i) for i in range(NEIGHBOUR_ROWS)], neighbour.pk)))
+            io.BytesIO(copy_text([record(i) for i in range(NEIGHBOUR_ROWS)], neighbour.pk)),
+        )
     for owner in (bench, ceiling_owner, neighbour):
         add_categories(owner)
     with connection.cursor() as cur:
         cur.cursor.copy_expert(
             "COPY crm_contact (customer_id, external_id, email, birth_date, signed_up_at, score, category_id, notes) "
-            "FROM STDIN", io.BytesIO("".join(
-                f"{neighbour.pk}\t{10_000_000 + i}\tn{i}@example.com\t\\N\t2024-01-01T00:00:00+00:00\t\\N\t\\N\t\n"
-                for i in range(NEIGHBOUR_ROWS)).encode()))
+            "FROM STDIN",
+            io.BytesIO(
+                "".join(
+                    f"{neighbour.pk}\t{10_000_000 + i}\tn{i}@example.com\t\\N\t2024-01-01T00:00:00+00:00\t\\N\t\\N\t\n"
+                    for i in range(NEIGHBOUR_ROWS)
+                ).encode()
+            ),
+        )
     with connection.cursor() as cur:
         cur.execute("VACUUM ANALYZE catalog_product") if connection.get_autocommit() else None
-    neighbour_before = (Product.objects.filter(customer=neighbour).count(), Contact.objects.filter(customer=neighbour).count())
+    neighbour_before = (
+        Product.objects.filter(customer=neighbour).count(),
+        Contact.objects.filter(customer=neighbour).count(),
+    )
 
     journal_off = journal_off_round(integration, bench, ceiling_owner) if "product" in CASES else {}
     cluster = Cluster()
@@ -350,59 +418,76 @@ def main():
             del records
     finally:
         cluster.stop()
-    assert (Product.objects.filter(customer=neighbour).count(),
-            Contact.objects.filter(customer=neighbour).count()) == neighbour_before
+    assert (
+        Product.objects.filter(customer=neighbour).count(),
+        Contact.objects.filter(customer=neighbour).count(),
+    ) == neighbour_before
     write_results(results, journal_off, journal_on, undone)
 
 
 def measure(label: str, integration, records: list[dict], ceil: float, cluster: Cluster) -> tuple:
     elapsed, run, peak = engine(integration, records, cluster)
     assert run.status == "succeeded", (run.status, run.message)
-    print(f"{label}: engine {len(records) / elapsed:,.0f} rec/s ({elapsed:.1f} s), "
-          f"ceiling {len(records) / ceil:,.0f} rec/s ({ceil:.1f} s), "
-          f"{ceil / elapsed:.0%} of ceiling, worker peak RSS {peak:.0f} MB, counts {run.counts}", flush=True)
+    print(
+        f"{label}: engine {len(records) / elapsed:,.0f} rec/s ({elapsed:.1f} s), "
+        f"ceiling {len(records) / ceil:,.0f} rec/s ({ceil:.1f} s), "
+        f"{ceil / elapsed:.0%} of ceiling, worker peak RSS {peak:.0f} MB, counts {run.counts}",
+        flush=True,
+    )
     return (label, len(records), ceil, elapsed, peak, run.counts, run.pk)
 
 
 def write_results(results, journal_off=None, journal_on=None, undone=None):
     lines = [
-        "# make bench: results", "",
+        "# make bench: results",
+        "",
         f"Machine: {os.cpu_count()} cores; PostgreSQL (stock config) on 127.0.0.1; {N:,} records per snapshot; "
         f"{NEIGHBOUR_ROWS:,} rows of another customer beside them (crm.contact: {CONTACTS:,} contacts, each "
         f"referencing one of {CATEGORIES} categories). Engine: `complete` to end state with a real",
         "django-q2 cluster (2 workers, Redis broker). Ceiling: plain-SQL COPY into a temp table + set-based upsert and",
-        "delete of the same rows, measured in the same run.", "",
+        "delete of the same rows, measured in the same run.",
+        "",
         "| case | records | engine rec/s | ceiling rec/s | engine / ceiling | worker peak RSS |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for label, n, ceil, elapsed, peak, *_ in results:
-        lines.append(f"| {label} | {n:,} | {n / elapsed:,.0f} | {n / ceil:,.0f} | {ceil / elapsed:.0%} | {peak:.0f} MB |")
+        lines.append(
+            f"| {label} | {n:,} | {n / elapsed:,.0f} | {n / ceil:,.0f} | {ceil / elapsed:.0%} | {peak:.0f} MB |"
+        )
     if journal_off and journal_on:
         targets = {"A": 0.25, "B": 0.05, "C": 0.25}  # issue 15
         lines += [
-            "", "Journal cost (catalog.product, SPEC 13): the same cases on the same data from the same table state, "
-            "once through a", "cluster started with INTEGRATIONS_BENCH_NO_JOURNAL=1 (before the cases above) and once "
-            "with the journal (the cases above).", "",
+            "",
+            "Journal cost (catalog.product, SPEC 13): the same cases on the same data from the same table state, "
+            "once through a",
+            "cluster started with INTEGRATIONS_BENCH_NO_JOURNAL=1 (before the cases above) and once "
+            "with the journal (the cases above).",
+            "",
             "| case | journal off | journal on | slowdown | target | worker peak RSS off / on |",
             "|---|---:|---:|---:|---:|---:|",
         ]
         for case, label in PRODUCT_CASES:
             (off, rss_off), (on, rss_on) = journal_off[case], journal_on[case]
-            lines.append(f"| {case} {label} | {off:.1f} s | {on:.1f} s | {on / off - 1:+.0%} | "
-                         f"<= {targets[case]:.0%} | {rss_off:.0f} / {rss_on:.0f} MB |")
+            lines.append(
+                f"| {case} {label} | {off:.1f} s | {on:.1f} s | {on / off - 1:+.0%} | "
+                f"<= {targets[case]:.0%} | {rss_off:.0f} / {rss_on:.0f} MB |"
+            )
     if undone:
         elapsed, peak, counts, rows = undone
-        lines += ["", f"Undo of case C (service + worker, as `undo_run RUN --yes`): {elapsed:.1f} s from the undo's "
-                  f"creation to its end state; {counts.get('updated', 0):,} updated row(s) reverted, "
-                  f"{counts.get('deleted', 0):,} created row(s) deleted, {counts.get('created', 0):,} deleted row(s) "
-                  f"restored; the table equals its state before C ({rows:,} rows, checksum of the synced columns); "
-                  f"worker peak RSS {peak:.0f} MB."]
+        lines += [
+            "",
+            f"Undo of case C (service + worker, as `undo_run RUN --yes`): {elapsed:.1f} s from the undo's "
+            f"creation to its end state; {counts.get('updated', 0):,} updated row(s) reverted, "
+            f"{counts.get('deleted', 0):,} created row(s) deleted, {counts.get('created', 0):,} deleted row(s) "
+            f"restored; the table equals its state before C ({rows:,} rows, checksum of the synced columns); "
+            f"worker peak RSS {peak:.0f} MB.",
+        ]
     lines.append("")
     lines.append(f"Generated by `make bench` on {time.strftime('%Y-%m-%d')}.")
     path = ROOT / "bench" / "RESULTS.md"
     # the sections after this one (## make bench-e2e, ...) are other benches' results: kept as they are
     old = path.read_text() if path.exists() else ""
-    rest = old[old.index("\n## ") + 1:] if "\n## " in old else ""
+    rest = old[old.index("\n## ") + 1 :] if "\n## " in old else ""
     path.write_text("\n".join(lines) + "\n" + ("\n" + rest if rest else ""))
     print("\n".join(lines))
 

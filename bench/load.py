@@ -66,8 +66,15 @@ def recreate_database() -> None:
 
 recreate_database()
 MEDIA = tempfile.mkdtemp(prefix="load-media-")
-os.environ.update({"DATABASE_URL": DB_URL, "REDIS_URL": REDIS, "MEDIA_ROOT": MEDIA, "Q_CLUSTER_NAME": CLUSTER,
-                   "DJANGO_SETTINGS_MODULE": "project.settings"})
+os.environ.update(
+    {
+        "DATABASE_URL": DB_URL,
+        "REDIS_URL": REDIS,
+        "MEDIA_ROOT": MEDIA,
+        "Q_CLUSTER_NAME": CLUSTER,
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+    }
+)
 
 import django  # noqa: E402
 
@@ -84,8 +91,15 @@ call_command("migrate", verbosity=0)
 
 
 def record(i: int) -> dict:
-    return {"sku": f"LOAD-{i:08d}", "name": f"Product {i}", "price": f"{(i % 100000) / 100:.2f}", "currency": "EUR",
-            "quantity": i % 1000, "active": i % 11 != 0, "attributes": {"color": "red", "size": i % 7}}
+    return {
+        "sku": f"LOAD-{i:08d}",
+        "name": f"Product {i}",
+        "price": f"{(i % 100000) / 100:.2f}",
+        "currency": "EUR",
+        "quantity": i % 1000,
+        "active": i % 11 != 0,
+        "attributes": {"color": "red", "size": i % 7},
+    }
 
 
 def encode_bodies() -> list:
@@ -145,8 +159,12 @@ def client_loop(url: str, key: str, bodies, deadline: float, stats: Stats) -> No
         return None, 0.0
 
     while time.monotonic() < deadline:
-        answer, _ = call("POST", "/api/v1/integrations/products/runs/", json={"mode": "full"},
-                         headers={"Idempotency-Key": uuid.uuid4().hex})
+        answer, _ = call(
+            "POST",
+            "/api/v1/integrations/products/runs/",
+            json={"mode": "full"},
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+        )
         if answer is None:
             return
         run_id = answer.json()["id"]
@@ -188,22 +206,33 @@ def main() -> None:
     keys = []
     for c in range(CUSTOMERS):
         customer = services.customer_create(slug=f"load-{c:02d}", name=f"Load customer {c}")
-        services.integration_create(customer=customer, slug="products", target="catalog.product",
-                                    max_deletes_percent=100)
+        services.integration_create(
+            customer=customer, slug="products", target="catalog.product", max_deletes_percent=100
+        )
         for k in range(CLIENTS // CUSTOMERS + (1 if c < CLIENTS % CUSTOMERS else 0)):
             keys.append(services.api_key_create(customer=customer, name=f"client {k}")[1])
     print(f"encoding {RUN_BATCHES} batches of {BATCH} records ...", flush=True)
     bodies = encode_bodies()
     body_kb = statistics.mean(len(b.body) for b in bodies) / 1024
 
-    env = base_env(DATABASE_URL=DB_URL, REDIS_URL=REDIS, MEDIA_ROOT=MEDIA, Q_CLUSTER_NAME=CLUSTER,
-                   DJANGO_SETTINGS_MODULE="project.settings_production", SECRET_KEY=secrets.token_urlsafe(64),
-                   ALLOWED_HOSTS="127.0.0.1", SECURE_SSL_REDIRECT="false", INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE=None)
+    env = base_env(
+        DATABASE_URL=DB_URL,
+        REDIS_URL=REDIS,
+        MEDIA_ROOT=MEDIA,
+        Q_CLUSTER_NAME=CLUSTER,
+        DJANGO_SETTINGS_MODULE="project.settings_production",
+        SECRET_KEY=secrets.token_urlsafe(64),
+        ALLOWED_HOSTS="127.0.0.1",
+        SECURE_SSL_REDIRECT="false",
+        INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE=None,
+    )
     env.pop("INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE", None)
     metrics_token = secrets.token_urlsafe(24)
     if METRICS_OUT:
-        env.update(PROMETHEUS_MULTIPROC_DIR=tempfile.mkdtemp(prefix="load-prometheus-"),
-                   INTEGRATIONS_METRICS_TOKEN=metrics_token)
+        env.update(
+            PROMETHEUS_MULTIPROC_DIR=tempfile.mkdtemp(prefix="load-prometheus-"),
+            INTEGRATIONS_METRICS_TOKEN=metrics_token,
+        )
     scraping = threading.Event()
     procs = Procs(env)
     try:
@@ -213,13 +242,16 @@ def main() -> None:
         procs.cluster("cluster-2", workers=Q_WORKERS)
         time.sleep(2)
         if METRICS_OUT:
-            threading.Thread(target=scrape_loop, args=(web.url, metrics_token, Path(METRICS_OUT), scraping),
-                             daemon=True).start()
+            threading.Thread(
+                target=scrape_loop, args=(web.url, metrics_token, Path(METRICS_OUT), scraping), daemon=True
+            ).start()
         stats = Stats()
         started = time.monotonic()
         deadline = started + SECONDS
-        threads = [threading.Thread(target=client_loop, args=(web.url, key, bodies, deadline, stats), daemon=True)
-                   for key in keys[:CLIENTS]]
+        threads = [
+            threading.Thread(target=client_loop, args=(web.url, key, bodies, deadline, stats), daemon=True)
+            for key in keys[:CLIENTS]
+        ]
         print(f"{len(threads)} clients of {CUSTOMERS} customers posting for {SECONDS:.0f} s ...", flush=True)
         for t in threads:
             t.start()
@@ -229,8 +261,11 @@ def main() -> None:
         runs = SyncRun.objects.filter(pk__in=stats.runs_completed)
         settled = runs.filter(status__in=SyncRun.END_STATES).count()
         applied = sum(runs.filter(status=SyncRun.Status.SUCCEEDED).values_list("received", flat=True))
-        bad_runs = list(runs.exclude(status__in=[SyncRun.Status.SUCCEEDED, SyncRun.Status.QUEUED,
-                                                SyncRun.Status.PROCESSING]).values_list("status", "message"))
+        bad_runs = list(
+            runs.exclude(
+                status__in=[SyncRun.Status.SUCCEEDED, SyncRun.Status.QUEUED, SyncRun.Status.PROCESSING]
+            ).values_list("status", "message")
+        )
         if METRICS_OUT:
             time.sleep(3 * METRICS_EVERY)  # the last runs settle into the picture
     finally:
@@ -243,19 +278,25 @@ def main() -> None:
         "duration": f"{wall:.0f} s",
         "clients": f"{len(threads)} clients, {CUSTOMERS} customers (one key per client)",
         "shape": f"gunicorn {WEB_WORKERS} sync workers (project.settings_production, whitenoise), 2 django-q2 "
-                 f"clusters x {Q_WORKERS} workers, Redis broker and cache, PostgreSQL 15, local MEDIA_ROOT; "
-                 f"all on one shared 2-core machine with the load generator",
+        f"clusters x {Q_WORKERS} workers, Redis broker and cache, PostgreSQL 15, local MEDIA_ROOT; "
+        f"all on one shared 2-core machine with the load generator",
         "batch": f"{BATCH:,} records, protobuf + gzip, {body_kb:.0f} KiB on the wire; {RUN_BATCHES} batches per run"
-                 + ("" if COMPLETE else " (runs never completed: workers idle)"),
+        + ("" if COMPLETE else " (runs never completed: workers idle)"),
         "accepted": f"{len(lat):,} batches = {len(lat) * BATCH:,} records",
         "throughput": f"{len(lat) / wall:.1f} batches/s = {len(lat) * BATCH / wall:,.0f} records/s accepted",
-        "latency": (f"p50 {percentile(lat, 50) * 1000:.0f} ms, p95 {percentile(lat, 95) * 1000:.0f} ms, "
-                    f"p99 {percentile(lat, 99) * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms") if lat else "n/a",
+        "latency": (
+            f"p50 {percentile(lat, 50) * 1000:.0f} ms, p95 {percentile(lat, 95) * 1000:.0f} ms, "
+            f"p99 {percentile(lat, 99) * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms"
+        )
+        if lat
+        else "n/a",
         "throttled": f"{stats.throttled} answers 429 (Retry-After honoured)",
         "errors": f"{len(stats.errors)} other errors" + (f": {stats.errors[:5]}" if stats.errors else ""),
-        "runs": (f"{len(stats.runs_completed)} runs completed; {settled} settled by the end of the window, "
-                 f"{applied:,} records applied by the workers meanwhile; failed/held/cancelled: {len(bad_runs)}"
-                 + (f" {bad_runs[:3]}" if bad_runs else "")),
+        "runs": (
+            f"{len(stats.runs_completed)} runs completed; {settled} settled by the end of the window, "
+            f"{applied:,} records applied by the workers meanwhile; failed/held/cancelled: {len(bad_runs)}"
+            + (f" {bad_runs[:3]}" if bad_runs else "")
+        ),
     }
     table = "\n".join(f"| {k} | {v} |" for k, v in figures.items())
     print(table)

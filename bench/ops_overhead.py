@@ -19,8 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL",
-                                            "postgres://postgres@127.0.0.1:5432/integrations_bench")
+os.environ["DATABASE_URL"] = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/integrations_bench"
+)
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="ops-overhead-"))
 os.environ["LOG_FORMAT"] = "json"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
@@ -53,8 +54,15 @@ def main():
     customer = services.customer_create(slug="ops-overhead", name="Ops overhead")
     integration = services.integration_create(customer=customer, slug="products", target="catalog.product")
     now = timezone.now()
-    run = SyncRun.objects.create(integration=integration, mode="full", status=SyncRun.Status.SUCCEEDED,
-                                 completed_at=now, started_at=now, finished_at=now, received=RUN_RECORDS)
+    run = SyncRun.objects.create(
+        integration=integration,
+        mode="full",
+        status=SyncRun.Status.SUCCEEDED,
+        completed_at=now,
+        started_at=now,
+        finished_at=now,
+        received=RUN_RECORDS,
+    )
     run = SyncRun.objects.select_related("integration__customer").get(pk=run.pk)
     # the project's JSON handler, writing to memory instead of a terminal
     root = logging.getLogger()
@@ -79,11 +87,21 @@ def main():
         metrics._count_finished(run)
         metrics.QUEUE_WAIT.observe(1.0)
 
-    costs = {name: per_call(fn) for name, fn in
-             (("task scope (one query)", task_scope), ("JSON log line", log_line),
-              ("batch metrics", batch_metrics), ("run metrics", run_metrics))}
-    per_run = (costs["task scope (one query)"] * TASKS + costs["JSON log line"] * (BATCHES + 2)
-               + costs["batch metrics"] * BATCHES + costs["run metrics"])
+    costs = {
+        name: per_call(fn)
+        for name, fn in (
+            ("task scope (one query)", task_scope),
+            ("JSON log line", log_line),
+            ("batch metrics", batch_metrics),
+            ("run metrics", run_metrics),
+        )
+    }
+    per_run = (
+        costs["task scope (one query)"] * TASKS
+        + costs["JSON log line"] * (BATCHES + 2)
+        + costs["batch metrics"] * BATCHES
+        + costs["run metrics"]
+    )
     for name, cost in costs.items():
         print(f"{name:<24} {cost * 1e6:8.1f} µs per call")
     print(f"added per {RUN_RECORDS:,}-record run ({BATCHES} batches, {TASKS} tasks): {per_run * 1000:.1f} ms")
@@ -106,10 +124,24 @@ def inline_ab(integration, rounds=AB_ROUNDS, n=AB_RECORDS):
 
     from integrations.queue import inline
 
-    batches = [json.dumps({"seq": seq, "records": [
-        {"sku": f"AB-{i:08d}", "name": f"Product {i}", "price": "9.99", "currency": "EUR", "quantity": i % 100}
-        for i in range(start, min(n, start + 50_000))]}).encode()
-        for seq, start in enumerate(range(0, n, 50_000), start=1)]
+    batches = [
+        json.dumps(
+            {
+                "seq": seq,
+                "records": [
+                    {
+                        "sku": f"AB-{i:08d}",
+                        "name": f"Product {i}",
+                        "price": "9.99",
+                        "currency": "EUR",
+                        "quantity": i % 100,
+                    }
+                    for i in range(start, min(n, start + 50_000))
+                ],
+            }
+        ).encode()
+        for seq, start in enumerate(range(0, n, 50_000), start=1)
+    ]
     events = ("run_finished", "run_started", "batch_accepted", "webhook_attempted", "sweeper_acted")
     on = {name: getattr(metrics, name) for name in events}
     on_scope, on_context = logcontext.task_scope, tasks._run_context
@@ -137,7 +169,7 @@ def inline_ab(integration, rounds=AB_ROUNDS, n=AB_RECORDS):
     sync_once()  # the first load; every timed run after it is an identical re-sync
     times = {True: [], False: []}
     for r in range(rounds):
-        for enabled in ((True, False) if r % 2 else (False, True)):
+        for enabled in (True, False) if r % 2 else (False, True):
             switch(enabled)
             times[enabled].append(sync_once())
     switch(True)

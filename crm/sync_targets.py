@@ -99,5 +99,3 @@ class DeviceTarget(Target):
     model = Device
     key_field = "device_id"
     schema = DeviceRecord
-
-

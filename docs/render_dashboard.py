@@ -82,8 +82,10 @@ def evaluate(expr, scrapes, legend):
     """{legend: [(t, value)]} for one target's expression."""
     if m := re.fullmatch(rf"sum by \((\w+)\) \(rate\((\w+){R}\)\)(?: \* (\d+))?", expr):
         by, name, factor = m.group(1), m.group(2), float(m.group(3) or 1)
-        return {legend.replace("{{" + by + "}}", key[0]): [(t, v * factor) for t, v in pts]
-                for key, pts in rate(scrapes, name, (by,)).items()}
+        return {
+            legend.replace("{{" + by + "}}", key[0]): [(t, v * factor) for t, v in pts]
+            for key, pts in rate(scrapes, name, (by,)).items()
+        }
     if m := re.fullmatch(rf"histogram_quantile\(([\d.]+), sum by \(le\) \(rate\((\w+)_bucket{R}\)\)\)", expr):
         q, name = float(m.group(1)), m.group(2) + "_bucket"
         points = []
@@ -98,8 +100,10 @@ def evaluate(expr, scrapes, legend):
     if m := re.fullmatch(r"sum by \((\w+)\) \(max by \([\w, ]+\) \((\w+)\)\)", expr):
         by, name = m.group(1), m.group(2)
         keys = {labels[by] for _, s in scrapes for n, labels, _ in s if n == name}
-        return {legend.replace("{{" + by + "}}", k): [(t, grouped(s, name, (by,)).get((k,), 0)) for t, s in scrapes]
-                for k in sorted(keys)}
+        return {
+            legend.replace("{{" + by + "}}", k): [(t, grouped(s, name, (by,)).get((k,), 0)) for t, s in scrapes]
+            for k in sorted(keys)
+        }
     if m := re.fullmatch(rf"sum\(rate\((\w+){R}\)\)", expr):
         return {legend: [(t, v) for t, v in rate(scrapes, m.group(1), ()).get((), [])]}
     if m := re.fullmatch(rf"sum\(rate\((\w+){R}\)\) / sum\(rate\((\w+){R}\)\) / (\d+)", expr):
@@ -124,10 +128,19 @@ def main(source, out):
             if not m:
                 raise SystemExit(f"render_dashboard.py does not understand: {target['expr']}")
             peak = max(scrapes, key=lambda s: sum(v for n, _, v in s[1] if n == m.group(1)))
-            rows_ = sorted((lab["integration"], lab["status"], int(v)) for n, lab, v in peak[1] if n == m.group(1) and v)
+            rows_ = sorted(
+                (lab["integration"], lab["status"], int(v)) for n, lab, v in peak[1] if n == m.group(1) and v
+            )
             ax.axis("off")
-            ax.text(0, 1, f"at t = {peak[0] - start:.0f} s\n" + "\n".join(f"{i:<22} {s:<12} {v}" for i, s, v in rows_[:14]),
-                    va="top", family="monospace", fontsize=9, transform=ax.transAxes)
+            ax.text(
+                0,
+                1,
+                f"at t = {peak[0] - start:.0f} s\n" + "\n".join(f"{i:<22} {s:<12} {v}" for i, s, v in rows_[:14]),
+                va="top",
+                family="monospace",
+                fontsize=9,
+                transform=ax.transAxes,
+            )
             continue
         drawn = False
         for target in panel["targets"]:
@@ -143,12 +156,14 @@ def main(source, out):
         if drawn:
             ax.legend(fontsize=8, loc="upper left")
         else:
-            ax.text(0.5, 0.5, "all zero in this window", ha="center", va="center", transform=ax.transAxes,
-                    color="grey")
-    for ax in list(axes.flat)[len(panels):]:
+            ax.text(0.5, 0.5, "all zero in this window", ha="center", va="center", transform=ax.transAxes, color="grey")
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    fig.suptitle(f"{dashboard['title']}: {len(scrapes)} scrapes of /metrics during `make load` "
-                 f"(docs/grafana/integrations-dashboard.json, rate window {WINDOW:.0f} s)", fontsize=13)
+    fig.suptitle(
+        f"{dashboard['title']}: {len(scrapes)} scrapes of /metrics during `make load` "
+        f"(docs/grafana/integrations-dashboard.json, rate window {WINDOW:.0f} s)",
+        fontsize=13,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(out, dpi=80)
     print(f"written {out}")

@@ -22,7 +22,8 @@ def change_csv_rows(changes, *, integration):
             parts = [key.get(n) for n in target.keys] if target.composite and isinstance(key, dict) else [key]
             yield writer.writerow(
                 [change.op, *(cell(p) for p in parts)]
-                + [cell((before or {}).get(n)) for n in names] + [cell((after or {}).get(n)) for n in names]
+                + [cell((before or {}).get(n)) for n in names]
+                + [cell((after or {}).get(n)) for n in names]
             )
 
 

@@ -30,16 +30,20 @@ def missing_apps_message(missing: list[str]) -> str:
     return f"The integrations app needs these apps in INSTALLED_APPS: {listed}."
 
 
-INSTALLED_APPS_HINT = ('INSTALLED_APPS += ["rest_framework", "rest_framework_api_key", "django_q", "drf_spectacular", '
-                       '"drf_spectacular_sidecar", "integrations"] (README: "Add it to your project")')
+INSTALLED_APPS_HINT = (
+    'INSTALLED_APPS += ["rest_framework", "rest_framework_api_key", "django_q", "drf_spectacular", '
+    '"drf_spectacular_sidecar", "integrations"] (README: "Add it to your project")'
+)
 
 
 @checks.register()
 def required_apps(app_configs, **kwargs):
     return [
-        checks.Error(f'"{name}" is not in INSTALLED_APPS: {REQUIRED_APPS[name]}.',
-                     hint=f'Add "{name}" to INSTALLED_APPS; all of them: {INSTALLED_APPS_HINT}',
-                     id="integrations.E003")
+        checks.Error(
+            f'"{name}" is not in INSTALLED_APPS: {REQUIRED_APPS[name]}.',
+            hint=f'Add "{name}" to INSTALLED_APPS; all of them: {INSTALLED_APPS_HINT}',
+            id="integrations.E003",
+        )
         for name in missing_apps()
     ]
 
@@ -48,36 +52,51 @@ def required_apps(app_configs, **kwargs):
 def q_cluster_settings(app_configs, **kwargs):
     q = getattr(settings, "Q_CLUSTER", None)
     if not isinstance(q, dict):
-        return [checks.Error(
-            "Q_CLUSTER is not set: django-q2 would send every task to a Redis server on localhost.",
-            hint=f"Name a broker, e.g. the database: {Q_CLUSTER_EXAMPLE} (any django-q2 broker).",
-            id="integrations.E001")]
+        return [
+            checks.Error(
+                "Q_CLUSTER is not set: django-q2 would send every task to a Redis server on localhost.",
+                hint=f"Name a broker, e.g. the database: {Q_CLUSTER_EXAMPLE} (any django-q2 broker).",
+                id="integrations.E001",
+            )
+        ]
     errors = []
     brokers = [key for key in BROKER_KEYS if q.get(key)]
     if not brokers:
-        errors.append(checks.Error(
-            "Q_CLUSTER names no broker: django-q2 would silently use Redis on localhost.",
-            hint=f'Add a broker key, e.g. "orm": "default" ({Q_CLUSTER_EXAMPLE}), or "redis": "redis://...".',
-            id="integrations.E001"))
+        errors.append(
+            checks.Error(
+                "Q_CLUSTER names no broker: django-q2 would silently use Redis on localhost.",
+                hint=f'Add a broker key, e.g. "orm": "default" ({Q_CLUSTER_EXAMPLE}), or "redis": "redis://...".',
+                id="integrations.E001",
+            )
+        )
     if q.get("orm") and q["orm"] not in settings.DATABASES:
-        errors.append(checks.Error(
-            f'Q_CLUSTER["orm"] is "{q["orm"]}", which is not a key of DATABASES.',
-            hint=f'Use a database alias, e.g. "orm": "default"; DATABASES has: {", ".join(settings.DATABASES)}.',
-            id="integrations.E004"))
+        errors.append(
+            checks.Error(
+                f'Q_CLUSTER["orm"] is "{q["orm"]}", which is not a key of DATABASES.',
+                hint=f'Use a database alias, e.g. "orm": "default"; DATABASES has: {", ".join(settings.DATABASES)}.',
+                id="integrations.E004",
+            )
+        )
     retry, timeout = q.get("retry", 60), q.get("timeout")
     if any(key in brokers for key in RETRYING_BROKERS):
         if timeout is not None and retry <= timeout:
-            errors.append(checks.Error(
-                f"Q_CLUSTER retry ({retry}) must exceed timeout ({timeout}): the broker would hand a task "
-                "that is still running to a second worker.",
-                hint=f'Set "retry" above "timeout", e.g. "timeout": {timeout}, "retry": {timeout + 100}.',
-                id="integrations.E002"))
+            errors.append(
+                checks.Error(
+                    f"Q_CLUSTER retry ({retry}) must exceed timeout ({timeout}): the broker would hand a task "
+                    "that is still running to a second worker.",
+                    hint=f'Set "retry" above "timeout", e.g. "timeout": {timeout}, "retry": {timeout + 100}.',
+                    id="integrations.E002",
+                )
+            )
         elif timeout is None:
-            errors.append(checks.Warning(
-                f"Q_CLUSTER sets no timeout: a task still running after retry ({retry} s) is handed to a second "
-                "worker (a large run takes minutes).",
-                hint='Set both, retry above timeout, e.g. "timeout": 1800, "retry": 1900.',
-                id="integrations.W001"))
+            errors.append(
+                checks.Warning(
+                    f"Q_CLUSTER sets no timeout: a task still running after retry ({retry} s) is handed to a second "
+                    "worker (a large run takes minutes).",
+                    hint='Set both, retry above timeout, e.g. "timeout": 1800, "retry": 1900.',
+                    id="integrations.W001",
+                )
+            )
     return errors
 
 
@@ -87,8 +106,10 @@ def task_paths(app_configs, **kwargs):
     from .queue import unresolved_tasks
 
     return [
-        checks.Error(f'The task "{name}" does not resolve to a function: a worker would fail every such task.',
-                     hint="Fix its path in integrations.queue.Task, or define the task in integrations/tasks.py.",
-                     id="integrations.E005")
+        checks.Error(
+            f'The task "{name}" does not resolve to a function: a worker would fail every such task.',
+            hint="Fix its path in integrations.queue.Task, or define the task in integrations/tasks.py.",
+            id="integrations.E005",
+        )
         for name in unresolved_tasks()
     ]

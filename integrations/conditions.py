@@ -47,13 +47,15 @@ NEEDS_ATTENTION = (Status.FAILED, Status.PARTIAL, Status.NEEDS_REVIEW, Status.CA
 def _by_last_settled_run(statuses):
     """Integrations whose latest settled (non dry) run is in `statuses`, annotated with that run
     (last_status, last_run_id, last_message, last_finished)."""
-    last = (SyncRun.objects.filter(integration=OuterRef("pk"), dry_run=False, status__in=SyncRun.SETTLED_STATES)
-            .order_by("-created_at"))
-    return (Integration.objects
-            .annotate(last_status=Subquery(last.values("status")[:1]), last_run_id=Subquery(last.values("pk")[:1]),
-                      last_message=Subquery(last.values("message")[:1]),
-                      last_finished=Subquery(last.values("finished_at")[:1]))
-            .filter(last_status__in=statuses))
+    last = SyncRun.objects.filter(
+        integration=OuterRef("pk"), dry_run=False, status__in=SyncRun.SETTLED_STATES
+    ).order_by("-created_at")
+    return Integration.objects.annotate(
+        last_status=Subquery(last.values("status")[:1]),
+        last_run_id=Subquery(last.values("pk")[:1]),
+        last_message=Subquery(last.values("message")[:1]),
+        last_finished=Subquery(last.values("finished_at")[:1]),
+    ).filter(last_status__in=statuses)
 
 
 def failing_integrations():

@@ -86,8 +86,13 @@ def error_csv_rows(errors, *, with_run: bool = False, integration=None):
             raw_column = True
     names = list(columns)
     writer = csv.writer(_Echo())
-    yield writer.writerow((["run"] if with_run else []) + [cell(n) for n in names] + list(ERROR_COLUMNS)
-                          + (["error_other_fields"] if folded else []) + (["error_record"] if raw_column else []))
+    yield writer.writerow(
+        (["run"] if with_run else [])
+        + [cell(n) for n in names]
+        + list(ERROR_COLUMNS)
+        + (["error_other_fields"] if folded else [])
+        + (["error_record"] if raw_column else [])
+    )
     rows = errors.values_list("run_id", "record", "code", "message", "fields", "seq", "index")
     for run_id, record, code, message, fields, seq, index in rows.iterator(chunk_size=2000):
         other = ""
@@ -99,8 +104,13 @@ def error_csv_rows(errors, *, with_run: bool = False, integration=None):
         else:
             row, raw = [""] * len(names), cell(record)
         lead = [str(run_id)] if with_run else []
-        yield writer.writerow(lead + row + [code, cell(message), cell(fields_text(fields)), seq, index]
-                              + ([other] if folded else []) + ([raw] if raw_column else []))
+        yield writer.writerow(
+            lead
+            + row
+            + [code, cell(message), cell(fields_text(fields)), seq, index]
+            + ([other] if folded else [])
+            + ([raw] if raw_column else [])
+        )
 
 
 def _target_fields(errors, integration=None) -> tuple[list[str], set[str]]:

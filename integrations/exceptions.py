@@ -54,4 +54,3 @@ class IdempotencyMismatch(IntegrationsError):
 class StorageFailure(IntegrationsError):
     code = "storage_unavailable"
     status = 503
-

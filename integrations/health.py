@@ -140,8 +140,11 @@ def cluster_alive(*, max_age: int, any_host: bool = False, now: float | None = N
     host = socket.gethostname()
     key = f"integrations:cluster-seen:{'*' if any_host else host}"
     cache = caches["default"]
-    running = [s for s in Stat.get_all()
-               if (any_host or s.host == host) and s.status in (Conf.STARTING, Conf.IDLE, Conf.WORKING)]
+    running = [
+        s
+        for s in Stat.get_all()
+        if (any_host or s.host == host) and s.status in (Conf.STARTING, Conf.IDLE, Conf.WORKING)
+    ]
     if running:
         cache.set(key, now, None)
         names = ", ".join(sorted(f"{s.cluster_id} on {s.host} ({s.status})" for s in running))

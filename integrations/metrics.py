@@ -40,20 +40,29 @@ if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 SECONDS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
 
-RUNS_FINISHED = Counter("integrations_runs_finished", "Runs that reached an end state or review, by status",
-                        ["integration", "status"])
-RECORDS = Counter("integrations_records", "Records of finished (non dry) runs by outcome",
-                  ["integration", "outcome"])
-RUN_DURATION = Histogram("integrations_run_duration_seconds", "From a run's start to its end state",
-                         ["status"], buckets=SECONDS)
-QUEUE_WAIT = Histogram("integrations_run_queue_wait_seconds", "From `complete` to the start of processing",
-                       buckets=SECONDS)
-BATCH_ACCEPT = Histogram("integrations_batch_accept_seconds", "Time to check, store and record one batch",
-                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-BATCH_SIZE = Histogram("integrations_batch_records", "Records in one accepted batch",
-                       buckets=(1, 10, 100, 1_000, 5_000, 10_000, 25_000, 50_000))
-WEBHOOKS = Counter("integrations_webhook_deliveries", "Webhook attempts by outcome (delivered, retry, failed)",
-                   ["outcome"])
+RUNS_FINISHED = Counter(
+    "integrations_runs_finished", "Runs that reached an end state or review, by status", ["integration", "status"]
+)
+RECORDS = Counter("integrations_records", "Records of finished (non dry) runs by outcome", ["integration", "outcome"])
+RUN_DURATION = Histogram(
+    "integrations_run_duration_seconds", "From a run's start to its end state", ["status"], buckets=SECONDS
+)
+QUEUE_WAIT = Histogram(
+    "integrations_run_queue_wait_seconds", "From `complete` to the start of processing", buckets=SECONDS
+)
+BATCH_ACCEPT = Histogram(
+    "integrations_batch_accept_seconds",
+    "Time to check, store and record one batch",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+BATCH_SIZE = Histogram(
+    "integrations_batch_records",
+    "Records in one accepted batch",
+    buckets=(1, 10, 100, 1_000, 5_000, 10_000, 25_000, 50_000),
+)
+WEBHOOKS = Counter(
+    "integrations_webhook_deliveries", "Webhook attempts by outcome (delivered, retry, failed)", ["outcome"]
+)
 SWEEPER = Counter("integrations_sweeper_actions", "What the sweeper did, by action", ["action"])
 
 
@@ -62,6 +71,7 @@ def integration_label(integration) -> str:
 
 
 # --- events: called by the services, once per run / batch / attempt / sweep -----------------------
+
 
 def run_finished(run: SyncRun) -> None:
     """Count a run's end state (or its hold for review) once its transaction has committed."""
@@ -104,27 +114,42 @@ def sweeper_acted(done: dict[str, int]) -> None:
 
 # --- state: read from the database when scraped ------------------------------------------------
 
+
 class RunStateCollector:
     def collect(self):
         now = timezone.now()
-        runs = GaugeMetricFamily("integrations_runs", "Runs in a live state now, by integration and status",
-                                 labels=["integration", "status"])
-        rows = (SyncRun.objects.filter(status__in=SyncRun.UNFINISHED_STATES)
-                .values("integration__customer__slug", "integration__slug", "status").annotate(n=Count("id")).order_by())
+        runs = GaugeMetricFamily(
+            "integrations_runs", "Runs in a live state now, by integration and status", labels=["integration", "status"]
+        )
+        rows = (
+            SyncRun.objects.filter(status__in=SyncRun.UNFINISHED_STATES)
+            .values("integration__customer__slug", "integration__slug", "status")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
         for row in rows:
-            runs.add_metric([f"{row['integration__customer__slug']}/{row['integration__slug']}", row["status"]], row["n"])
+            runs.add_metric(
+                [f"{row['integration__customer__slug']}/{row['integration__slug']}", row["status"]], row["n"]
+            )
         yield runs
-        yield GaugeMetricFamily("integrations_oldest_queued_run_age_seconds",
-                                "Seconds the longest-waiting completed run has been queued",
-                                value=conditions.oldest_queued_age(now))
+        yield GaugeMetricFamily(
+            "integrations_oldest_queued_run_age_seconds",
+            "Seconds the longest-waiting completed run has been queued",
+            value=conditions.oldest_queued_age(now),
+        )
         counts = conditions.summary(now)
         yield GaugeMetricFamily("integrations_runs_held", "Runs held for review", value=counts["held"])
-        yield GaugeMetricFamily("integrations_runs_stuck", "Runs processing longer than INTEGRATIONS_STUCK_AFTER",
-                                value=counts["stuck"])
-        yield GaugeMetricFamily("integrations_runs_behind", "Runs queued longer than INTEGRATIONS_BEHIND_AFTER",
-                                value=counts["behind"])
-        yield GaugeMetricFamily("integrations_integrations_failing",
-                                "Integrations whose latest settled run failed or is held", value=counts["failing"])
+        yield GaugeMetricFamily(
+            "integrations_runs_stuck", "Runs processing longer than INTEGRATIONS_STUCK_AFTER", value=counts["stuck"]
+        )
+        yield GaugeMetricFamily(
+            "integrations_runs_behind", "Runs queued longer than INTEGRATIONS_BEHIND_AFTER", value=counts["behind"]
+        )
+        yield GaugeMetricFamily(
+            "integrations_integrations_failing",
+            "Integrations whose latest settled run failed or is held",
+            value=counts["failing"],
+        )
 
 
 def scrape() -> bytes:
@@ -159,5 +184,7 @@ def metrics_view(request):
     if not conf.METRICS_TOKEN:
         raise Http404("metrics are off: INTEGRATIONS_METRICS_TOKEN is not set")
     if not authorized(request.META.get("HTTP_AUTHORIZATION", "")):
-        return HttpResponse(UNAUTHORIZED, status=401, content_type="text/plain", headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+        return HttpResponse(
+            UNAUTHORIZED, status=401, content_type="text/plain", headers={"WWW-Authenticate": 'Bearer realm="metrics"'}
+        )
     return HttpResponse(scrape(), content_type=CONTENT_TYPE_LATEST)

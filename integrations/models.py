@@ -60,11 +60,13 @@ class Integration(models.Model):
     )
     adapter = models.CharField(max_length=100, blank=True, help_text="Registered adapter name")
     max_error_rate = models.FloatField(
-        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Share of failed records (0..1) above which the run fails",
     )
     max_deletes_percent = models.FloatField(
-        default=20.0, validators=[MinValueValidator(0.0), MaxValueValidator(100.0)],
+        default=20.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(100.0)],
         help_text="Snapshot deletions above this share of rows (and more than 10) are held for review",
     )
     webhook_url = models.URLField(max_length=500, blank=True)
@@ -345,8 +347,9 @@ class RunChange(models.Model):
     # no database constraint: a run's journal is written by INSERT ... SELECT of up to millions of
     # rows, and a deferred FK check per row cost more than the rows themselves (bench). The run
     # is deleted through the ORM (retention, customer deletion), whose CASCADE removes the rows.
-    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="changes", db_constraint=False,
-                            db_index=False)  # the index below leads with the run
+    run = models.ForeignKey(
+        SyncRun, on_delete=models.CASCADE, related_name="changes", db_constraint=False, db_index=False
+    )  # the index below leads with the run
     op = models.CharField(max_length=8, choices=Op.choices)
     key = models.JSONField()
     before = models.JSONField(null=True, blank=True)

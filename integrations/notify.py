@@ -70,8 +70,11 @@ def condition_alert(*, condition: str, run_ids) -> int:
     staff = conf.STAFF_EMAILS
     if not staff or not run_ids:
         return 0
-    runs = list(SyncRun.objects.select_related("integration__customer")
-                .filter(pk__in=list(run_ids), status=conditions.CONDITION_STATUS[condition]).order_by("created_at"))
+    runs = list(
+        SyncRun.objects.select_related("integration__customer")
+        .filter(pk__in=list(run_ids), status=conditions.CONDITION_STATUS[condition])
+        .order_by("created_at")
+    )
     event = f"run.{condition}"
     if len(runs) <= conf.ALERT_DIGEST_AFTER:
         sent = 0
@@ -93,11 +96,18 @@ def condition_alert(*, condition: str, run_ids) -> int:
         return 0
     base = conf.BASE_URL.rstrip("/")
     try:
-        _send("staff_digest", {
-            "condition": condition, "label": STATUS_LABELS[condition], "runs": fresh,
-            "stuck_after_minutes": conf.STUCK_AFTER // 60, "behind_after_minutes": conf.BEHIND_AFTER // 60,
-            "admin_url": f"{base}{_changelist_path()}?status__exact={conditions.CONDITION_STATUS[condition]}",
-        }, staff)
+        _send(
+            "staff_digest",
+            {
+                "condition": condition,
+                "label": STATUS_LABELS[condition],
+                "runs": fresh,
+                "stuck_after_minutes": conf.STUCK_AFTER // 60,
+                "behind_after_minutes": conf.BEHIND_AFTER // 60,
+                "admin_url": f"{base}{_changelist_path()}?status__exact={conditions.CONDITION_STATUS[condition]}",
+            },
+            staff,
+        )
     except Exception:
         RunNotification.objects.filter(pk__in=[n.pk for n in notices]).delete()  # the retry sends it
         raise

@@ -25,8 +25,10 @@ def run_report_text(run: SyncRun, *, max_errors: int = 10, review_hint: str = ""
     """The report; `review_hint` and `errors_hint` say, in the caller's terms, how to decide a held
     run and how to get every error."""
     counts = run.counts
-    lines = [f"run {run.pk}: {run.status}{' (dry run)' if run.dry_run else ''}; "
-             + ", ".join(f"{name} {counts.get(name, 0)}" for name in COUNTS)]
+    lines = [
+        f"run {run.pk}: {run.status}{' (dry run)' if run.dry_run else ''}; "
+        + ", ".join(f"{name} {counts.get(name, 0)}" for name in COUNTS)
+    ]
     if run.message:
         lines.append(run.message)
     failed = counts.get("failed") or 0

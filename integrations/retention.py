@@ -73,8 +73,11 @@ def purge_sync_data(*, dry_run: bool = False, now=None) -> dict:
 
 def _expired_batches(raw_cutoff, run_cutoff):
     """Batches whose payload expired, or that belong to a run about to be deleted."""
-    return SyncBatch.objects.filter(Q(created_at__lt=raw_cutoff) | Q(run__created_at__lt=run_cutoff),
-                                    payload_purged_at__isnull=True, run__status__in=SyncRun.END_STATES)
+    return SyncBatch.objects.filter(
+        Q(created_at__lt=raw_cutoff) | Q(run__created_at__lt=run_cutoff),
+        payload_purged_at__isnull=True,
+        run__status__in=SyncRun.END_STATES,
+    )
 
 
 def _expired_uploads(raw_cutoff):
@@ -92,9 +95,11 @@ def _purge_payloads(raw_cutoff, run_cutoff, chunk: int, dry_run: bool, report: d
         pks = [pk for pk, _ in rows]
         names = {name for _, name in rows if name}
         # a file that a batch or an upload still kept points at stays
-        kept = set(SyncBatch.objects.filter(payload__in=names, payload_purged_at__isnull=True)
-                   .exclude(pk__in=expired.filter(payload__in=names).values("pk"))
-                   .values_list("payload", flat=True))
+        kept = set(
+            SyncBatch.objects.filter(payload__in=names, payload_purged_at__isnull=True)
+            .exclude(pk__in=expired.filter(payload__in=names).values("pk"))
+            .values_list("payload", flat=True)
+        )
         kept |= _uploads_kept(names, raw_cutoff)
         doomed = names - kept - gone
         gone |= doomed
@@ -118,8 +123,11 @@ def _purge_uploads(raw_cutoff, chunk: int, dry_run: bool, report: dict, gone: se
         last_pk = rows[-1][0]
         names = {name for _, name in rows}
         kept = _uploads_kept(names, raw_cutoff)
-        kept |= set(SyncBatch.objects.filter(payload__in=names, payload_purged_at__isnull=True)
-                    .values_list("payload", flat=True))
+        kept |= set(
+            SyncBatch.objects.filter(payload__in=names, payload_purged_at__isnull=True).values_list(
+                "payload", flat=True
+            )
+        )
         doomed = names - kept - gone
         gone |= doomed
         report["uploads_expired"] += len(rows)
@@ -133,15 +141,19 @@ def _purge_uploads(raw_cutoff, chunk: int, dry_run: bool, report: dict, gone: se
 
 def _uploads_kept(names: set, raw_cutoff) -> set:
     """Upload files among `names` that a run which is not expiring still needs."""
-    return set(SyncRun.objects.filter(upload_name__in=names)
-               .exclude(Q(created_at__lt=raw_cutoff) & Q(status__in=SyncRun.END_STATES))
-               .values_list("upload_name", flat=True))
+    return set(
+        SyncRun.objects.filter(upload_name__in=names)
+        .exclude(Q(created_at__lt=raw_cutoff) & Q(status__in=SyncRun.END_STATES))
+        .values_list("upload_name", flat=True)
+    )
 
 
 def _purge_changes(cutoff, chunk: int, dry_run: bool, report: dict) -> None:
     """The change journals of finished runs created before `cutoff`, a chunk of runs at a time;
     each run is marked, so the undo can say why it no longer can."""
-    expired = SyncRun.objects.filter(created_at__lt=cutoff, status__in=SyncRun.END_STATES, changes_purged_at__isnull=True)
+    expired = SyncRun.objects.filter(
+        created_at__lt=cutoff, status__in=SyncRun.END_STATES, changes_purged_at__isnull=True
+    )
     if dry_run:
         report["journals_expired"] = expired.count()
         report["changes_deleted"] = RunChange.objects.filter(run__in=expired.values("pk")).count()

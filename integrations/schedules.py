@@ -9,13 +9,15 @@ def schedule_specs() -> dict[str, dict]:
 
     sweep_minutes = max(1, round(conf.SWEEP_SECONDS / 60))  # django-q2 intervals are whole minutes
     return {
-        "integrations.sweep": {"func": str(Task.SWEEP), "schedule_type": Schedule.MINUTES,
-                               "minutes": sweep_minutes},
+        "integrations.sweep": {"func": str(Task.SWEEP), "schedule_type": Schedule.MINUTES, "minutes": sweep_minutes},
         # run by the webhook cluster when there is one (django-q2 hands a schedule with a `cluster`
         # to that cluster only); else by the default one
-        "integrations.deliver_webhooks": {"func": str(Task.DELIVER_DUE_WEBHOOKS),
-                                          "schedule_type": Schedule.MINUTES, "minutes": 1,
-                                          "cluster": conf.WEBHOOK_CLUSTER or None},
+        "integrations.deliver_webhooks": {
+            "func": str(Task.DELIVER_DUE_WEBHOOKS),
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "cluster": conf.WEBHOOK_CLUSTER or None,
+        },
         "integrations.purge": {"func": str(Task.PURGE), "schedule_type": Schedule.DAILY},
     }
 

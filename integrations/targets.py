@@ -85,7 +85,9 @@ class Target:
                 raise NotImplementedError(f"{self.name}: the schema must contain the key field {name!r}")
         self.key_kinds: tuple[str, ...] = tuple(_key_kind(self.name, n, self.struct_fields[n].type) for n in self.keys)
         # an integer key part must fit its column: a key beyond it is not a key of this target
-        self.key_ranges = tuple(_int_range(self.model, n) if k == "int" else None for n, k in zip(self.keys, self.key_kinds))
+        self.key_ranges = tuple(
+            _int_range(self.model, n) if k == "int" else None for n, k in zip(self.keys, self.key_kinds)
+        )
         # fields written to the model besides owner and key, in schema order
         self.fields: tuple[str, ...] = tuple(n for n in self.struct_fields if n not in self.keys)
         self.staged_defaults = _callable_defaults(self.model, {self.owner_field, *self.keys, *self.fields})
@@ -166,8 +168,9 @@ class Target:
             low, high = self.key_ranges[0]
             return lambda value: type(value) is int and low <= value <= high
         limit = getattr(self.model._meta.get_field(name), "max_length", None) or float("inf")
-        return lambda value: (type(value) is str and 0 < len(value) <= limit and not value.isspace()
-                              and "\x00" not in value)
+        return lambda value: (
+            type(value) is str and 0 < len(value) <= limit and not value.isspace() and "\x00" not in value
+        )
 
     def key_fits(self, key) -> bool:
         """Whether the key can be stored in the model's key columns (a string within max_length,
@@ -223,8 +226,11 @@ def _checking(schema: type[msgspec.Struct], checks: dict) -> type[msgspec.Struct
         return schema
     own = getattr(schema, "__post_init__", None)
     names = list(checks)
-    namespace = {"own": own, **{f"check_{i}": checks[name] for i, name in enumerate(names)},
-                 **{f"name_{i}": name for i, name in enumerate(names)}}
+    namespace = {
+        "own": own,
+        **{f"check_{i}": checks[name] for i, name in enumerate(names)},
+        **{f"name_{i}": name for i, name in enumerate(names)},
+    }
     lines = ["def __post_init__(self):", *(["    own(self)"] if own else [])]
     for i, name in enumerate(names):
         if name.isidentifier() and not keyword.iskeyword(name):
@@ -232,16 +238,26 @@ def _checking(schema: type[msgspec.Struct], checks: dict) -> type[msgspec.Struct
         else:  # a field name no attribute syntax can spell
             lines.append(f"    setattr(self, name_{i}, check_{i}(getattr(self, name_{i})))")
     exec("\n".join(lines), namespace)
-    return msgspec.defstruct(schema.__name__, [], bases=(schema,), module=schema.__module__,
-                             namespace={"__post_init__": namespace["__post_init__"]})
+    return msgspec.defstruct(
+        schema.__name__,
+        [],
+        bases=(schema,),
+        module=schema.__module__,
+        namespace={"__post_init__": namespace["__post_init__"]},
+    )
 
 
 def _callable_defaults(model, synced: set) -> tuple[str, ...]:
     """The model's columns outside the schema whose `default` is a callable (uuid4, now, dict...):
     the engine stages a value per record for them, used when the row is inserted."""
     return tuple(
-        f.name for f in model._meta.concrete_fields
-        if f.name not in synced and not f.primary_key and not f.generated and f.has_default() and callable(f.default)
+        f.name
+        for f in model._meta.concrete_fields
+        if f.name not in synced
+        and not f.primary_key
+        and not f.generated
+        and f.has_default()
+        and callable(f.default)
         and getattr(f, "db_default", NOT_PROVIDED) is NOT_PROVIDED
         and not (getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False))
     )
@@ -295,10 +311,14 @@ def _json_part(value):
 
 
 def _kind(value) -> str:
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array",
-            dict: "an object"}.get(
-        type(value), type(value).__name__
-    )
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
 
 
 def _is_container(tp) -> bool:
@@ -410,47 +430,73 @@ def target_problems(target: Target) -> list[str]:
 
     owner = field(target.owner_field)
     if owner is None or not owner.many_to_one or owner.related_model is not Customer:
-        problems.append(f"owner_field {target.owner_field!r} must be a ForeignKey of {label} to integrations.Customer "
-                        "(every sync is scoped to one customer's rows); fix: add that foreign key or name it in owner_field")
+        problems.append(
+            f"owner_field {target.owner_field!r} must be a ForeignKey of {label} to integrations.Customer "
+            "(every sync is scoped to one customer's rows); fix: add that foreign key or name it in owner_field"
+        )
     for name in target.struct_fields:
         f = field(name)
         if name.startswith(IGNORED_COLUMN_PREFIX):
-            problems.append(f"schema field {name!r}: names starting with error_ are the errors CSV's own columns, "
-                            "which every upload ignores; fix: rename it")
+            problems.append(
+                f"schema field {name!r}: names starting with error_ are the errors CSV's own columns, "
+                "which every upload ignores; fix: rename it"
+            )
         if f is None or not f.concrete:
-            problems.append(f"schema field {name!r} is not a field of {label}; fix: rename it to a model field "
-                            "(customers' own names belong in an integration's field map)")
+            problems.append(
+                f"schema field {name!r} is not a field of {label}; fix: rename it to a model field "
+                "(customers' own names belong in an integration's field map)"
+            )
         elif f.is_relation and name not in target.references:
-            problems.append(f"schema field {name!r} is a foreign key of {label}; fix: declare it in "
-                            f"references = {{{name!r}: '<the target of {f.related_model._meta.label}>'}}")
+            problems.append(
+                f"schema field {name!r} is a foreign key of {label}; fix: declare it in "
+                f"references = {{{name!r}: '<the target of {f.related_model._meta.label}>'}}"
+            )
     if owner is not None and not _unique_per_owner(target.model, {target.owner_field, *target.keys}):
         fields = [target.owner_field, *target.keys]
-        problems.append(f"the key {'/'.join(target.keys)} is not unique per owner in {label}; fix: add "
-                        f"models.UniqueConstraint(fields={fields!r}, name=...) to its Meta.constraints")
+        problems.append(
+            f"the key {'/'.join(target.keys)} is not unique per owner in {label}; fix: add "
+            f"models.UniqueConstraint(fields={fields!r}, name=...) to its Meta.constraints"
+        )
     for name, target_name in target.references.items():
         if target_name not in _registry:
-            problems.append(f"reference {name!r} names the unknown target {target_name!r}; fix: register it "
-                            f"(registered: {', '.join(sorted(_registry))})")
+            problems.append(
+                f"reference {name!r} names the unknown target {target_name!r}; fix: register it "
+                f"(registered: {', '.join(sorted(_registry))})"
+            )
             continue
         ref, f = _registry[target_name], field(name)
         if name not in target.struct_fields:
             problems.append(f"reference {name!r} is not a field of the schema; fix: add `{name}: <key type> | None`")
         if f is None or not f.many_to_one:
-            problems.append(f"reference {name!r} must be a ForeignKey of {label}; fix: make it one, to {ref.model._meta.label}")
+            problems.append(
+                f"reference {name!r} must be a ForeignKey of {label}; fix: make it one, to {ref.model._meta.label}"
+            )
         elif f.related_model is not ref.model:
-            problems.append(f"reference {name!r} points to {f.related_model._meta.label}, but {target_name} syncs "
-                            f"{ref.model._meta.label}; fix: reference the target of {f.related_model._meta.label}")
+            problems.append(
+                f"reference {name!r} points to {f.related_model._meta.label}, but {target_name} syncs "
+                f"{ref.model._meta.label}; fix: reference the target of {f.related_model._meta.label}"
+            )
         if ref.composite:
-            problems.append(f"reference {name!r}: {target_name} has a composite key; only single-key targets can be referenced")
+            problems.append(
+                f"reference {name!r}: {target_name} has a composite key; only single-key targets can be referenced"
+            )
     if target.touch_field and field(target.touch_field) is None:
         problems.append(f"touch_field {target.touch_field!r} is not a field of {label}")
     synced = {target.owner_field, *target.keys, *target.fields, target.touch_field}
     for f in meta.concrete_fields:
-        if (f.name not in synced and not f.primary_key and not f.null and not f.has_default() and not f.generated
-                and getattr(f, "db_default", NOT_PROVIDED) is NOT_PROVIDED
-                and not (getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False))):
-            problems.append(f"column {f.name!r} of {label} is not in the schema, not nullable and has no default, "
-                            "so no row could be inserted; fix: add it to the schema, or give it a default or db_default")
+        if (
+            f.name not in synced
+            and not f.primary_key
+            and not f.null
+            and not f.has_default()
+            and not f.generated
+            and getattr(f, "db_default", NOT_PROVIDED) is NOT_PROVIDED
+            and not (getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False))
+        ):
+            problems.append(
+                f"column {f.name!r} of {label} is not in the schema, not nullable and has no default, "
+                "so no row could be inserted; fix: add it to the schema, or give it a default or db_default"
+            )
     return problems
 
 
@@ -468,5 +514,6 @@ def check_targets(app_configs=None, **kwargs):
     """Every registered target against its model: an error at startup, never in a worker."""
     return [
         checks.Error(f"sync target {target.name}: {problem}", obj=type(target), id="integrations.E101")
-        for target in _registry.values() for problem in target_problems(target)
+        for target in _registry.values()
+        for problem in target_problems(target)
     ]

@@ -10,8 +10,11 @@ from . import logcontext, notify, services, webhooks
 def _run_context(run_id) -> dict:
     from .models import SyncRun
 
-    row = (SyncRun.objects.filter(pk=run_id)
-           .values_list("integration__slug", "integration__customer__slug").first()) if run_id else None
+    row = (
+        (SyncRun.objects.filter(pk=run_id).values_list("integration__slug", "integration__customer__slug").first())
+        if run_id
+        else None
+    )
     return {"run_id": run_id, "integration": row[0], "customer": row[1]} if row else {"run_id": run_id}
 
 
@@ -40,12 +43,12 @@ def validate_batch(batch_id):
     from .models import SyncBatch
 
     # the batch's run and its names in the one query that was needed for run_id anyway
-    run_id, seq, integration, customer = (
-        SyncBatch.objects.filter(pk=batch_id)
-        .values_list("run_id", "seq", "run__integration__slug", "run__integration__customer__slug").first()
-        or (None, None, None, None))
-    with logcontext.task_scope(task="validate_batch", run_id=run_id, batch_seq=seq, integration=integration,
-                               customer=customer):
+    run_id, seq, integration, customer = SyncBatch.objects.filter(pk=batch_id).values_list(
+        "run_id", "seq", "run__integration__slug", "run__integration__customer__slug"
+    ).first() or (None, None, None, None)
+    with logcontext.task_scope(
+        task="validate_batch", run_id=run_id, batch_seq=seq, integration=integration, customer=customer
+    ):
         try:
             _reported(services.batch_validate, batch_id=int(batch_id))
         except Exception as exc:

@@ -65,6 +65,7 @@ class Refused(Exception):
 
 # --- events ---------------------------------------------------------------------------------
 
+
 def webhook_id_for(run_id, event: str) -> str:
     """Stable for one event of one run, so a task delivered twice creates one delivery."""
     return "msg_" + hashlib.sha256(f"{run_id}|{event}".encode()).hexdigest()[:32]
@@ -89,8 +90,14 @@ def delivery_create(*, run: SyncRun, status: str) -> tuple[WebhookDelivery | Non
     try:
         with transaction.atomic():
             delivery = WebhookDelivery.objects.create(
-                run=run, event=event, webhook_id=webhook_id, event_timestamp=happened, url=integration.webhook_url,
-                payload=payload, status=Status.PENDING, next_attempt_at=timezone.now(),
+                run=run,
+                event=event,
+                webhook_id=webhook_id,
+                event_timestamp=happened,
+                url=integration.webhook_url,
+                payload=payload,
+                status=Status.PENDING,
+                next_attempt_at=timezone.now(),
             )
     except IntegrityError:  # the same event recorded by a concurrent task
         return WebhookDelivery.objects.get(webhook_id=webhook_id), False
@@ -112,12 +119,16 @@ def sign_headers(*, secret: str, webhook_id: str, body: str, at: datetime) -> di
 
 # --- sending --------------------------------------------------------------------------------
 
+
 def deliver_due(*, now: datetime | None = None, limit: int = DUE_BATCH) -> int:
     """Send every pending delivery whose next try is due; returns how many tries were made."""
     started = time.monotonic()
     now = now or timezone.now()
-    due = list(WebhookDelivery.objects.filter(status=Status.PENDING, next_attempt_at__lte=now)
-               .order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
+    due = list(
+        WebhookDelivery.objects.filter(status=Status.PENDING, next_attempt_at__lte=now)
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
     sent = 0
     for pk in due:
         if time.monotonic() - started > DUE_BUDGET_SECONDS:
@@ -145,13 +156,23 @@ def attempt(*, delivery_id) -> WebhookAttempt | None:
         with deadline:
             check_url(url)
             body = body_of(delivery)
-            headers = {"content-type": "application/json", "user-agent": USER_AGENT,
-                       **sign_headers(secret=integration.webhook_secret, webhook_id=delivery.webhook_id, body=body,
-                                      at=started_at)}
+            headers = {
+                "content-type": "application/json",
+                "user-agent": USER_AGENT,
+                **sign_headers(
+                    secret=integration.webhook_secret, webhook_id=delivery.webhook_id, body=body, at=started_at
+                ),
+            }
             with _session(url) as session:
                 # stream: only the status and headers matter; a huge body is never read into memory
-                response = session.post(url, data=body.encode(), headers=headers, timeout=conf.WEBHOOK_TIMEOUT,
-                                        allow_redirects=False, stream=True)
+                response = session.post(
+                    url,
+                    data=body.encode(),
+                    headers=headers,
+                    timeout=conf.WEBHOOK_TIMEOUT,
+                    allow_redirects=False,
+                    stream=True,
+                )
                 status_code = response.status_code
                 response.close()
         if not 200 <= status_code < 300:
@@ -171,26 +192,48 @@ def attempt(*, delivery_id) -> WebhookAttempt | None:
     except Exception as exc:  # a bad secret, say: record it and try again later (staff may fix it)
         error = f"{type(exc).__name__}: {exc}"[:1000]
     duration_ms = int((time.monotonic() - clock) * 1000)
-    return _record(delivery, number=number, url=url, started_at=started_at, duration_ms=duration_ms,
-                   status_code=status_code, error=error, retry_after=retry_after, permanent=permanent)
+    return _record(
+        delivery,
+        number=number,
+        url=url,
+        started_at=started_at,
+        duration_ms=duration_ms,
+        status_code=status_code,
+        error=error,
+        retry_after=retry_after,
+        permanent=permanent,
+    )
 
 
 def _claim(delivery_id) -> WebhookDelivery | None:
     now = timezone.now()
-    delivery = WebhookDelivery.objects.select_related("run__integration").filter(
-        pk=delivery_id, status=Status.PENDING, next_attempt_at__lte=now).first()
+    delivery = (
+        WebhookDelivery.objects.select_related("run__integration")
+        .filter(pk=delivery_id, status=Status.PENDING, next_attempt_at__lte=now)
+        .first()
+    )
     if delivery is None:
         return None
     # a lease: if this worker dies mid-request, the delivery is due again after it
     lease = now + timedelta(seconds=conf.WEBHOOK_TIMEOUT + 120)
     claimed = WebhookDelivery.objects.filter(
-        pk=delivery.pk, status=Status.PENDING, attempts=delivery.attempts,
-        next_attempt_at=delivery.next_attempt_at).update(next_attempt_at=lease)
+        pk=delivery.pk, status=Status.PENDING, attempts=delivery.attempts, next_attempt_at=delivery.next_attempt_at
+    ).update(next_attempt_at=lease)
     return delivery if claimed == 1 else None
 
 
-def _record(delivery: WebhookDelivery, *, number: int, url: str, started_at, duration_ms: int, status_code,
-            error: str, retry_after: int | None, permanent: bool) -> WebhookAttempt:
+def _record(
+    delivery: WebhookDelivery,
+    *,
+    number: int,
+    url: str,
+    started_at,
+    duration_ms: int,
+    status_code,
+    error: str,
+    retry_after: int | None,
+    permanent: bool,
+) -> WebhookAttempt:
     delivered = status_code is not None and 200 <= status_code < 300
     next_at = None
     if not delivered and not permanent and number < MAX_ATTEMPTS:
@@ -207,12 +250,21 @@ def _record(delivery: WebhookDelivery, *, number: int, url: str, started_at, dur
     else:
         status = Status.PENDING
     attempt_row = WebhookAttempt.objects.create(
-        delivery=delivery, number=number, started_at=started_at, duration_ms=duration_ms,
-        status_code=status_code, error=error, next_attempt_at=next_at,
+        delivery=delivery,
+        number=number,
+        started_at=started_at,
+        duration_ms=duration_ms,
+        status_code=status_code,
+        error=error,
+        next_attempt_at=next_at,
     )
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
-        status=status, attempts=number, next_attempt_at=next_at, last_status_code=status_code,
-        last_error=error, url=url or delivery.url,
+        status=status,
+        attempts=number,
+        next_attempt_at=next_at,
+        last_status_code=status_code,
+        last_error=error,
+        url=url or delivery.url,
     )
     if not delivered:
         log.info("webhook %s try %d to %s failed: %s", delivery.webhook_id, number, url, error)
@@ -221,6 +273,7 @@ def _record(delivery: WebhookDelivery, *, number: int, url: str, started_at, dur
 
 
 # --- rules ----------------------------------------------------------------------------------
+
 
 def check_url(url: str) -> None:
     """Refuse what a webhook may not call: other schemes, and hosts any of whose addresses is
@@ -238,8 +291,10 @@ def check_url(url: str) -> None:
     for info in infos:
         address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
         if not is_public(address):
-            raise Refused(f"refused: {parts.hostname} resolves to the non-public address {address} "
-                          "(INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE is off)")
+            raise Refused(
+                f"refused: {parts.hostname} resolves to the non-public address {address} "
+                "(INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE is off)"
+            )
 
 
 class Deadline:
@@ -333,10 +388,14 @@ def _pool(base, connection_cls):
     return type(f"{connection_cls.__name__}Pool", (base,), {"ConnectionCls": connection_cls})
 
 
-_WATCHED_POOLS = {"http": _pool(urllib3.HTTPConnectionPool, _WatchedHTTPConnection),
-                  "https": _pool(urllib3.HTTPSConnectionPool, _WatchedHTTPSConnection)}
-_GUARDED_POOLS = {"http": _pool(urllib3.HTTPConnectionPool, _GuardedHTTPConnection),
-                  "https": _pool(urllib3.HTTPSConnectionPool, _GuardedHTTPSConnection)}
+_WATCHED_POOLS = {
+    "http": _pool(urllib3.HTTPConnectionPool, _WatchedHTTPConnection),
+    "https": _pool(urllib3.HTTPSConnectionPool, _WatchedHTTPSConnection),
+}
+_GUARDED_POOLS = {
+    "http": _pool(urllib3.HTTPConnectionPool, _GuardedHTTPConnection),
+    "https": _pool(urllib3.HTTPSConnectionPool, _GuardedHTTPSConnection),
+}
 
 
 class _DeliveryAdapter(requests.adapters.HTTPAdapter):
@@ -361,8 +420,9 @@ def _check_peer(sock, host) -> None:
     address = ipaddress.ip_address(sock.getpeername()[0].split("%", 1)[0])
     if not is_public(address):
         sock.close()
-        raise Refused(f"refused: {host} connected to the non-public address {address} "
-                      "(INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE is off)")
+        raise Refused(
+            f"refused: {host} connected to the non-public address {address} (INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE is off)"
+        )
 
 
 def _session(url: str) -> requests.Session:
@@ -400,8 +460,15 @@ def is_public(address) -> bool:
 
 
 def _plainly_public(address) -> bool:
-    return not (address.is_private or address.is_loopback or address.is_link_local or address.is_multicast
-                or address.is_reserved or address.is_unspecified or not address.is_global)
+    return not (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+        or not address.is_global
+    )
 
 
 def parse_retry_after(value: str | None, *, now: datetime) -> int | None:

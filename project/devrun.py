@@ -22,7 +22,9 @@ GRACE_SECONDS = 20  # a worker finishing its batch; then SIGKILL
 
 
 def commands(python: str, host: str, port: str) -> list[tuple[str, list[str], dict]]:
-    cluster = {"INTEGRATIONS_WEBHOOK_CLUSTER": os.environ.get("INTEGRATIONS_WEBHOOK_CLUSTER") or "integrations-webhooks"}
+    cluster = {
+        "INTEGRATIONS_WEBHOOK_CLUSTER": os.environ.get("INTEGRATIONS_WEBHOOK_CLUSTER") or "integrations-webhooks"
+    }
     return [
         ("worker", [python, "manage.py", "qcluster"], cluster),
         ("webhooks", [python, "manage.py", "qcluster"], {**cluster, "Q_QUEUE": "webhooks"}),

@@ -121,8 +121,10 @@ else:
 INTEGRATIONS_WEBHOOK_CLUSTER = env("INTEGRATIONS_WEBHOOK_CLUSTER", default="")
 if env("Q_QUEUE", default="runs") == "webhooks":
     if not INTEGRATIONS_WEBHOOK_CLUSTER:
-        raise ImproperlyConfigured("Q_QUEUE=webhooks starts the webhook cluster: set INTEGRATIONS_WEBHOOK_CLUSTER "
-                                   "(the same value for every process), e.g. integrations-webhooks")
+        raise ImproperlyConfigured(
+            "Q_QUEUE=webhooks starts the webhook cluster: set INTEGRATIONS_WEBHOOK_CLUSTER "
+            "(the same value for every process), e.g. integrations-webhooks"
+        )
     Q_CLUSTER.update(
         cluster_name=INTEGRATIONS_WEBHOOK_CLUSTER,  # the queue it consumes; `name` (the signing salt) stays
         workers=env.int("Q_WEBHOOK_WORKERS", default=2),
@@ -156,9 +158,7 @@ else:
 STORAGES = {
     "default": _default_storage,
     "staticfiles": {
-        "BACKEND": env(
-            "STATICFILES_BACKEND", default="django.contrib.staticfiles.storage.StaticFilesStorage"
-        )
+        "BACKEND": env("STATICFILES_BACKEND", default="django.contrib.staticfiles.storage.StaticFilesStorage")
     },
 }
 
@@ -209,13 +209,18 @@ LOGGING = {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(task)s %(run_id)s "
-                   "%(integration)s %(customer)s %(batch_seq)s",
+            "%(integration)s %(customer)s %(batch_seq)s",
             "datefmt": "%Y-%m-%dT%H:%M:%S%z",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["context"],
-                             **({"formatter": "json"} if LOG_FORMAT == "json" else {})}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["context"],
+            **({"formatter": "json"} if LOG_FORMAT == "json" else {}),
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="WARNING")},
     "loggers": {"integrations": {"level": env("LOG_LEVEL", default="INFO")}},
 }

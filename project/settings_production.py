@@ -18,8 +18,10 @@ if not env("EMAIL_URL", default=""):  # no mail files piling up on a server: to 
 
 SECRET_KEY = env("SECRET_KEY", default="")
 if len(SECRET_KEY) < 50 or SECRET_KEY.startswith(("insecure", "django-insecure", "change-me")):
-    raise ImproperlyConfigured("SECRET_KEY must be set to a random value of at least 50 characters "
-                               "(python -c 'import secrets; print(secrets.token_urlsafe(64))')")
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set to a random value of at least 50 characters "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(64))')"
+    )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must name the host names the service answers to")
@@ -30,8 +32,10 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # a connection broken by a database restart is replaced
 
 if CACHES["default"]["BACKEND"].endswith("LocMemCache"):
-    raise ImproperlyConfigured("set REDIS_URL (or CACHE_URL, e.g. dbcache://integrations_cache after "
-                               "`manage.py createcachetable`): every web process must count the same throttle")
+    raise ImproperlyConfigured(
+        "set REDIS_URL (or CACHE_URL, e.g. dbcache://integrations_cache after "
+        "`manage.py createcachetable`): every web process must count the same throttle"
+    )
 
 # --- the broker: Redis (REDIS_URL), the ORM (default) or SQS (Q_BROKER=sqs) ------------------------
 if env("Q_BROKER", default="") == "sqs":

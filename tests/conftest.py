@@ -29,8 +29,9 @@ def _isolated_storage(tmp_path, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     # a cache of its own per test: throttle counts (per key, per client address) never carry over,
     # and a shared Redis is never touched
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                   "LOCATION": f"tests-{uuid.uuid4().hex}"}}
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": f"tests-{uuid.uuid4().hex}"}
+    }
 
 
 @pytest.fixture
@@ -78,13 +79,24 @@ def other_api(other_customer):
 @pytest.fixture
 def manage(transactional_db, tmp_path):
     """`manage(*args, check=status)`: manage.py as a user runs it, a subprocess on the test database."""
-    env = {**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": str(tmp_path / "media"),
-           "INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE": "true", "EMAIL_URL": "dummymail://"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "MEDIA_ROOT": str(tmp_path / "media"),
+        "INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE": "true",
+        "EMAIL_URL": "dummymail://",
+    }
     env.pop("REDIS_URL", None)
 
     def run(*args, check=None):
-        proc = subprocess.run([sys.executable, "manage.py", *args], cwd=Path(django_settings.BASE_DIR), env=env,
-                              capture_output=True, text=True, timeout=180)
+        proc = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=Path(django_settings.BASE_DIR),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert "Traceback" not in proc.stderr, proc.stderr
         if check is not None:
             assert proc.returncode == check, (proc.returncode, proc.stdout, proc.stderr)

@@ -41,7 +41,10 @@ def test_an_empty_input_is_one_empty_batch():
 def test_deletes_ride_along_and_may_need_batches_of_their_own():
     keys = [f"K{i}" for i in range(250)]
     assert shape(client().iter_batches(records(120), batch_size=100, deletes=keys)) == [
-        (1, 100, 100), (2, 20, 100), (3, 0, 50)]
+        (1, 100, 100),
+        (2, 20, 100),
+        (3, 0, 50),
+    ]
 
 
 def test_batches_close_early_by_size():
@@ -70,8 +73,11 @@ def test_an_unparseable_record_travels_in_a_json_batch_of_its_own_start():
     batches = list(client().iter_batches(iter(rows), batch_size=5))
     # protobuf up to the bad line; a JSON batch starts with it (and may carry more); then protobuf again
     assert [(b.seq, b.content_type, b.records) for b in batches] == [
-        (1, "application/x-protobuf", 3), (2, "application/json", 5), (3, "application/json", 5),
-        (4, "application/x-protobuf", 1)]
+        (1, "application/x-protobuf", 3),
+        (2, "application/json", 5),
+        (3, "application/json", 5),
+        (4, "application/x-protobuf", 1),
+    ]
     sent = json.loads(gzip.decompress(batches[1].body))["records"]
     assert sent[0] == "{oops" and sent[1]["sku"] == "S0"  # a JSON string where a record belongs: a parse_error
     assert json.loads(gzip.decompress(batches[2].body))["records"][0] == "x"

@@ -8,8 +8,15 @@ import pytest
 from integrations_client.encoding import BatchEncoder, decode_protobuf, encode_batch
 
 RECORDS = [
-    {"sku": "A", "name": "Chair", "price": Decimal("49.90"), "currency": "EUR", "quantity": 3, "active": True,
-     "attributes": {"color": "red", "sizes": [1, 2.5, None], "empty": {}}},
+    {
+        "sku": "A",
+        "name": "Chair",
+        "price": Decimal("49.90"),
+        "currency": "EUR",
+        "quantity": 3,
+        "active": True,
+        "attributes": {"color": "red", "sizes": [1, 2.5, None], "empty": {}},
+    },
     {"sku": "B", "price": 9.99, "big": 2**70, "none": None},
     {"name": "no key", "active": False},
     {},

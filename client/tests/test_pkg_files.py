@@ -14,22 +14,32 @@ def items(text, chunk_size=3):
 @pytest.mark.parametrize("chunk_size", [1, 2, 3, 7, 1 << 16])
 def test_json_array_split_at_any_chunk_boundary(chunk_size):
     text = ' [ {"sku": "A", "price": 9.99, "q": 12345}, {"s": "a, ] b"} ,\n 123456, "x", [1, [2]], null, true ] \n'
-    assert items(text, chunk_size) == [{"sku": "A", "price": 9.99, "q": 12345}, {"s": "a, ] b"}, 123456, "x",
-                                       [1, [2]], None, True]
+    assert items(text, chunk_size) == [
+        {"sku": "A", "price": 9.99, "q": 12345},
+        {"s": "a, ] b"},
+        123456,
+        "x",
+        [1, [2]],
+        None,
+        True,
+    ]
 
 
 def test_empty_array():
     assert items("[]") == [] and items("  [ \n ] ") == []
 
 
-@pytest.mark.parametrize("text,message", [
-    ("", r"does not start with \["),
-    ('{"a": 1}', r"does not start with \["),
-    ('[{"a": 1} {"b": 2}]', "expected , or ]"),
-    ('[{"a": 1},', "item 1 of the array is not valid JSON"),
-    ('[{"a": 1]', "item 0 of the array is not valid JSON"),
-    ('[1] [2]', "goes on after the end"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("", r"does not start with \["),
+        ('{"a": 1}', r"does not start with \["),
+        ('[{"a": 1} {"b": 2}]', "expected , or ]"),
+        ('[{"a": 1},', "item 1 of the array is not valid JSON"),
+        ('[{"a": 1]', "item 0 of the array is not valid JSON"),
+        ("[1] [2]", "goes on after the end"),
+    ],
+)
 def test_json_array_errors(text, message):
     with pytest.raises(FileFormatError, match=message):
         items(text)

@@ -15,7 +15,8 @@ def test_body_parses_as_multipart_and_rewinds():
     raw = b"".join(chunks)
     assert len(raw) == len(body)
     message = email.parser.BytesParser().parsebytes(
-        f"Content-Type: {body.headers['Content-Type']}\r\n\r\n".encode() + raw)
+        f"Content-Type: {body.headers['Content-Type']}\r\n\r\n".encode() + raw
+    )
     parts = {p.get_param("name", header="content-disposition"): p for p in message.get_payload()}
     assert parts["format"].get_payload() == "csv"
     assert parts["file"].get_filename() == "products.csv"

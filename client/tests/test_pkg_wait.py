@@ -25,13 +25,21 @@ class FakeSession:
         response.headers["Content-Type"] = "application/json"
         if params and "wait" in params and self.refuse_wait:
             response.status_code = 400
-            response._content = json.dumps({"error": {"code": "invalid", "message": "wait: Unknown field.",
-                                                      "details": {"wait": ["Unknown field."]}}}).encode()
+            response._content = json.dumps(
+                {
+                    "error": {
+                        "code": "invalid",
+                        "message": "wait: Unknown field.",
+                        "details": {"wait": ["Unknown field."]},
+                    }
+                }
+            ).encode()
             return response
         status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
         response.status_code = 200
-        response._content = json.dumps({"id": "r1", "status": status, "counts": {},
-                                        "progress": {"batches_total": 1, "batches_done": 0}}).encode()
+        response._content = json.dumps(
+            {"id": "r1", "status": status, "counts": {}, "progress": {"batches_total": 1, "batches_done": 0}}
+        ).encode()
         return response
 
     def close(self):

@@ -10,8 +10,9 @@ from .common import REVIEWERS_GROUP, ensure_reviewer_group
 
 __all__ = ["REVIEWERS_GROUP", "ensure_reviewer_group"]
 
-post_migrate.connect(ensure_reviewer_group, sender=apps.get_app_config("integrations"),
-                     dispatch_uid="integrations_reviewer_group")
+post_migrate.connect(
+    ensure_reviewer_group, sender=apps.get_app_config("integrations"), dispatch_uid="integrations_reviewer_group"
+)
 
 # The library's own concrete APIKey model is unused (our ApiKey belongs to a customer): hide it.
 try:

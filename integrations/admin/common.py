@@ -36,6 +36,7 @@ ADMIN_CSS = {"all": ("integrations/admin.css",)}
 REVIEW_PERMISSION = "review_syncrun"  # declared in SyncRun.Meta.permissions
 REVIEW_PERM = f"integrations.{REVIEW_PERMISSION}"
 
+
 def render_field(name: str, **context):
     """The HTML of a column or a read-only field, drawn by its template
     (integrations/admin/fields/<name>.html): the code picks the values, the template the markup,
@@ -150,7 +151,9 @@ class IntegrationListFilter(admin.RelatedFieldListFilter):
     """By integration, labelled customer/slug in one query (the stock filter asks per integration)."""
 
     def field_choices(self, field, request, model_admin):
-        return [(i.pk, str(i)) for i in Integration.objects.select_related("customer").order_by("customer__slug", "slug")]
+        return [
+            (i.pk, str(i)) for i in Integration.objects.select_related("customer").order_by("customer__slug", "slug")
+        ]
 
 
 # --- permissions ------------------------------------------------------------------------------
@@ -177,6 +180,7 @@ def can_review(request) -> bool:
 
 
 # --- forms that save through the services ----------------------------------------------------
+
 
 class ServiceCheckedForm(forms.ModelForm):
     """A model form whose instance, once the fields are clean, passes the service's own checks

@@ -73,7 +73,7 @@ class IntegrationInline(admin.TabularInline):
 
 
 def key_state(key):
-    """"active" (green) or "revoked" (red): the stock boolean icon of `revoked` shows a red cross
+    """ "active" (green) or "revoked" (red): the stock boolean icon of `revoked` shows a red cross
     for a key that works, which reads as the opposite."""
     if not key.pk:
         return ""
@@ -140,9 +140,16 @@ class CustomerAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         """Through the service the commands use: its checks ran on the form, they run again here."""
         data = form.cleaned_data
-        given = {keyword: data[field] for keyword, field in
-                 (("slug", "slug"), ("name", "name"), ("emails", "contacts"), ("is_active", "is_active"))
-                 if field in data}
+        given = {
+            keyword: data[field]
+            for keyword, field in (
+                ("slug", "slug"),
+                ("name", "name"),
+                ("emails", "contacts"),
+                ("is_active", "is_active"),
+            )
+            if field in data
+        }
         if change:
             services.customer_update(customer=obj, **given)
         else:
@@ -171,8 +178,11 @@ class CustomerAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         urls = [
-            path("<int:customer_id>/revoke-key/<str:prefix>/", self.admin_site.admin_view(self.revoke_key_view),
-                 name="integrations_customer_revoke_key"),
+            path(
+                "<int:customer_id>/revoke-key/<str:prefix>/",
+                self.admin_site.admin_view(self.revoke_key_view),
+                name="integrations_customer_revoke_key",
+            ),
         ]
         return urls + super().get_urls()
 

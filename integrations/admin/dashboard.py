@@ -16,8 +16,16 @@ from ..models import SyncRun
 Status = SyncRun.Status
 DAYS = 14
 # bottom to top in a bar: the settled outcomes first, then what is still moving
-CHART_ORDER = (Status.SUCCEEDED, Status.PARTIAL, Status.NEEDS_REVIEW, Status.FAILED, Status.CANCELLED,
-               Status.PROCESSING, Status.QUEUED, Status.RECEIVING)
+CHART_ORDER = (
+    Status.SUCCEEDED,
+    Status.PARTIAL,
+    Status.NEEDS_REVIEW,
+    Status.FAILED,
+    Status.CANCELLED,
+    Status.PROCESSING,
+    Status.QUEUED,
+    Status.RECEIVING,
+)
 
 WIDTH, HEIGHT = 760, 250
 LEFT, RIGHT, TOP, BOTTOM = 36, 10, 14, 34
@@ -29,9 +37,13 @@ def runs_by_day(now=None) -> tuple[list, dict]:
     days = [today - timedelta(days=DAYS - 1 - i) for i in range(DAYS)]
     start = timezone.make_aware(datetime.combine(days[0], time.min))
     counts: dict = {day: {} for day in days}
-    rows = (SyncRun.objects.filter(created_at__gte=start)
-            .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
-            .values("day", "status").annotate(n=Count("id")).order_by())
+    rows = (
+        SyncRun.objects.filter(created_at__gte=start)
+        .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+        .values("day", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
     for row in rows:
         if row["day"] in counts:
             counts[row["day"]][row["status"]] = row["n"]
@@ -66,27 +78,51 @@ def chart(now=None) -> dict:
                 continue
             h = plot_h * n / top
             y -= h
-            segments.append({
-                "x": round(x, 1), "y": round(y, 1), "w": round(bar_w, 1), "h": round(max(h, 0.5), 1),
-                "status": status, "n": n,
-                "url": f"{changelist}?status__exact={status}&created_at__day={day.day}"
-                       f"&created_at__month={day.month}&created_at__year={day.year}",
-            })
-        bars.append({
-            "day": day, "label": day.strftime("%d %b"), "total": totals[i], "segments": segments,
-            "label_x": round(LEFT + i * slot + slot / 2, 1), "total_y": round(y - 4, 1),
-        })
+            segments.append(
+                {
+                    "x": round(x, 1),
+                    "y": round(y, 1),
+                    "w": round(bar_w, 1),
+                    "h": round(max(h, 0.5), 1),
+                    "status": status,
+                    "n": n,
+                    "url": f"{changelist}?status__exact={status}&created_at__day={day.day}"
+                    f"&created_at__month={day.month}&created_at__year={day.year}",
+                }
+            )
+        bars.append(
+            {
+                "day": day,
+                "label": day.strftime("%d %b"),
+                "total": totals[i],
+                "segments": segments,
+                "label_x": round(LEFT + i * slot + slot / 2, 1),
+                "total_y": round(y - 4, 1),
+            }
+        )
     grid = []
     for k in range(5):
         value = top * k // 4
         grid.append({"y": round(TOP + plot_h - plot_h * k / 4, 1), "value": value})
     present = {s for d in days for s in counts[d]}
-    legend = [{"status": s, "label": s.replace("_", " ")}
-              for s in CHART_ORDER if s in present or s in (Status.SUCCEEDED, Status.FAILED)]
+    legend = [
+        {"status": s, "label": s.replace("_", " ")}
+        for s in CHART_ORDER
+        if s in present or s in (Status.SUCCEEDED, Status.FAILED)
+    ]
     return {
-        "width": WIDTH, "height": HEIGHT, "left": LEFT, "right": WIDTH - RIGHT, "bottom": TOP + plot_h,
-        "label_y": TOP + plot_h + 16, "bars": bars, "grid": grid, "legend": legend, "total": sum(totals),
-        "first": days[0], "last": days[-1],
+        "width": WIDTH,
+        "height": HEIGHT,
+        "left": LEFT,
+        "right": WIDTH - RIGHT,
+        "bottom": TOP + plot_h,
+        "label_y": TOP + plot_h + 16,
+        "bars": bars,
+        "grid": grid,
+        "legend": legend,
+        "total": sum(totals),
+        "first": days[0],
+        "last": days[-1],
     }
 
 

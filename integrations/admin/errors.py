@@ -32,8 +32,9 @@ class RunFilter(admin.SimpleListFilter):
                 choices.append((value, f"{str(uuid.UUID(value))[:8]} (selected)"))
             except ValueError:
                 pass
-        recent = (SyncRun.objects.filter(failed__gt=0).select_related("integration__customer")
-                  .order_by("-created_at")[:10])
+        recent = (
+            SyncRun.objects.filter(failed__gt=0).select_related("integration__customer").order_by("-created_at")[:10]
+        )
         for run in recent:
             if str(run.pk) != value:
                 choices.append((str(run.pk), f"{str(run.pk)[:8]} {run.integration} ({run.failed})"))
@@ -60,8 +61,11 @@ class ChangeRunFilter(RunFilter):
                 choices.append((value, f"{str(uuid.UUID(value))[:8]} (selected)"))
             except ValueError:
                 pass
-        recent = (SyncRun.objects.filter(Q(created__gt=0) | Q(updated__gt=0) | Q(deleted__gt=0))
-                  .select_related("integration__customer").order_by("-created_at")[:10])
+        recent = (
+            SyncRun.objects.filter(Q(created__gt=0) | Q(updated__gt=0) | Q(deleted__gt=0))
+            .select_related("integration__customer")
+            .order_by("-created_at")[:10]
+        )
         choices += [(str(r.pk), f"{str(r.pk)[:8]} {r.integration}") for r in recent if str(r.pk) != value]
         return choices
 
@@ -130,8 +134,7 @@ class RecordErrorAdmin(ReadOnlyAdmin):
     @admin.display(description="run", ordering="run__created_at")
     def run_link(self, error):
         url = reverse("admin:integrations_syncrun_change", args=[error.run_id])
-        return format_html('<a href="{}" title="{}" class="run-id">{}</a>',
-                           url, error.run_id, str(error.run_id)[:8])
+        return format_html('<a href="{}" title="{}" class="run-id">{}</a>', url, error.run_id, str(error.run_id)[:8])
 
     @admin.display(description="integration", ordering="run__integration__slug")
     def integration(self, error):
@@ -141,8 +144,10 @@ class RecordErrorAdmin(ReadOnlyAdmin):
     def fields_json(self, error):
         if not error.fields:
             return "–"
-        return render_field("error_fields", fields=[
-            (name, "; ".join(msgs) if isinstance(msgs, list) else msgs) for name, msgs in error.fields.items()])
+        return render_field(
+            "error_fields",
+            fields=[(name, "; ".join(msgs) if isinstance(msgs, list) else msgs) for name, msgs in error.fields.items()],
+        )
 
     @admin.display(description="raw record")
     def raw_record(self, error):
@@ -163,8 +168,20 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_filter = ("status", "event", ("run__integration", IntegrationListFilter))
     search_fields = ("webhook_id", "url")
     list_select_related = ("run__integration",)
-    fields = ("run_link", "event", "delivery_status", "webhook_id", "event_timestamp", "url", "attempts",
-              "last_status_code", "last_error", "next_attempt_at", "created_at", "payload_json")
+    fields = (
+        "run_link",
+        "event",
+        "delivery_status",
+        "webhook_id",
+        "event_timestamp",
+        "url",
+        "attempts",
+        "last_status_code",
+        "last_error",
+        "next_attempt_at",
+        "created_at",
+        "payload_json",
+    )
     readonly_fields = fields
     inlines = [AttemptInline]
 

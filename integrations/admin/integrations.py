@@ -31,34 +31,60 @@ def _adapter_choices():
 
 class IntegrationForm(ServiceCheckedForm):
     target = forms.ChoiceField(choices=_target_choices, help_text="A registered sync target")
-    adapter = forms.ChoiceField(choices=_adapter_choices, required=False,
-                                help_text="Customer-specific logic applied to each record before validation")
+    adapter = forms.ChoiceField(
+        choices=_adapter_choices,
+        required=False,
+        help_text="Customer-specific logic applied to each record before validation",
+    )
     field_map = forms.JSONField(
-        required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 60, "class": "vLargeTextField"}),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60, "class": "vLargeTextField"}),
         help_text='JSON object: customer field -> target field, or null to drop it, e.g. {"Title": "name", "Legacy": null}',
     )
     contacts = EmailListField(required=False, help_text="One e-mail per line; empty: the customer's contacts")
     # both limits read as percent here (the model keeps the error rate as a fraction, as the API
     # and the commands document it): 5 beside 20, not 0.05 beside 20.0
     max_error_rate = forms.FloatField(
-        label="Max error rate (%)", min_value=0, max_value=100, initial=0,
+        label="Max error rate (%)",
+        min_value=0,
+        max_value=100,
+        initial=0,
         help_text="Percent of failed records above which the run fails (0: any failed record fails it; "
-                  "100: never). Stored as a fraction (5 % = 0.05), as the API and the commands take it.",
+        "100: never). Stored as a fraction (5 % = 0.05), as the API and the commands take it.",
     )
     max_deletes_percent = forms.FloatField(
-        label="Max deletes (%)", min_value=0, max_value=100, initial=20,
+        label="Max deletes (%)",
+        min_value=0,
+        max_value=100,
+        initial=20,
         help_text="Percent of the current rows a full sync may delete (when more than 10) before the run "
-                  "is held for a staff review.",
+        "is held for a staff review.",
     )
-    webhook_url = forms.URLField(required=False, max_length=500, assume_scheme="https",
-                                 widget=forms.URLInput(attrs={"size": 60}),
-                                 help_text="Receives a signed POST on every end state of a run")
+    webhook_url = forms.URLField(
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        widget=forms.URLInput(attrs={"size": 60}),
+        help_text="Receives a signed POST on every end state of a run",
+    )
     check = staticmethod(services.integration_check)
 
     class Meta:
         model = Integration
-        fields = ["customer", "slug", "target", "default_mode", "is_active", "field_map", "adapter",
-                  "max_error_rate", "max_deletes_percent", "webhook_url", "webhook_secret", "contacts"]
+        fields = [
+            "customer",
+            "slug",
+            "target",
+            "default_mode",
+            "is_active",
+            "field_map",
+            "adapter",
+            "max_error_rate",
+            "max_deletes_percent",
+            "webhook_url",
+            "webhook_secret",
+            "contacts",
+        ]
         widgets = {"webhook_secret": forms.TextInput(attrs={"size": 50, "autocomplete": "off"})}
 
     def __init__(self, *args, **kwargs):
@@ -83,8 +109,11 @@ class SyncFileForm(forms.Form):
         choices=[("", "by the file name"), *Format.choices],
         required=False,
     )
-    mode = forms.ChoiceField(choices=Mode.choices, widget=forms.RadioSelect,
-                             help_text="Full: rows absent from the file are deleted. Incremental: upserts only.")
+    mode = forms.ChoiceField(
+        choices=Mode.choices,
+        widget=forms.RadioSelect,
+        help_text="Full: rows absent from the file are deleted. Incremental: upserts only.",
+    )
 
 
 SECRET_STATUS = "webhook_secret_status"
@@ -113,18 +142,30 @@ class IntegrationAdmin(admin.ModelAdmin):
         if self.has_change_permission(request, obj):
             return fieldsets
         # who may only look (the reviewers) sees whether a signing secret is set, never the secret
-        return [(name, {**options, "fields": [SECRET_STATUS if f == "webhook_secret" else f for f in options["fields"]]})
-                for name, options in fieldsets]
+        return [
+            (name, {**options, "fields": [SECRET_STATUS if f == "webhook_secret" else f for f in options["fields"]]})
+            for name, options in fieldsets
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         readonly = super().get_readonly_fields(request, obj)
         return readonly if self.has_change_permission(request, obj) else (*readonly, SECRET_STATUS)
 
     # integration_create's keywords, as the form's fields
-    SETTINGS = (("customer", "customer"), ("slug", "slug"), ("target", "target"), ("mode", "default_mode"),
-                ("is_active", "is_active"), ("field_map", "field_map"), ("adapter", "adapter"),
-                ("max_error_rate", "max_error_rate"), ("max_deletes_percent", "max_deletes_percent"),
-                ("webhook_url", "webhook_url"), ("webhook_secret", "webhook_secret"), ("contacts", "contacts"))
+    SETTINGS = (
+        ("customer", "customer"),
+        ("slug", "slug"),
+        ("target", "target"),
+        ("mode", "default_mode"),
+        ("is_active", "is_active"),
+        ("field_map", "field_map"),
+        ("adapter", "adapter"),
+        ("max_error_rate", "max_error_rate"),
+        ("max_deletes_percent", "max_deletes_percent"),
+        ("webhook_url", "webhook_url"),
+        ("webhook_secret", "webhook_secret"),
+        ("contacts", "contacts"),
+    )
 
     def save_model(self, request, obj, form, change):
         """Through the service the commands use: its checks ran on the form, they run again here."""
@@ -140,8 +181,10 @@ class IntegrationAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         last = SyncRun.objects.filter(integration=OuterRef("pk"), dry_run=False).order_by("-created_at")
-        return super().get_queryset(request).annotate(
-            last_run_status=Subquery(last.values("status")[:1]), last_run_id=Subquery(last.values("pk")[:1])
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(last_run_status=Subquery(last.values("status")[:1]), last_run_id=Subquery(last.values("pk")[:1]))
         )
 
     @admin.display(description="last run", ordering="last_run_status")
@@ -158,8 +201,11 @@ class IntegrationAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         return [
-            path("<path:object_id>/sync-file/", self.admin_site.admin_view(self.sync_file_view),
-                 name="integrations_integration_sync_file"),
+            path(
+                "<path:object_id>/sync-file/",
+                self.admin_site.admin_view(self.sync_file_view),
+                name="integrations_integration_sync_file",
+            ),
         ] + super().get_urls()
 
     # --- "Sync a file" --------------------------------------------------------------------------
@@ -184,9 +230,13 @@ class IntegrationAdmin(admin.ModelAdmin):
                 dry_run = "_sync" not in request.POST
                 try:
                     run = services.upload_create(
-                        integration=integration, stream=upload, filename=upload.name,
-                        fmt=form.cleaned_data["format"] or None, mode=form.cleaned_data["mode"],
-                        dry_run=dry_run, source=SyncRun.Source.ADMIN,
+                        integration=integration,
+                        stream=upload,
+                        filename=upload.name,
+                        fmt=form.cleaned_data["format"] or None,
+                        mode=form.cleaned_data["mode"],
+                        dry_run=dry_run,
+                        source=SyncRun.Source.ADMIN,
                     )
                 except IntegrationsError as exc:
                     form.add_error("file", exc.message)
@@ -207,7 +257,8 @@ class IntegrationAdmin(admin.ModelAdmin):
             "preview_done": preview is not None and preview.is_settled,
             "preview_errors": list(run_errors(preview)[:10]) if preview is not None else [],
             "errors_url": (reverse("admin:integrations_recorderror_changelist") + f"?run={preview.pk}")
-            if preview is not None else "",
+            if preview is not None
+            else "",
             "has_view_permission": True,
         }
         return TemplateResponse(request, "integrations/admin/sync_file.html", context)

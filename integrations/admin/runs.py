@@ -48,8 +48,12 @@ def errors_url(run_id) -> str:
 
 def counts_summary(run: SyncRun):
     parts = [
-        ("received", run.received, "rcv"), ("created", run.created, "new"), ("updated", run.updated, "upd"),
-        ("unchanged", run.unchanged, "same"), ("deleted", run.deleted, "del"), ("failed", run.failed, "fail"),
+        ("received", run.received, "rcv"),
+        ("created", run.created, "new"),
+        ("updated", run.updated, "upd"),
+        ("unchanged", run.unchanged, "same"),
+        ("deleted", run.deleted, "del"),
+        ("failed", run.failed, "fail"),
     ]
     # received always; the others only when not zero, so the column stays narrow
     return render_field("counts_summary", counts=[(n, v, short) for n, v, short in parts if v or n == "received"])
@@ -71,8 +75,19 @@ class _Line:
 
 class BatchInline(ReadOnlyMixin, admin.TabularInline):
     model = SyncBatch
-    fields = ("seq", "received", "deletes", "valid", "invalid", "size", "content_type", "content_encoding",
-              "created_at", "validated_at", "payload_purged_at")
+    fields = (
+        "seq",
+        "received",
+        "deletes",
+        "valid",
+        "invalid",
+        "size",
+        "content_type",
+        "content_encoding",
+        "created_at",
+        "validated_at",
+        "payload_purged_at",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -82,8 +97,17 @@ class BatchInline(ReadOnlyMixin, admin.TabularInline):
 
 class DeliveryInline(ReadOnlyMixin, admin.TabularInline):
     model = WebhookDelivery
-    fields = ("event", "delivery_status", "url", "attempts", "last_status_code", "last_error", "next_attempt_at",
-              "attempt_log_summary", "created_at")
+    fields = (
+        "event",
+        "delivery_status",
+        "url",
+        "attempts",
+        "last_status_code",
+        "last_error",
+        "next_attempt_at",
+        "attempt_log_summary",
+        "created_at",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -102,9 +126,18 @@ class DeliveryInline(ReadOnlyMixin, admin.TabularInline):
         attempts = list(delivery.attempt_log.all())
         if not attempts:
             return "–"
-        return render_field("attempt_log", attempts=[
-            (a.number, a.started_at.strftime("%Y-%m-%d %H:%M:%S"), a.status_code or "no answer",
-             f"({a.error[:80]})" if a.error else "") for a in attempts])
+        return render_field(
+            "attempt_log",
+            attempts=[
+                (
+                    a.number,
+                    a.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    a.status_code or "no answer",
+                    f"({a.error[:80]})" if a.error else "",
+                )
+                for a in attempts
+            ],
+        )
 
 
 class RunSearchMixin:
@@ -129,10 +162,26 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
     class Media:
         css = ADMIN_CSS
 
-    list_display = ("short_id", "status_badge", "integration_link", "mode_label", "counts",
-                    "duration", "progress", "created_on")
+    list_display = (
+        "short_id",
+        "status_badge",
+        "integration_link",
+        "mode_label",
+        "counts",
+        "duration",
+        "progress",
+        "created_on",
+    )
     list_display_links = ("short_id",)
-    list_filter = ("status", "integration__customer", ("integration", IntegrationListFilter), "mode", "dry_run", "source", "created_at")
+    list_filter = (
+        "status",
+        "integration__customer",
+        ("integration", IntegrationListFilter),
+        "mode",
+        "dry_run",
+        "source",
+        "created_at",
+    )
     list_select_related = ("integration__customer",)
     list_per_page = 100
     search_fields = ("id",)
@@ -145,17 +194,65 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
         ("Counts", {"fields": ["counts_table", "progress", "message"]}),
         ("First errors", {"fields": ["first_errors"]}),
         ("Changes", {"fields": ["changes_summary", "undo_state"]}),
-        ("Timings", {"fields": ["created_at_s", "completed_at_s", "started_at_s", "finished_at_s", "duration",
-                                "waited", "heartbeat_at_s"]}),
-        ("Origin and review", {"fields": ["source", "upload_filename", "retry_of_link", "retried_as",
-                                          "reviewed_by", "reviewed_at_s", "attempts", "last_error",
-                                          "error_detail"]}),
+        (
+            "Timings",
+            {
+                "fields": [
+                    "created_at_s",
+                    "completed_at_s",
+                    "started_at_s",
+                    "finished_at_s",
+                    "duration",
+                    "waited",
+                    "heartbeat_at_s",
+                ]
+            },
+        ),
+        (
+            "Origin and review",
+            {
+                "fields": [
+                    "source",
+                    "upload_filename",
+                    "retry_of_link",
+                    "retried_as",
+                    "reviewed_by",
+                    "reviewed_at_s",
+                    "attempts",
+                    "last_error",
+                    "error_detail",
+                ]
+            },
+        ),
     ]
-    readonly_fields = ["status_badge", "integration_link", "customer", "mode_label", "source",
-                       "upload_filename", "retry_of_link", "retried_as", "counts_table", "progress", "created_at_s",
-                       "completed_at_s", "started_at_s", "finished_at_s", "duration", "waited", "heartbeat_at_s",
-                       "attempts", "message", "last_error", "error_detail", "reviewed_by", "reviewed_at_s",
-                       "first_errors", "changes_summary", "undo_state"]
+    readonly_fields = [
+        "status_badge",
+        "integration_link",
+        "customer",
+        "mode_label",
+        "source",
+        "upload_filename",
+        "retry_of_link",
+        "retried_as",
+        "counts_table",
+        "progress",
+        "created_at_s",
+        "completed_at_s",
+        "started_at_s",
+        "finished_at_s",
+        "duration",
+        "waited",
+        "heartbeat_at_s",
+        "attempts",
+        "message",
+        "last_error",
+        "error_detail",
+        "reviewed_by",
+        "reviewed_at_s",
+        "first_errors",
+        "changes_summary",
+        "undo_state",
+    ]
 
     def has_review_permission(self, request):
         return can_review(request)
@@ -163,10 +260,17 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         # the end of validation stands for the moment a reviewed run was held (see run_timings);
         # a subquery, not a join and GROUP BY: the list's count and sort stay on the runs alone
-        last_validated = (SyncBatch.objects.filter(run=OuterRef("pk"), validated_at__isnull=False)
-                          .order_by("-validated_at").values("validated_at")[:1])
-        return (super().get_queryset(request).select_related("integration__customer", "retry_of")
-                .annotate(validated_until=Subquery(last_validated)))
+        last_validated = (
+            SyncBatch.objects.filter(run=OuterRef("pk"), validated_at__isnull=False)
+            .order_by("-validated_at")
+            .values("validated_at")[:1]
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("integration__customer", "retry_of")
+            .annotate(validated_until=Subquery(last_validated))
+        )
 
     def get_changelist(self, request, **kwargs):
         """The list, noting whether any run shown is still moving (the page then reloads itself)."""
@@ -195,8 +299,9 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
     @admin.display(description="integration", ordering="integration__customer__slug")
     def integration_link(self, run):
         url = reverse("admin:integrations_integration_change", args=[run.integration_id])
-        return format_html('<a href="{}" class="nowrap">{}/{}</a>', url, run.integration.customer.slug,
-                           run.integration.slug)
+        return format_html(
+            '<a href="{}" class="nowrap">{}/{}</a>', url, run.integration.customer.slug, run.integration.slug
+        )
 
     @admin.display(description="mode", ordering="mode")
     def mode_label(self, run):
@@ -266,8 +371,11 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
         retries = list(run.retries.order_by("created_at").values_list("pk", flat=True))
         if not retries:
             return "–"
-        return format_html_join(", ", '<a href="{}">{}</a>', (
-            (reverse("admin:integrations_syncrun_change", args=[pk]), str(pk)[:8]) for pk in retries))
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            ((reverse("admin:integrations_syncrun_change", args=[pk]), str(pk)[:8]) for pk in retries),
+        )
 
     @admin.display(description="counts")
     def counts_table(self, run):
@@ -279,9 +387,14 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
         active = run.is_active
         if not errors:
             return render_field("first_errors", errors=errors, active=active, phase=active and run_phase(run))
-        return render_field("first_errors", errors=errors, active=active, total=run.failed or len(errors),
-                            errors_url=errors_url(run.pk),
-                            csv_url=reverse("admin:integrations_syncrun_errors_csv", args=[run.pk]))
+        return render_field(
+            "first_errors",
+            errors=errors,
+            active=active,
+            total=run.failed or len(errors),
+            errors_url=errors_url(run.pk),
+            csv_url=reverse("admin:integrations_syncrun_errors_csv", args=[run.pk]),
+        )
 
     @admin.display(description="changes")
     def changes_summary(self, run):
@@ -292,8 +405,11 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
         if not counts:
             return "none" if run.status in SyncRun.END_STATES else "–"
         base = reverse("admin:integrations_runchange_changelist") + f"?run={run.pk}"
-        return format_html_join(" · ", '<a href="{}&amp;op__exact={}">{} {}</a>', (
-            (base, op, number(counts[op]), op) for op in RunChange.Op.values if op in counts))
+        return format_html_join(
+            " · ",
+            '<a href="{}&amp;op__exact={}">{} {}</a>',
+            ((base, op, number(counts[op]), op) for op in RunChange.Op.values if op in counts),
+        )
 
     @admin.display(description="undo")
     def undo_state(self, run):
@@ -326,8 +442,9 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
             return tools
         if run.is_held:
             tools.append(("Review (approve / reject)…", reverse("admin:integrations_syncrun_review", args=[run.pk])))
-            tools.append(("Download keys to delete (CSV)",
-                          reverse("admin:integrations_syncrun_deletions_csv", args=[run.pk])))
+            tools.append(
+                ("Download keys to delete (CSV)", reverse("admin:integrations_syncrun_deletions_csv", args=[run.pk]))
+            )
         if run.can_cancel:
             tools.append(("Cancel…", reverse("admin:integrations_syncrun_cancel", args=[run.pk])))
         if run.can_retry:
@@ -346,8 +463,11 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
             path("<path:object_id>/retry/", view(self.retry_view), name="integrations_syncrun_retry"),
             path("<path:object_id>/undo/", view(self.undo_view), name="integrations_syncrun_undo"),
             path("<path:object_id>/errors.csv", view(self.errors_csv_view), name="integrations_syncrun_errors_csv"),
-            path("<path:object_id>/deletions.csv", view(self.deletions_csv_view),
-                 name="integrations_syncrun_deletions_csv"),
+            path(
+                "<path:object_id>/deletions.csv",
+                view(self.deletions_csv_view),
+                name="integrations_syncrun_deletions_csv",
+            ),
             path("<path:object_id>/changes.csv", view(self.changes_csv_view), name="integrations_syncrun_changes_csv"),
         ] + super().get_urls()
 
@@ -404,8 +524,10 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
         op = request.GET.get("op") or None
         if op is not None and op not in RunChange.Op.values:
             raise Http404("no such operation")
-        response = StreamingHttpResponse(change_csv_rows(run_changes(run, op=op), integration=run.integration),
-                                         content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(
+            change_csv_rows(run_changes(run, op=op), integration=run.integration),
+            content_type="text/csv; charset=utf-8",
+        )
         response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-changes.csv"'
         return response
 
@@ -451,8 +573,11 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
     def _confirmation(self, request, runs, *, verb, action=None):
         items = []
         for run in runs:
-            item = {"run": run, "url": reverse("admin:integrations_syncrun_change", args=[run.pk]),
-                    "badge": status_badge(run.status)}
+            item = {
+                "run": run,
+                "url": reverse("admin:integrations_syncrun_change", args=[run.pk]),
+                "badge": status_badge(run.status),
+            }
             if verb in ("review", "approve", "reject") and run.status == Status.NEEDS_REVIEW:
                 item.update(self._held(run))
                 item["held_changes"] = self._held_changes(run)
@@ -462,8 +587,14 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": {"review": "Review a held run", "approve": "Approve held runs", "reject": "Reject held runs",
-                      "cancel": "Cancel runs", "retry": "Retry runs", "undo": "Undo a run"}[verb],
+            "title": {
+                "review": "Review a held run",
+                "approve": "Approve held runs",
+                "reject": "Reject held runs",
+                "cancel": "Cancel runs",
+                "retry": "Retry runs",
+                "undo": "Undo a run",
+            }[verb],
             "verb": verb,
             "items": items,
             "action": action,
@@ -475,17 +606,24 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
     def _held(self, run) -> dict:
         """What a held run's approval would delete: the count, a sample and the download link."""
         would_delete, sample = held_run_deletions(run, limit=SAMPLE_KEYS)
-        return {"would_delete": would_delete, "sample": sample, "more": max(0, would_delete - len(sample)),
-                "deletions_url": reverse("admin:integrations_syncrun_deletions_csv", args=[run.pk])}
+        return {
+            "would_delete": would_delete,
+            "sample": sample,
+            "more": max(0, would_delete - len(sample)),
+            "deletions_url": reverse("admin:integrations_syncrun_deletions_csv", args=[run.pk]),
+        }
 
     def _held_changes(self, run) -> dict:
         """What approving a held run would change (SPEC 13: its journal, written when the guard held
         it): per operation the count and a link to those changes, and the CSV of them all."""
         counts = dict(run.changes.values_list("op").annotate(n=Count("id")).order_by())
         base = reverse("admin:integrations_runchange_changelist") + f"?run={run.pk}"
-        return {"ops": [{"op": op, "n": counts.get(op, 0), "url": f"{base}&op__exact={op}"} for op in RunChange.Op.values],
-                "total": sum(counts.values()), "list_url": base,
-                "csv_url": reverse("admin:integrations_syncrun_changes_csv", args=[run.pk])}
+        return {
+            "ops": [{"op": op, "n": counts.get(op, 0), "url": f"{base}&op__exact={op}"} for op in RunChange.Op.values],
+            "total": sum(counts.values()),
+            "list_url": base,
+            "csv_url": reverse("admin:integrations_syncrun_changes_csv", args=[run.pk]),
+        }
 
     def _log(self, request, run, message):
         """The decision in the admin's history (the run's "History" and "Recent actions")."""
@@ -497,8 +635,13 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
             try:
                 would_delete = held_run_deletions(run, limit=0)[0] if approve else 0
                 services.run_review(run=run, approve=approve, user=request.user.get_username())
-                self._log(request, run, f"Approved the held run: applying it, deleting {number(would_delete)} row(s)"
-                          if approve else "Rejected the held run: cancelled, nothing applied")
+                self._log(
+                    request,
+                    run,
+                    f"Approved the held run: applying it, deleting {number(would_delete)} row(s)"
+                    if approve
+                    else "Rejected the held run: cancelled, nothing applied",
+                )
                 done += 1
             except IntegrationsError as exc:
                 messages.error(request, f"run {run.pk}: {exc.message}")
@@ -560,14 +703,18 @@ class SyncRunAdmin(ReadOnlyMixin, RunSearchMixin, admin.ModelAdmin):
         if approve:
             runs = [r for r in runs if not r.dry_run]
         if not runs:
-            messages.warning(request, "none of the selected runs is held for review" +
-                             (" (held dry runs cannot be approved)" if approve else ""))
+            messages.warning(
+                request,
+                "none of the selected runs is held for review"
+                + (" (held dry runs cannot be approved)" if approve else ""),
+            )
             return None
         if request.POST.get("post") == "yes":
             self._review(request, runs, approve=approve)
             return None
-        return self._confirmation(request, runs, verb="approve" if approve else "reject",
-                                  action="approve_runs" if approve else "reject_runs")
+        return self._confirmation(
+            request, runs, verb="approve" if approve else "reject", action="approve_runs" if approve else "reject_runs"
+        )
 
     @admin.action(description="Cancel selected runs", permissions=["review"])
     def cancel_runs(self, request, queryset):

@@ -31,7 +31,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "bearerFormat": "<prefix>.<secret>",
             "description": "`Authorization: Bearer <prefix>.<secret>`: the key shown once by `create_api_key` "
-                           "or the admin.",
+            "or the admin.",
         }
 
 

@@ -44,17 +44,23 @@ class StrictBooleanField(serializers.BooleanField):
 class RunCreateInput(StrictInput):
     """Both fields optional; unknown fields are refused."""
 
-    mode = serializers.ChoiceField(choices=Mode.values, required=False,
-                                   help_text="`full`: the run is the complete snapshot; default: the integration's mode")
-    dry_run = StrictBooleanField(required=False, default=False,
-                                 help_text="validate and diff only; nothing is applied")
+    mode = serializers.ChoiceField(
+        choices=Mode.values,
+        required=False,
+        help_text="`full`: the run is the complete snapshot; default: the integration's mode",
+    )
+    dry_run = StrictBooleanField(required=False, default=False, help_text="validate and diff only; nothing is applied")
 
 
 class RunCompleteInput(StrictInput):
     """The optional integrity check: what the sender says it sent."""
 
-    batches = serializers.IntegerField(min_value=0, max_value=2_147_483_647, required=False, help_text="number of batches sent")
-    records = serializers.IntegerField(min_value=0, max_value=2_147_483_647, required=False, help_text="number of records sent")
+    batches = serializers.IntegerField(
+        min_value=0, max_value=2_147_483_647, required=False, help_text="number of batches sent"
+    )
+    records = serializers.IntegerField(
+        min_value=0, max_value=2_147_483_647, required=False, help_text="number of records sent"
+    )
 
 
 class BatchInput(serializers.Serializer):
@@ -62,16 +68,22 @@ class BatchInput(serializers.Serializer):
 
     seq = serializers.IntegerField(min_value=1, max_value=2_147_483_647, help_text="1, 2, 3, ... within the run")
     records = serializers.ListField(child=serializers.DictField())  # its limit: see get_fields
-    deletes = serializers.ListField(child=serializers.JSONField(), required=False,
-                                    help_text=("keys to delete, in any mode: each a string or an integer as the "
-                                               "target's key, or an object of a composite key's fields"))
+    deletes = serializers.ListField(
+        child=serializers.JSONField(),
+        required=False,
+        help_text=(
+            "keys to delete, in any mode: each a string or an integer as the "
+            "target's key, or an object of a composite key's fields"
+        ),
+    )
 
     def get_fields(self):
         # the limit the service enforces (conf), read when the schema is made, not at import
         fields = super().get_fields()
         limit = conf.MAX_BATCH_RECORDS
-        fields["records"] = serializers.ListField(child=serializers.DictField(), max_length=limit,
-                                                  help_text=f"at most {limit:,} records")
+        fields["records"] = serializers.ListField(
+            child=serializers.DictField(), max_length=limit, help_text=f"at most {limit:,} records"
+        )
         return fields
 
 
@@ -79,8 +91,9 @@ class UploadInput(StrictInput):
     """A whole file as one run."""
 
     file = serializers.FileField(help_text="JSON array, NDJSON or CSV")
-    format = serializers.ChoiceField(choices=Format.values, required=False,
-                                     help_text="default: from the file name's extension")
+    format = serializers.ChoiceField(
+        choices=Format.values, required=False, help_text="default: from the file name's extension"
+    )
     mode = serializers.ChoiceField(choices=Mode.values, required=False)
     dry_run = serializers.BooleanField(required=False, default=False)
 
@@ -105,9 +118,13 @@ class PageQuery(StrictInput):
 
 
 class RunQuery(StrictInput):
-    wait = serializers.FloatField(required=False, min_value=0, max_value=60,
-                                  help_text="long-poll: answer as soon as the run's status or progress changes, "
-                                            "or after this many seconds (more than 0, at most 60)")
+    wait = serializers.FloatField(
+        required=False,
+        min_value=0,
+        max_value=60,
+        help_text="long-poll: answer as soon as the run's status or progress changes, "
+        "or after this many seconds (more than 0, at most 60)",
+    )
 
     def validate_wait(self, value):
         if not value > 0:  # min_value allows 0 itself
@@ -201,18 +218,30 @@ class BatchOutput(serializers.Serializer):
 class RecordErrorOutput(serializers.Serializer):
     seq = serializers.IntegerField(help_text="the batch")
     index = serializers.IntegerField(help_text="0-based position in the batch's records")
-    key = serializers.JSONField(allow_null=True, help_text=(
-        "the record's key: a string or an integer, or an object of a composite key's fields; null when no key "
-        "could be read"))
+    key = serializers.JSONField(
+        allow_null=True,
+        help_text=(
+            "the record's key: a string or an integer, or an object of a composite key's fields; null when no key "
+            "could be read"
+        ),
+    )
     code = serializers.ChoiceField(choices=RecordError.Code.values)
     message = serializers.CharField()
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
-                                   help_text="field -> its messages")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), help_text="field -> its messages"
+    )
     record = serializers.JSONField(allow_null=True, help_text="the record as it was received")
 
     def to_representation(self, error):
-        return {"seq": error.seq, "index": error.index, "key": error.key, "code": error.code,
-                "message": error.message, "fields": error.fields or {}, "record": error.record}
+        return {
+            "seq": error.seq,
+            "index": error.index,
+            "key": error.key,
+            "code": error.code,
+            "message": error.message,
+            "fields": error.fields or {},
+            "record": error.record,
+        }
 
 
 class ErrorDetailOutput(serializers.Serializer):
@@ -230,7 +259,9 @@ class ApiRootOutput(serializers.Serializer):
 
     name = serializers.CharField()
     authentication = serializers.CharField()
-    endpoints = serializers.DictField(child=serializers.CharField(), help_text="name -> URL template ({slug}, {run_id})")
+    endpoints = serializers.DictField(
+        child=serializers.CharField(), help_text="name -> URL template ({slug}, {run_id})"
+    )
     schema = serializers.URLField()
     docs = serializers.URLField()
     redoc = serializers.URLField()
@@ -238,7 +269,9 @@ class ApiRootOutput(serializers.Serializer):
 
 class RunChangeOutput(serializers.Serializer):
     op = serializers.ChoiceField(choices=RunChange.Op.values)
-    key = serializers.JSONField(help_text="the row's key: a string, an integer, or an object of a composite key's fields")
+    key = serializers.JSONField(
+        help_text="the row's key: a string, an integer, or an object of a composite key's fields"
+    )
     before = serializers.JSONField(allow_null=True, help_text="the row before the run (updated: the changed fields)")
     after = serializers.JSONField(allow_null=True, help_text="the row after the run (updated: the changed fields)")
 

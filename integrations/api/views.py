@@ -56,10 +56,14 @@ class JSONOnly(BaseContentNegotiation):
 
 def _errors(*codes: int) -> dict:
     descriptions = {
-        400: "invalid request", 401: "no, a bad, a revoked or an expired API key",
-        403: "the key's customer is not active", 404: "no such integration, run or page (for this key)",
-        409: "conflict with the run's state or an earlier batch", 413: "body too large",
-        415: "unsupported Content-Type or Content-Encoding", 422: "Idempotency-Key reused with another body",
+        400: "invalid request",
+        401: "no, a bad, a revoked or an expired API key",
+        403: "the key's customer is not active",
+        404: "no such integration, run or page (for this key)",
+        409: "conflict with the run's state or an earlier batch",
+        413: "body too large",
+        415: "unsupported Content-Type or Content-Encoding",
+        422: "Idempotency-Key reused with another body",
         429: "throttled; see the Retry-After header",
     }
     return {code: OpenApiResponse(s.ErrorOutput, description=descriptions[code]) for code in codes}
@@ -134,18 +138,21 @@ ROOT_MAP = {
 class ApiRootView(OwnSettingsView):
     """GET on the root of the API: where everything is, without a key (a map, not data)."""
 
-    @extend_schema(summary="The API root: a map of the endpoints and the docs", auth=[],
-                   responses={200: s.ApiRootOutput})
+    @extend_schema(
+        summary="The API root: a map of the endpoints and the docs", auth=[], responses={200: s.ApiRootOutput}
+    )
     def get(self, request):
         root = request.build_absolute_uri(reverse("api-root"))
-        return Response({
-            "name": "Integrations API",
-            "authentication": "Authorization: Bearer <prefix>.<secret> (an API key of your customer)",
-            "endpoints": {name: root + path for name, path in ROOT_MAP.items()},
-            "schema": request.build_absolute_uri(reverse("api-schema")),
-            "docs": request.build_absolute_uri(reverse("api-docs")),
-            "redoc": request.build_absolute_uri(reverse("api-redoc")),
-        })
+        return Response(
+            {
+                "name": "Integrations API",
+                "authentication": "Authorization: Bearer <prefix>.<secret> (an API key of your customer)",
+                "endpoints": {name: root + path for name, path in ROOT_MAP.items()},
+                "schema": request.build_absolute_uri(reverse("api-schema")),
+                "docs": request.build_absolute_uri(reverse("api-docs")),
+                "redoc": request.build_absolute_uri(reverse("api-redoc")),
+            }
+        )
 
 
 @extend_schema(tags=["integrations"])
@@ -155,8 +162,10 @@ class IntegrationListView(ApiListView):
     def get_queryset(self):
         return selectors.integrations_for(self.customer).order_by("-created_at", "slug")
 
-    @extend_schema(summary="The key's customer's integrations", responses={200: s.IntegrationOutput(many=True),
-                   **_errors(400, *COMMON, 404)})
+    @extend_schema(
+        summary="The key's customer's integrations",
+        responses={200: s.IntegrationOutput(many=True), **_errors(400, *COMMON, 404)},
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -169,21 +178,31 @@ class IntegrationRunsView(ApiListView):
         integration = selectors.integration_for(self.customer, self.kwargs["slug"])
         return selectors.runs_for(self.customer).filter(integration=integration).order_by("-created_at", "-pk")
 
-    @extend_schema(summary="An integration's runs, newest first", responses={200: s.RunOutput(many=True),
-                   **_errors(400, *COMMON, 404)})
+    @extend_schema(
+        summary="An integration's runs, newest first",
+        responses={200: s.RunOutput(many=True), **_errors(400, *COMMON, 404)},
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
     @extend_schema(
         summary="Open a run",
         description="Opens a run in `receiving`. With `Idempotency-Key`, the same key and body within 24 hours "
-                    "answer 200 with the same run; the same key with another body, 422.",
+        "answer 200 with the same run; the same key with another body, 422.",
         request=s.RunCreateInput,
-        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER,
-                                     description="any string up to 200 characters, unique per run you mean to open")],
-        responses={201: OpenApiResponse(s.RunOutput, description="a new run"),
-                   200: OpenApiResponse(s.RunOutput, description="the run this Idempotency-Key opened"),
-                   **_errors(400, *COMMON, 404, 415, 422)},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="any string up to 200 characters, unique per run you mean to open",
+            )
+        ],
+        responses={
+            201: OpenApiResponse(s.RunOutput, description="a new run"),
+            200: OpenApiResponse(s.RunOutput, description="the run this Idempotency-Key opened"),
+            **_errors(400, *COMMON, 404, 415, 422),
+        },
         examples=[OpenApiExample("full snapshot", value={"mode": "full", "dry_run": False}, request_only=True)],
     )
     def post(self, request, slug):
@@ -196,8 +215,11 @@ class IntegrationRunsView(ApiListView):
         body.is_valid(raise_exception=True)
         fingerprint = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
         run, created = services.run_create(
-            integration=integration, mode=body.validated_data.get("mode"), dry_run=body.validated_data["dry_run"],
-            idempotency_key=idempotency_key, fingerprint=fingerprint,
+            integration=integration,
+            mode=body.validated_data.get("mode"),
+            dry_run=body.validated_data["dry_run"],
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
         )
         return self.run_answer(run, 201 if created else 200)
 
@@ -207,8 +229,8 @@ class RunDetailView(ApiView):
     @extend_schema(
         summary="A run",
         description="With `?wait=N` (more than 0, at most 60 seconds) a long-poll: the answer comes as soon as "
-                    "the run's status or progress changes, or after N seconds, and at once for a run that is "
-                    "settled (an end state or `needs_review`).",
+        "the run's status or progress changes, or after N seconds, and at once for a run that is "
+        "settled (an end state or `needs_review`).",
         parameters=[OpenApiParameter("wait", OpenApiTypes.NUMBER, description="long-poll for up to N seconds")],
         responses={200: s.RunOutput, **_errors(400, *COMMON, 404)},
     )
@@ -246,34 +268,59 @@ class BatchView(ApiView):
     @extend_schema(
         summary="Post a batch",
         description=(
-            "JSON `{\"seq\": 1, \"records\": [...], \"deletes\": [...]}` or the protobuf `Batch` message of "
+            'JSON `{"seq": 1, "records": [...], "deletes": [...]}` or the protobuf `Batch` message of '
             "`integrations/proto/batch.proto` (`Content-Type: application/x-protobuf`); either may be sent with "
             "`Content-Encoding: gzip`. At most `INTEGRATIONS_MAX_BATCH_RECORDS` records (default 50,000) and `INTEGRATIONS_MAX_BATCH_BYTES` (default 64 MiB, "
             "after decompression). The raw bytes are stored before the answer. Posting the same seq with the same "
             "bytes again answers 200 with the same answer; other bytes under that seq, 409."
         ),
         request={MediaType.JSON: s.BatchInput, MediaType.PROTOBUF: OpenApiTypes.BINARY},
-        parameters=[OpenApiParameter("Content-Encoding", OpenApiTypes.STR, OpenApiParameter.HEADER,
-                                     enum=["gzip", "identity"], description="gzip: the body is gzip-compressed")],
-        responses={202: OpenApiResponse(s.BatchOutput, description="batch received"),
-                   200: OpenApiResponse(s.BatchOutput, description="this batch was already received"),
-                   **_errors(400, *COMMON, 404, 409, 413, 415)},
-        examples=[OpenApiExample("JSON batch", request_only=True, media_type=MediaType.JSON, value={
-            "seq": 1, "records": [{"sku": "A-1", "name": "Chair", "price": "49.90", "currency": "EUR"}],
-            "deletes": ["OLD-7"]})],
+        parameters=[
+            OpenApiParameter(
+                "Content-Encoding",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                enum=["gzip", "identity"],
+                description="gzip: the body is gzip-compressed",
+            )
+        ],
+        responses={
+            202: OpenApiResponse(s.BatchOutput, description="batch received"),
+            200: OpenApiResponse(s.BatchOutput, description="this batch was already received"),
+            **_errors(400, *COMMON, 404, 409, 413, 415),
+        },
+        examples=[
+            OpenApiExample(
+                "JSON batch",
+                request_only=True,
+                media_type=MediaType.JSON,
+                value={
+                    "seq": 1,
+                    "records": [{"sku": "A-1", "name": "Chair", "price": "49.90", "currency": "EUR"}],
+                    "deletes": ["OLD-7"],
+                },
+            )
+        ],
     )
     def post(self, request, run_id):
         run = selectors.run_for(self.customer, run_id)
         content_type = media_type_of(request.content_type)
         if content_type not in (MediaType.JSON, MediaType.PROTOBUF):
-            raise UnsupportedMediaType(content_type or "none", detail=f"Content-Type must be {MediaType.JSON} or "
-                                       f"{MediaType.PROTOBUF}, not {content_type or 'none'!r}")
+            raise UnsupportedMediaType(
+                content_type or "none",
+                detail=f"Content-Type must be {MediaType.JSON} or {MediaType.PROTOBUF}, not {content_type or 'none'!r}",
+            )
         encoding = request.headers.get("Content-Encoding", "").strip().lower()
         if encoding not in CONTENT_ENCODINGS:
             raise UnsupportedMediaType(encoding, detail=f"Content-Encoding {encoding!r} is not supported; use gzip")
         body = _read_body(request, conf.MAX_BATCH_BYTES)
-        batch, created = services.batch_receive(run=run, seq=None, body=body, content_type=content_type,
-                                                content_encoding="" if encoding == "identity" else encoding)
+        batch, created = services.batch_receive(
+            run=run,
+            seq=None,
+            body=body,
+            content_type=content_type,
+            content_encoding="" if encoding == "identity" else encoding,
+        )
         return Response(s.BatchOutput(batch).data, status=202 if created else 200)
 
 
@@ -282,25 +329,34 @@ class RunCompleteView(ApiView):
     @extend_schema(
         summary="Complete a run",
         description="Closes the run to batches and queues it. The optional counts are an integrity check: when "
-                    "they differ from what was received, 409 and the run stays open. Completing again: 200.",
+        "they differ from what was received, 409 and the run stays open. Completing again: 200.",
         request=s.RunCompleteInput,
-        responses={202: OpenApiResponse(s.RunOutput, description="queued"),
-                   200: OpenApiResponse(s.RunOutput, description="already completed"),
-                   **_errors(400, *COMMON, 404, 409, 415)},
+        responses={
+            202: OpenApiResponse(s.RunOutput, description="queued"),
+            200: OpenApiResponse(s.RunOutput, description="already completed"),
+            **_errors(400, *COMMON, 404, 409, 415),
+        },
     )
     def post(self, request, run_id):
         run = selectors.run_for(self.customer, run_id)
         body = s.RunCompleteInput(data=request.data)
         body.is_valid(raise_exception=True)
-        run, changed = services.run_complete(run=run, expected_batches=body.validated_data.get("batches"),
-                                             expected_records=body.validated_data.get("records"))
+        run, changed = services.run_complete(
+            run=run,
+            expected_batches=body.validated_data.get("batches"),
+            expected_records=body.validated_data.get("records"),
+        )
         return self.run_answer(run, 202 if changed else 200)
 
 
 @extend_schema(tags=["runs"], parameters=[RUN_ID])
 class RunCancelView(ApiView):
-    @extend_schema(summary="Cancel a run", description="Only before it is applied; else 409.", request=None,
-                   responses={200: s.RunOutput, **_errors(*COMMON, 404, 409)})
+    @extend_schema(
+        summary="Cancel a run",
+        description="Only before it is applied; else 409.",
+        request=None,
+        responses={200: s.RunOutput, **_errors(*COMMON, 404, 409)},
+    )
     def post(self, request, run_id):
         run = selectors.run_for(self.customer, run_id)
         return self.run_answer(services.run_cancel(run=run, reason="cancelled by the customer"), 200)
@@ -318,12 +374,16 @@ class RunErrorsView(ApiListView):
     @extend_schema(
         summary="A run's record errors",
         description="Paginated, in batch order. `?format=csv` streams every error as CSV instead: the target's "
-                    "fields in schema order, then any unknown fields the records carried, then `error_code`, "
-                    "`error_message`, `error_fields`, `error_seq`, `error_index`. Every upload ignores columns "
-                    "named `error_*`, so the fixed file goes back as it is.",
+        "fields in schema order, then any unknown fields the records carried, then `error_code`, "
+        "`error_message`, `error_fields`, `error_seq`, `error_index`. Every upload ignores columns "
+        "named `error_*`, so the fixed file goes back as it is.",
         parameters=[
-            OpenApiParameter("code", OpenApiTypes.STR, enum=[c for c in s.RecordError.Code.values],
-                             description="only errors of this code"),
+            OpenApiParameter(
+                "code",
+                OpenApiTypes.STR,
+                enum=[c for c in s.RecordError.Code.values],
+                description="only errors of this code",
+            ),
             OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"], description="csv: the CSV download"),
         ],
         responses={
@@ -363,11 +423,13 @@ class RunChangesView(ApiListView):
     @extend_schema(
         summary="What a run changed",
         description="Paginated, per key: `op` (created, updated, deleted), `key`, `before` (updated and deleted "
-                    "rows), `after` (created and updated rows); an update shows only the fields that changed. "
-                    "A dry run's changes are what it would change. `?format=csv` streams them all as CSV: `op`, "
-                    "the key's fields, `before_<field>` and `after_<field>`.",
+        "rows), `after` (created and updated rows); an update shows only the fields that changed. "
+        "A dry run's changes are what it would change. `?format=csv` streams them all as CSV: `op`, "
+        "the key's fields, `before_<field>` and `after_<field>`.",
         parameters=[
-            OpenApiParameter("op", OpenApiTypes.STR, enum=list(s.RunChange.Op.values), description="only this operation"),
+            OpenApiParameter(
+                "op", OpenApiTypes.STR, enum=list(s.RunChange.Op.values), description="only this operation"
+            ),
             OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"], description="csv: the CSV download"),
         ],
         responses={
@@ -395,8 +457,8 @@ class UploadView(ApiView):
     @extend_schema(
         summary="Upload a file as one run",
         description="Multipart `file` (JSON array, NDJSON or CSV, by extension or `format`), optional `mode` and "
-                    "`dry_run`. The file is streamed to storage and split into batches by a worker; the run is "
-                    "completed at once (202, `queued`). At most `INTEGRATIONS_MAX_UPLOAD_BYTES` (default 1 GiB).",
+        "`dry_run`. The file is streamed to storage and split into batches by a worker; the run is "
+        "completed at once (202, `queued`). At most `INTEGRATIONS_MAX_UPLOAD_BYTES` (default 1 GiB).",
         request={"multipart/form-data": s.UploadInput},
         responses={202: OpenApiResponse(s.RunOutput, description="queued"), **_errors(400, *COMMON, 404, 413, 415)},
     )
@@ -407,12 +469,19 @@ class UploadView(ApiView):
         except ValueError:
             length = 0
         if length > conf.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD:
-            raise TooLarge(f"upload is {length} bytes, above the limit of {conf.MAX_UPLOAD_BYTES}",
-                           details={"limit": conf.MAX_UPLOAD_BYTES})
+            raise TooLarge(
+                f"upload is {length} bytes, above the limit of {conf.MAX_UPLOAD_BYTES}",
+                details={"limit": conf.MAX_UPLOAD_BYTES},
+            )
         body = s.UploadInput(data=request.data)
         body.is_valid(raise_exception=True)
         upload = body.validated_data["file"]
-        run = services.upload_create(integration=integration, stream=upload, filename=upload.name,
-                                     fmt=body.validated_data.get("format"), mode=body.validated_data.get("mode"),
-                                     dry_run=body.validated_data["dry_run"])
+        run = services.upload_create(
+            integration=integration,
+            stream=upload,
+            filename=upload.name,
+            fmt=body.validated_data.get("format"),
+            mode=body.validated_data.get("mode"),
+            dry_run=body.validated_data["dry_run"],
+        )
         return self.run_answer(run, 202)

@@ -53,9 +53,13 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
     rate = failed / received if received else 0.0
     if rate > integration.max_error_rate:
         return Outcome(
-            Status.FAILED, received=received, failed=failed,
-            message=(f"{failed} of {received} records failed ({rate:.1%}), above the integration's "
-                     f"max_error_rate of {integration.max_error_rate:.1%}: nothing was applied."),
+            Status.FAILED,
+            received=received,
+            failed=failed,
+            message=(
+                f"{failed} of {received} records failed ({rate:.1%}), above the integration's "
+                f"max_error_rate of {integration.max_error_rate:.1%}: nothing was applied."
+            ),
         )
 
     staged = staging.staged(target, run.pk)
@@ -74,9 +78,12 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
         blockers = protected_references(target, doomed)
         if blockers:
             return Outcome(
-                Status.FAILED, received=received, failed=failed,
-                message=(f"this run would delete rows that are still referenced: {'; '.join(blockers)}. "
-                         "Nothing was applied."),
+                Status.FAILED,
+                received=received,
+                failed=failed,
+                message=(
+                    f"this run would delete rows that are still referenced: {'; '.join(blockers)}. Nothing was applied."
+                ),
             )
 
     # rule 5: the deletion guard
@@ -88,12 +95,23 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
             # SPEC 13: what approval would change, as a dry run's journal (approval replaces it)
             journal.record(run, target, owner_id, doomed)
             share = snapshot_n / current if current else 1
-            why = "every row" if snapshot_n == current else f"{share:.1%} of them, above max_deletes_percent {integration.max_deletes_percent:g}%"
+            why = (
+                "every row"
+                if snapshot_n == current
+                else f"{share:.1%} of them, above max_deletes_percent {integration.max_deletes_percent:g}%"
+            )
             return Outcome(
-                Status.NEEDS_REVIEW, received=received, created=created, updated=updated, unchanged=unchanged,
-                deleted=plan.count(), failed=failed,
-                message=(f"held for review: this full snapshot would delete {snapshot_n} of the {current} current "
-                         f"rows ({why}). Approve to apply it, or reject it."),
+                Status.NEEDS_REVIEW,
+                received=received,
+                created=created,
+                updated=updated,
+                unchanged=unchanged,
+                deleted=plan.count(),
+                failed=failed,
+                message=(
+                    f"held for review: this full snapshot would delete {snapshot_n} of the {current} current "
+                    f"rows ({why}). Approve to apply it, or reject it."
+                ),
             )
 
     # SPEC 13: what the writes below change (or, for a dry run, would), from the same plan
@@ -111,8 +129,10 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
     status = Status.PARTIAL if failed else Status.SUCCEEDED
     if failed:
         notes.append(f"{failed} record(s) failed and were skipped (see errors)")
-    summary = (f"{received} received: {created} created, {updated} updated, {unchanged} unchanged, "
-               f"{deleted} deleted, {failed} failed.")
+    summary = (
+        f"{received} received: {created} created, {updated} updated, {unchanged} unchanged, "
+        f"{deleted} deleted, {failed} failed."
+    )
     message = " ".join([summary] + [n[0].upper() + n[1:] + "." for n in notes])
     return Outcome(status, received, created, updated, unchanged, deleted, failed, message)
 
@@ -128,8 +148,10 @@ def protected_references(target: Target, doomed) -> list[str]:
         keys = doomed.values(field.target_field.attname)
         n = rel.related_model._base_manager.filter(**{f"{field.attname}__in": keys}).count()
         if n:
-            found.append(f"{n} {rel.related_model._meta.label} row(s) reference them through "
-                         f"{rel.related_model._meta.label}.{field.name} (on_delete={rel.on_delete.__name__})")
+            found.append(
+                f"{n} {rel.related_model._meta.label} row(s) reference them through "
+                f"{rel.related_model._meta.label}.{field.name} (on_delete={rel.on_delete.__name__})"
+            )
     return found
 
 
@@ -149,10 +171,19 @@ def mark_unknown_references(run: SyncRun, target: Target, owner_id) -> int:
     if not bad:
         return 0
     RecordError.objects.bulk_create(
-        (RecordError(run=run, seq=row.seq, index=row.index, key=target.key_json(staging.row_key(target, row)),
-                     code=RecordError.Code.INVALID, message=f"invalid field(s): {', '.join(fields)}", fields=fields,
-                     record=staging.row_values(target, row))
-         for row, fields in sorted(bad.values(), key=lambda item: (item[0].seq, item[0].index))),
+        (
+            RecordError(
+                run=run,
+                seq=row.seq,
+                index=row.index,
+                key=target.key_json(staging.row_key(target, row)),
+                code=RecordError.Code.INVALID,
+                message=f"invalid field(s): {', '.join(fields)}",
+                fields=fields,
+                record=staging.row_values(target, row),
+            )
+            for row, fields in sorted(bad.values(), key=lambda item: (item[0].seq, item[0].index))
+        ),
         batch_size=1000,
     )
     staged.filter(pk__in=list(bad)).update(row_kind=staging.FAILED_KEY)
@@ -203,14 +234,24 @@ def mark_cross_batch_duplicates(run: SyncRun, target: Target) -> int:
     if not keyed.values(*target.keys).alias(n=Count("id")).filter(n__gt=1).exists():
         return 0  # the usual case: one aggregate, no more
     earlier = keyed.filter(**staging.same_key(target)).filter(
-        Q(seq__lt=OuterRef("seq")) | Q(seq=OuterRef("seq"), index__lt=OuterRef("index")))
+        Q(seq__lt=OuterRef("seq")) | Q(seq=OuterRef("seq"), index__lt=OuterRef("index"))
+    )
     losers = list(staging.staged(target, run.pk).filter(Exists(earlier)).order_by("seq", "index"))
     if not losers:
         return 0
     RecordError.objects.bulk_create(
-        (RecordError(run=run, seq=r.seq, index=r.index, key=target.key_json(key), code=RecordError.Code.DUPLICATE_KEY,
-                     message=duplicate_message(target, key), record=staging.row_values(target, r))
-         for r, key in ((r, staging.row_key(target, r)) for r in losers)),
+        (
+            RecordError(
+                run=run,
+                seq=r.seq,
+                index=r.index,
+                key=target.key_json(key),
+                code=RecordError.Code.DUPLICATE_KEY,
+                message=duplicate_message(target, key),
+                record=staging.row_values(target, r),
+            )
+            for r, key in ((r, staging.row_key(target, r)) for r in losers)
+        ),
         batch_size=1000,
     )
     # still staged, as a failed record's key: the run's count of staged rows stays as validated
@@ -320,14 +361,18 @@ def _source(target: Target, run_id, owner_id) -> tuple[str, list, list[str]]:
             ref_meta = ref.model._meta
             to = meta.get_field(name).target_field.column
             select.append(f"{alias}.{q(to)} AS {q(col)}")
-            joins.append(f" LEFT JOIN {q(ref_meta.db_table)} {alias} ON {alias}.{q(ref.owner_column)} = %s"
-                         f" AND {alias}.{q(ref_meta.get_field(ref.keys[0]).column)} = s.{q(stage.get_field(name).column)}")
+            joins.append(
+                f" LEFT JOIN {q(ref_meta.db_table)} {alias} ON {alias}.{q(ref.owner_column)} = %s"
+                f" AND {alias}.{q(ref_meta.get_field(ref.keys[0]).column)} = s.{q(stage.get_field(name).column)}"
+            )
             params.append(owner_id)
         else:
             select.append(f"s.{q(stage.get_field(name).column)} AS {q(col)}")
     run = stage.get_field("run_id").get_db_prep_value(run_id, connection)
-    sql = (f"SELECT {', '.join(select)} FROM {q(stage.db_table)} s{''.join(joins)} "
-           f"WHERE s.run_id = %s AND s.row_kind = '{staging.RECORD}'")
+    sql = (
+        f"SELECT {', '.join(select)} FROM {q(stage.db_table)} s{''.join(joins)} "
+        f"WHERE s.run_id = %s AND s.row_kind = '{staging.RECORD}'"
+    )
     return sql, [*params, run], cols
 
 
@@ -342,8 +387,11 @@ def _compare(target: Target, cols: list[str], old: str = "t", new: str = "src") 
     if connection.vendor == "postgresql":
         t_cols, s_cols = ", ".join(f"t.{q(c)}" for c in cols), ", ".join(f"src.{q(c)}" for c in cols)
         return f"({t_cols}) IS DISTINCT FROM ({s_cols})", f"({t_cols}) IS NOT DISTINCT FROM ({s_cols})"
-    json_cols = {target.column(name) for name in target.fields
-                 if target.model._meta.get_field(name).get_internal_type() == "JSONField"}
+    json_cols = {
+        target.column(name)
+        for name in target.fields
+        if target.model._meta.get_field(name).get_internal_type() == "JSONField"
+    }
     if json_cols:
         _register_json_same()
     parts = []

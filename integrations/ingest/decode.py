@@ -46,8 +46,13 @@ class DecodedBatch:
             return self
         if self.columns is not None:
             c = self.columns
-            return DecodedBatch(seq=self.seq, records=c.records(), deletes=self.deletes, nul_possible=c.nul_possible,
-                                numbers_possible=c.numbers_possible)
+            return DecodedBatch(
+                seq=self.seq,
+                records=c.records(),
+                deletes=self.deletes,
+                nul_possible=c.nul_possible,
+                numbers_possible=c.numbers_possible,
+            )
         return decode_json_batch(self.json_bytes)
 
 
@@ -93,8 +98,9 @@ def decode_batch(body: bytes, content_type: str) -> DecodedBatch:
         return DecodedBatch(seq=None, records=records, nul_possible=nul, numbers_possible=numbers.seen)
     if content_type == MediaType.CSV:
         # cells are text; numbers in JSON cells are looked at when the cells are parsed
-        return DecodedBatch(seq=None, records=list(iter_csv(io.BytesIO(body))), lax=True, nul_possible=nul,
-                            numbers_possible=False)
+        return DecodedBatch(
+            seq=None, records=list(iter_csv(io.BytesIO(body))), lax=True, nul_possible=nul, numbers_possible=False
+        )
     raise MalformedBatch(f"unsupported stored content type {content_type!r}")
 
 
@@ -122,8 +128,14 @@ def decode_json_batch(body: bytes) -> DecodedBatch:
         deletes = [_decode_one(decoder, raw) for raw in env.deletes]
     if suspect:
         mark_keys_named_twice(records, raws if raws is not None else msgspec.json.decode(body, type=Envelope).records)
-    return DecodedBatch(seq=seq, records=records, deletes=deletes, json_bytes=body,
-                        nul_possible=b"\\u0000" in body, numbers_possible=numbers.seen)
+    return DecodedBatch(
+        seq=seq,
+        records=records,
+        deletes=deletes,
+        json_bytes=body,
+        nul_possible=b"\\u0000" in body,
+        numbers_possible=numbers.seen,
+    )
 
 
 def _decode_one(decoder: msgspec.json.Decoder, raw: msgspec.Raw):

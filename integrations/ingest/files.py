@@ -221,8 +221,7 @@ def _objects_in(value) -> Iterator[dict]:
 
 
 _JSON_SPACE = b" \t\r\n"
-_KINDS = {ord("{"): "an object", ord('"'): "a string", ord("n"): "null", ord("t"): "a boolean",
-          ord("f"): "a boolean"}
+_KINDS = {ord("{"): "an object", ord('"'): "a string", ord("n"): "null", ord("t"): "a boolean", ord("f"): "a boolean"}
 
 
 class _ArrayStart:

@@ -177,8 +177,15 @@ def _py_record(run, target, owner_id, doomed) -> None:
             if old is None:
                 entries.append(RunChange(run=run, op=Op.CREATED, key=key_json(k), after=row_json(target, values)))
             elif old != values:
-                entries.append(RunChange(run=run, op=Op.UPDATED, key=key_json(k), before=row_json(target, old),
-                                         after=row_json(target, values)))
+                entries.append(
+                    RunChange(
+                        run=run,
+                        op=Op.UPDATED,
+                        key=key_json(k),
+                        before=row_json(target, old),
+                        after=row_json(target, values),
+                    )
+                )
         RunChange.objects.bulk_create(entries, batch_size=500)
     if doomed is None:
         return
@@ -213,7 +220,7 @@ def _pg_json(target: Target, alias: str, *, names=None, columns=None) -> str:
         pairs.append(f"'{name}', {expr}")
     if not pairs:
         return "'{}'::jsonb"
-    parts = [f"jsonb_build_object({', '.join(pairs[i:i + 50])})" for i in range(0, len(pairs), 50)]
+    parts = [f"jsonb_build_object({', '.join(pairs[i : i + 50])})" for i in range(0, len(pairs), 50)]
     return " || ".join(parts)
 
 
@@ -231,10 +238,30 @@ def _pg_insert() -> str:
 
 
 # field types whose PostgreSQL type hashes by value (hash_record_extended needs a hash for each)
-HASHABLE = {"AutoField", "BigAutoField", "SmallAutoField", "BigIntegerField", "BooleanField", "CharField",
-            "DateField", "DateTimeField", "DecimalField", "EmailField", "FloatField", "IntegerField", "JSONField",
-            "PositiveBigIntegerField", "PositiveIntegerField", "PositiveSmallIntegerField", "SlugField",
-            "SmallIntegerField", "TextField", "TimeField", "URLField", "UUIDField"}
+HASHABLE = {
+    "AutoField",
+    "BigAutoField",
+    "SmallAutoField",
+    "BigIntegerField",
+    "BooleanField",
+    "CharField",
+    "DateField",
+    "DateTimeField",
+    "DecimalField",
+    "EmailField",
+    "FloatField",
+    "IntegerField",
+    "JSONField",
+    "PositiveBigIntegerField",
+    "PositiveIntegerField",
+    "PositiveSmallIntegerField",
+    "SlugField",
+    "SmallIntegerField",
+    "TextField",
+    "TimeField",
+    "URLField",
+    "UUIDField",
+}
 
 
 def digests(target: Target) -> bool:
@@ -279,9 +306,11 @@ def pg_upsert_journal(target: Target, cols: list[str], changed: str, up: str) ->
     else:
         returning = f"{keys}, {_pg_json(target, table)} AS _j_after"
         created = "_j_after, false, NULL"
-    cte = (f"{_pg_insert()}SELECT %s, 'updated', {_pg_key(target, changed)}, _j_before, "
-           f"{_pg_json(target, changed, columns=cols)}, false, NULL FROM {changed} WHERE _j_old IS NOT NULL "
-           f"UNION ALL SELECT %s, 'created', {_pg_key(target, up)}, NULL, {created} FROM {up} WHERE inserted")
+    cte = (
+        f"{_pg_insert()}SELECT %s, 'updated', {_pg_key(target, changed)}, _j_before, "
+        f"{_pg_json(target, changed, columns=cols)}, false, NULL FROM {changed} WHERE _j_old IS NOT NULL "
+        f"UNION ALL SELECT %s, 'created', {_pg_key(target, up)}, NULL, {created} FROM {up} WHERE inserted"
+    )
     return extra, returning, cte
 
 

@@ -21,9 +21,19 @@ def stage_batch(*, run_id, seq: int, result: BatchResult, target) -> int:
     if result.problems:
         key_json = target.key_json
         RecordError.objects.bulk_create(
-            (RecordError(run_id=run_id, seq=seq, index=p.index, key=_storable(key_json(p.key)), code=p.code,
-                         message=_storable(p.message), fields=_storable(p.fields), record=_storable(p.record))
-             for p in result.problems),
+            (
+                RecordError(
+                    run_id=run_id,
+                    seq=seq,
+                    index=p.index,
+                    key=_storable(key_json(p.key)),
+                    code=p.code,
+                    message=_storable(p.message),
+                    fields=_storable(p.fields),
+                    record=_storable(p.record),
+                )
+                for p in result.problems
+            ),
             batch_size=1000,
         )
     return written

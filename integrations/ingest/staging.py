@@ -85,10 +85,16 @@ def stage_model(target: Target) -> type[models.Model]:
         model_name = f"Stage_{meta.app_label}_{meta.model_name}_{digest}"
         # index names are one namespace per schema on PostgreSQL: the name hashes the table too
         index_name = "stg_" + hashlib.sha1(f"{table}|{digest}".encode()).hexdigest()[:12] + "_key"
-        attrs["Meta"] = type("Meta", (), {
-            "managed": False, "db_table": table, "app_label": "integrations",
-            "indexes": [models.Index(fields=["run_id", *target.keys], name=index_name)],
-        })
+        attrs["Meta"] = type(
+            "Meta",
+            (),
+            {
+                "managed": False,
+                "db_table": table,
+                "app_label": "integrations",
+                "indexes": [models.Index(fields=["run_id", *target.keys], name=index_name)],
+            },
+        )
         try:
             model = apps.get_model("integrations", model_name)
         except LookupError:
@@ -169,8 +175,15 @@ def _adapter(field: models.Field):
     """A staging column's value as the database driver takes it (what the ORM would write), or
     None where the driver takes the Python value as it is."""
     kind = field.get_internal_type()
-    if kind in ("CharField", "TextField", "SlugField", "EmailField", "URLField", "BooleanField", "FloatField") \
-            or kind.endswith("IntegerField"):
+    if kind in (
+        "CharField",
+        "TextField",
+        "SlugField",
+        "EmailField",
+        "URLField",
+        "BooleanField",
+        "FloatField",
+    ) or kind.endswith("IntegerField"):
         return None
     if kind == "DecimalField" and connection.vendor == "sqlite":
         return None  # Django's SQLite backend registers str() for Decimal; the NUMERIC column stores the number
@@ -218,8 +231,9 @@ def _insert_many(model, target: Target, run_id, seq: int, valid: list, failed: l
                 yield [run, seq, index, kind, *adapt_key(key), *empty]
 
     q = connection.ops.quote_name
-    cols = ["run_id", "seq", q("index"), "row_kind"] + [q(meta.get_field(n).column)
-                                                        for n in (*keys, *names, *target.staged_defaults)]
+    cols = ["run_id", "seq", q("index"), "row_kind"] + [
+        q(meta.get_field(n).column) for n in (*keys, *names, *target.staged_defaults)
+    ]
     sql = f"INSERT INTO {q(meta.db_table)} ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})"
     with connection.cursor() as cursor:
         for rows in (records(), keys_only()):
@@ -274,8 +288,10 @@ def _copy(model, target: Target, run_id, seq: int, valid: list, failed: list, de
             write_line(f"{prefix}{index}\t{kind}\t" + "\t".join(cells) + empty + "\n")
     data = io.BytesIO(out.getvalue().encode())
     q = connection.ops.quote_name
-    cols = ", ".join(["run_id", "seq", q("index"), "row_kind"]
-                     + [q(model._meta.get_field(n).column) for n in (*keys, *names, *target.staged_defaults)])
+    cols = ", ".join(
+        ["run_id", "seq", q("index"), "row_kind"]
+        + [q(model._meta.get_field(n).column) for n in (*keys, *names, *target.staged_defaults)]
+    )
     sql = f"COPY {q(model._meta.db_table)} ({cols}) FROM STDIN"
     with connection.cursor() as cursor:
         if hasattr(cursor.cursor, "copy_expert"):  # psycopg2

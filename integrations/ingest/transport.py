@@ -78,8 +78,10 @@ def summarize_batch(body: bytes, content_type: str) -> EnvelopeSummary:
     except msgspec.ValidationError as exc:
         unknown = _UNKNOWN_FIELD.match(str(exc))
         if unknown:
-            raise MalformedBatch(f"unknown field `{unknown[1]}` in the batch; its fields are {', '.join(ENVELOPE_FIELDS)}",
-                                 details={unknown[1]: ["Unknown field."]}) from None
+            raise MalformedBatch(
+                f"unknown field `{unknown[1]}` in the batch; its fields are {', '.join(ENVELOPE_FIELDS)}",
+                details={unknown[1]: ["Unknown field."]},
+            ) from None
         raise MalformedBatch(f"body is not a batch object: {exc}") from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise MalformedBatch(f"body is not valid JSON: {exc}") from None
@@ -108,8 +110,10 @@ def _check_envelope_repeats(body: bytes) -> None:
     names = [name for name, _ in top] if isinstance(top, list) else []
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise MalformedBatch(f"the batch gives `{repeated[0]}` more than once",
-                             details={name: ["Given more than once."] for name in repeated})
+        raise MalformedBatch(
+            f"the batch gives `{repeated[0]}` more than once",
+            details={name: ["Given more than once."] for name in repeated},
+        )
 
 
 def check_deletes(deletes: list, parse_key) -> None:
@@ -117,6 +121,8 @@ def check_deletes(deletes: list, parse_key) -> None:
     an integer as its key field's type, or an object of a composite key's fields."""
     for i, key in enumerate(deletes):
         if parse_key(key) is None:
-            raise MalformedBatch("every entry of `deletes` must be a key of the integration's target: a non-empty "
-                                 "string or an integer as the key's type, or an object of a composite key's fields",
-                                 details={"deletes": {str(i): "not a usable key"}})
+            raise MalformedBatch(
+                "every entry of `deletes` must be a key of the integration's target: a non-empty "
+                "string or an integer as the key's type, or an object of a composite key's fields",
+                details={"deletes": {str(i): "not a usable key"}},
+            )

@@ -59,8 +59,17 @@ def plan(undone: SyncRun, target: Target, owner_id, *, undo_run: SyncRun | None 
                 counts["conflicts"] += 1
                 if len(conflicts) < 20:
                     conflicts.append(key_json)
-                entries.append(RunChange(run=undo_run, op=_inverse(op), key=key_json, before=after, after=before,
-                                         conflict=True, digest=digest))
+                entries.append(
+                    RunChange(
+                        run=undo_run,
+                        op=_inverse(op),
+                        key=key_json,
+                        before=after,
+                        after=before,
+                        conflict=True,
+                        digest=digest,
+                    )
+                )
                 continue
             if op == Op.DELETED:
                 counts["created"] += 1
@@ -98,15 +107,24 @@ def apply(run: SyncRun, target: Target) -> Outcome:
     if undone is None or undone.changes_purged_at is not None:
         return Outcome(Status.FAILED, message="nothing to undo: the run's journal is gone. Nothing was applied.")
     done = plan(undone, target, run.integration.customer_id, undo_run=run)
-    message = (f"undo of run {undone.pk}: {done['created']} deleted row(s) restored, {done['updated']} updated "
-               f"row(s) reverted, {done['deleted']} created row(s) deleted.")
+    message = (
+        f"undo of run {undone.pk}: {done['created']} deleted row(s) restored, {done['updated']} updated "
+        f"row(s) reverted, {done['deleted']} created row(s) deleted."
+    )
     if done["conflicts"]:
         shown = ", ".join(map(str, done["conflict_keys"]))
-        message += (f" {done['conflicts']} row(s) changed since the run were left as they are (conflicts, see "
-                    f"changes): {shown}{' ...' if done['conflicts'] > len(done['conflict_keys']) else ''}.")
-    return Outcome(Status.PARTIAL if done["conflicts"] else Status.SUCCEEDED,
-                   received=done["created"] + done["updated"], created=done["created"], updated=done["updated"],
-                   deleted=done["deleted"], message=message)
+        message += (
+            f" {done['conflicts']} row(s) changed since the run were left as they are (conflicts, see "
+            f"changes): {shown}{' ...' if done['conflicts'] > len(done['conflict_keys']) else ''}."
+        )
+    return Outcome(
+        Status.PARTIAL if done["conflicts"] else Status.SUCCEEDED,
+        received=done["created"] + done["updated"],
+        created=done["created"],
+        updated=done["updated"],
+        deleted=done["deleted"],
+        message=message,
+    )
 
 
 def _update(target: Target, rows: list, attnames: list) -> None:
@@ -125,8 +143,10 @@ def _update(target: Target, rows: list, attnames: list) -> None:
     columns = ", ".join(f"{q(f.column)} {f.db_type(connection)}" for f in [pk, *fields])
     sets = [f"{q(f.column)} = v.{q(f.column)}" for f in fields]
     sets += [f"{q(meta.get_field(name).column)} = now()" for name in touch]
-    data = [{pk.column: obj.pk, **{f.column: json_value(f.get_prep_value(getattr(obj, f.attname))) for f in fields}}
-            for obj in rows]
+    data = [
+        {pk.column: obj.pk, **{f.column: json_value(f.get_prep_value(getattr(obj, f.attname))) for f in fields}}
+        for obj in rows
+    ]
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {q(meta.db_table)} t SET {', '.join(sets)} FROM jsonb_to_recordset(%s::jsonb) AS v({columns}) "
@@ -147,7 +167,9 @@ def _current(target: Target, owner_id, keys: list, attnames: list, *, with_diges
         return {}
     digest = []
     if with_digest:
-        rows = rows.annotate(_digest=RawSQL(pg_digest(target, connection.ops.quote_name(target.model._meta.db_table)), []))
+        rows = rows.annotate(
+            _digest=RawSQL(pg_digest(target, connection.ops.quote_name(target.model._meta.db_table)), [])
+        )
         digest = ["_digest"]
     for i, name in enumerate(target.keys):
         parts = {k[i] for k in keys} if target.composite else set(keys)
@@ -156,8 +178,8 @@ def _current(target: Target, owner_id, keys: list, attnames: list, *, with_diges
     out = {}
     width = len(target.keys)
     for row in rows.values_list("pk", *target.keys, *attnames, *digest):
-        key = tuple(row[1:1 + width]) if target.composite else row[1]
+        key = tuple(row[1 : 1 + width]) if target.composite else row[1]
         if key in wanted:
-            values = row[1 + width:1 + width + len(attnames)]
+            values = row[1 + width : 1 + width + len(attnames)]
             out[key] = (row[0], dict(zip(attnames, values)), row[-1] if digest else None)
     return out

@@ -50,9 +50,11 @@ def _typed_envelope(schema: type, complete: bool) -> type:
     # UNSET when absent: the envelope's own keys are counted exactly (see _keys_named_twice)
     return msgspec.defstruct(
         f"{schema.__name__}{'Complete' if complete else ''}Batch",
-        [("records", list[_complete(schema) if complete else schema]),
-         ("deletes", list[Any] | msgspec.UnsetType, msgspec.UNSET),
-         ("seq", int | None | msgspec.UnsetType, msgspec.UNSET)],
+        [
+            ("records", list[_complete(schema) if complete else schema]),
+            ("deletes", list[Any] | msgspec.UnsetType, msgspec.UNSET),
+            ("seq", int | None | msgspec.UnsetType, msgspec.UNSET),
+        ],
     )
 
 
@@ -76,8 +78,9 @@ class Validator:
         self.field_map = field_map or {}
         self.adapter = adapter if adapter is None or isinstance(adapter, Adapter) else Adapter("", adapter, batch=False)
         self.context = context
-        self.references = [(name, target.references[name], target.referenced(name).is_key())
-                           for name in target.references]
+        self.references = [
+            (name, target.references[name], target.referenced(name).is_key()) for name in target.references
+        ]
         self.decimal_fields = {name for name, spec in target.struct_fields.items() if _wants_decimal(spec.type)}
 
     # --- the batch -----------------------------------------------------------------------------
@@ -107,12 +110,15 @@ class Validator:
         check = self.check
         if self.adapter is not None and self.adapter.batch:
             adapted = self._adapt_batch(batch.records)
-            checked = (check(i, raw, lax=lax, adapted=adapted.get(i, _NOT_ADAPTED), nul_possible=nul,
-                             numbers_possible=numbers)
-                       for i, raw in enumerate(batch.records))
+            checked = (
+                check(i, raw, lax=lax, adapted=adapted.get(i, _NOT_ADAPTED), nul_possible=nul, numbers_possible=numbers)
+                for i, raw in enumerate(batch.records)
+            )
         else:
-            checked = (check(i, raw, lax=lax, nul_possible=nul, numbers_possible=numbers)
-                       for i, raw in enumerate(batch.records))
+            checked = (
+                check(i, raw, lax=lax, nul_possible=nul, numbers_possible=numbers)
+                for i, raw in enumerate(batch.records)
+            )
         self._collect(result, checked)
         return result
 
@@ -157,11 +163,13 @@ class Validator:
         position = {name: i for i, name in enumerate(names)}
         order = list(fields)
         # the fields the batch has must come first in the schema's order: the rest take defaults
-        given = order[:len(names)]
+        given = order[: len(names)]
         try:
             if set(given) == position.keys():
-                converted = [msgspec.convert(columns.values[position[name]], list[fields[name].type], strict=True)
-                             for name in given]
+                converted = [
+                    msgspec.convert(columns.values[position[name]], list[fields[name].type], strict=True)
+                    for name in given
+                ]
                 schema = self.target.schema
                 records = list(map(schema, *converted)) if names else [schema() for _ in range(columns.count)]
             else:  # an optional field left out before others: one dict a record, converted whole
@@ -171,8 +179,12 @@ class Validator:
             return None  # the careful path finds the records and says what is wrong with them
         # the keys checked on the columns (the records hold the same values; a key field the batch
         # leaves out has the schema's default in every record)
-        if not self.target.keys_usable([columns.values[position[name]] if name in position
-                                        else list(map(attrgetter(name), records)) for name in self.target.keys]):
+        if not self.target.keys_usable(
+            [
+                columns.values[position[name]] if name in position else list(map(attrgetter(name), records))
+                for name in self.target.keys
+            ]
+        ):
             return None
         return records, batch.deletes
 
@@ -218,15 +230,30 @@ class Validator:
                 continue
             index, key, record = item
             if key in seen:
-                result.problems.append(Problem(index, key, Code.DUPLICATE_KEY, duplicate_message(self.target, key),
-                                               record=self.target.to_data(record)))
+                result.problems.append(
+                    Problem(
+                        index,
+                        key,
+                        Code.DUPLICATE_KEY,
+                        duplicate_message(self.target, key),
+                        record=self.target.to_data(record),
+                    )
+                )
                 continue
             seen.add(key)
             if self.references:
                 bad = self._bad_references(record)
                 if bad:
-                    result.problems.append(Problem(index, _readable_key(key), Code.INVALID, f"invalid field(s): {', '.join(bad)}",
-                                                   fields=bad, record=self.target.to_data(record)))
+                    result.problems.append(
+                        Problem(
+                            index,
+                            _readable_key(key),
+                            Code.INVALID,
+                            f"invalid field(s): {', '.join(bad)}",
+                            fields=bad,
+                            record=self.target.to_data(record),
+                        )
+                    )
                     continue
             result.valid.append((index, key, record))
 
@@ -255,8 +282,16 @@ class Validator:
         return dict(zip(indexes, out))
 
     # --- one record ----------------------------------------------------------------------------
-    def check(self, index: int, raw: Any, *, lax: bool = False, adapted: Any = None, nul_possible: bool = True,
-              numbers_possible: bool = True):
+    def check(
+        self,
+        index: int,
+        raw: Any,
+        *,
+        lax: bool = False,
+        adapted: Any = None,
+        nul_possible: bool = True,
+        numbers_possible: bool = True,
+    ):
         """(index, key, record) for a valid record, else a Problem. `adapted`: a batch adapter's
         output for this record. What its batch says of all its records: `lax`, the values are text
         to coerce (CSV); `nul_possible`, some text may hold a NUL character (PostgreSQL stores none in
@@ -265,7 +300,9 @@ class Validator:
         if isinstance(raw, Unparseable):
             return Problem(index, None, Code.PARSE_ERROR, raw.reason, record=raw.text)
         if not isinstance(raw, dict):
-            return Problem(index, None, Code.PARSE_ERROR, f"record is not an object but {_kind(raw)}", record=_jsonable(raw))
+            return Problem(
+                index, None, Code.PARSE_ERROR, f"record is not an object but {_kind(raw)}", record=_jsonable(raw)
+            )
         if self.adapter is not None and self.adapter.batch:
             record = adapted
         else:
@@ -277,8 +314,14 @@ class Validator:
                     record = exc
         if isinstance(record, BaseException):
             exc, mapped = record, self._map(raw)
-            return Problem(index, self._readable(mapped), Code.INVALID,
-                           f"adapter rejected the record: {exc}", fields={"__all__": [str(exc)]}, record=raw)
+            return Problem(
+                index,
+                self._readable(mapped),
+                Code.INVALID,
+                f"adapter rejected the record: {exc}",
+                fields={"__all__": [str(exc)]},
+                record=raw,
+            )
         if not isinstance(record, dict):
             raise TypeError(f"adapter {self.adapter.name!r} returned {_kind(record)}, not a record (dict)")
         key, why = self.target.read_key(record, lax=lax)
@@ -292,15 +335,25 @@ class Validator:
                 return record
         nul = _fields_with_nul(record) if nul_possible else None
         if nul:
-            return Problem(index, readable, Code.INVALID,
-                           f"invalid field(s): {', '.join(nul)}",
-                           fields={name: ["NUL characters (\\u0000) are not allowed."] for name in nul},
-                           record=raw)
+            return Problem(
+                index,
+                readable,
+                Code.INVALID,
+                f"invalid field(s): {', '.join(nul)}",
+                fields={name: ["NUL characters (\\u0000) are not allowed."] for name in nul},
+                record=raw,
+            )
         if numbers_possible:
             record, odd = _plain_numbers(record, self.decimal_fields)
             if odd:
-                return Problem(index, _readable_key(key), Code.INVALID, f"invalid field(s): {', '.join(odd)}",
-                               fields={name: ["Not a finite number."] for name in odd}, record=raw)
+                return Problem(
+                    index,
+                    _readable_key(key),
+                    Code.INVALID,
+                    f"invalid field(s): {', '.join(odd)}",
+                    fields={name: ["Not a finite number."] for name in odd},
+                    record=raw,
+                )
         try:
             clean = msgspec.convert(record, self.target.schema, strict=not lax)
             return index, self.target.key_of(clean), clean
@@ -309,7 +362,8 @@ class Validator:
             unknown = [n for n in fields if n not in self.target.struct_fields and n != "__all__"]
             bad = [n for n in fields if n not in unknown]
             parts = ([f"unknown field(s): {', '.join(unknown)}"] if unknown else []) + (
-                [f"invalid field(s): {', '.join(bad)}"] if bad else [])
+                [f"invalid field(s): {', '.join(bad)}"] if bad else []
+            )
             message = "; ".join(parts)
             return Problem(index, readable, code, message, fields=fields, record=raw)
 
@@ -336,8 +390,9 @@ class Validator:
                 try:  # exact numbers, and no NaN or Infinity tokens (json.loads would take them)
                     record[name] = msgspec.json.Decoder(float_hook=ExactNumbers()).decode(value)
                 except (msgspec.DecodeError, RecursionError):  # RecursionError: a cell nested too deeply
-                    return Problem(0, None, Code.INVALID, f"invalid field(s): {name}",
-                                   fields={name: ["Not a valid JSON value."]})
+                    return Problem(
+                        0, None, Code.INVALID, f"invalid field(s): {name}", fields={name: ["Not a valid JSON value."]}
+                    )
         return record
 
     def explain(self, record: dict, *, lax: bool = False) -> tuple[str, dict[str, list[str]]]:
@@ -414,7 +469,7 @@ def _floats(value):
         return value if kind is float else number
     if kind is dict or kind is list:
         out = None
-        for k, v in (value.items() if kind is dict else enumerate(value)):
+        for k, v in value.items() if kind is dict else enumerate(value):
             if type(v) in _PLAIN:
                 continue
             plain = _floats(v)
@@ -451,10 +506,22 @@ def _fields_with_nul(record: dict) -> list[str]:
 # at least 0.": a reason reads the same whichever of the two found it. A target can give its own
 # sentence per field (Target.messages), e.g. for a pattern no generic sentence can describe.
 
-_NOUNS = {"str": "text", "int": "a whole number", "float": "a number", "decimal": "a decimal number",
-          "bool": "true or false", "object": "an object", "array": "a list", "null": "null",
-          "datetime": "a date and time", "date": "a date", "time": "a time", "uuid": "a UUID",
-          "bytes": "base64 text", "timedelta": "a duration"}
+_NOUNS = {
+    "str": "text",
+    "int": "a whole number",
+    "float": "a number",
+    "decimal": "a decimal number",
+    "bool": "true or false",
+    "object": "an object",
+    "array": "a list",
+    "null": "null",
+    "datetime": "a date and time",
+    "date": "a date",
+    "time": "a time",
+    "uuid": "a UUID",
+    "bytes": "base64 text",
+    "timedelta": "a duration",
+}
 _GOT = {"float": "a number with a fraction"}
 _SIZED = {"str": "characters", "array": "items", "object": "entries", "bytes": "bytes"}
 _BOUNDS = {">=": "at least {}", "<=": "at most {}", ">": "greater than {}", "<": "less than {}"}
@@ -470,8 +537,10 @@ _MESSAGES = [
     (re.compile(r"Expected `(\w+)` of length (>=|<=) (\d+)"), lambda m: _length_sentence(m[1], m[2], int(m[3]))),
     (re.compile(r"Expected `(\w+)` (>=|<=|>|<) (\S+)"), lambda m: f"Must be {_BOUNDS[m[2]].format(m[3])}."),
     (re.compile(r"Expected `(\w+)` that's a multiple of (\S+)"), lambda m: f"Must be a multiple of {m[2]}."),
-    (re.compile(r"Expected `([\w |]+)`, got `(\w+)`"),
-     lambda m: f"Must be {_nouns(m[1])}, not {_GOT.get(m[2]) or _NOUNS.get(m[2], m[2])}."),
+    (
+        re.compile(r"Expected `([\w |]+)`, got `(\w+)`"),
+        lambda m: f"Must be {_nouns(m[1])}, not {_GOT.get(m[2]) or _NOUNS.get(m[2], m[2])}.",
+    ),
     (re.compile(r"Invalid decimal string"), lambda m: "Must be a decimal number."),
     (re.compile(r"Invalid RFC3339 encoded datetime"), lambda m: "Must be a date and time like 2024-01-31T12:00:00Z."),
     (re.compile(r"Invalid RFC3339 encoded date"), lambda m: "Must be a date like 2024-01-31."),
@@ -489,7 +558,7 @@ def readable_message(text: str) -> str:
     at = _AT.search(text)
     path = ""
     if at:
-        text, path = text[:at.start()], at[1].lstrip(".")
+        text, path = text[: at.start()], at[1].lstrip(".")
     for pattern, sentence in _MESSAGES:
         match = pattern.fullmatch(text)
         if match:
@@ -511,8 +580,11 @@ def _length_sentence(kind: str, op: str, n: int) -> str:
     if kind == "str" and op == ">=" and n == 1:
         return "Must not be empty."
     unit = _SIZED.get(kind, "items")
-    return f"Must be at {'least' if op == '>=' else 'most'} {n:,} {unit[:-1] if n == 1 else unit} long." if kind == "str" \
+    return (
+        f"Must be at {'least' if op == '>=' else 'most'} {n:,} {unit[:-1] if n == 1 else unit} long."
+        if kind == "str"
         else f"Must have at {'least' if op == '>=' else 'most'} {n:,} {unit[:-1] if n == 1 else unit}."
+    )
 
 
 def _pattern_sentence(pattern: str) -> str:

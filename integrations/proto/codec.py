@@ -44,8 +44,10 @@ def _parse(data: bytes, *, received: bool = False) -> batch_pb2.Batch:
     # a field this server does not know (a newer client's, a misspelt one) would be dropped silently
     unknown = sorted({field.field_number for field in unknown_fields.UnknownFieldSet(batch)})
     if unknown:
-        raise ValueError(f"unknown field number {', '.join(map(str, unknown))} in the Batch message; "
-                         "its fields are seq (1), fields (2), records (3), deletes (4), delete_keys (5), columns (6)")
+        raise ValueError(
+            f"unknown field number {', '.join(map(str, unknown))} in the Batch message; "
+            "its fields are seq (1), fields (2), records (3), deletes (4), delete_keys (5), columns (6)"
+        )
     width = len(batch.fields)
     if len(set(batch.fields)) != width:
         raise ValueError("field names repeat")

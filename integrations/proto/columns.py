@@ -55,8 +55,11 @@ def check_columns(batch: batch_pb2.Batch, *, json_read: bool = False) -> int:
         for what in ("nulls", "absent"):
             indexes = getattr(column, what)
             if indexes and (kind == "values" or max(indexes) >= count):
-                raise ValueError(f"column {name!r}: `{what}` lists a record that is not there"
-                                 if kind != "values" else f"column {name!r}: `values` says null and absent itself")
+                raise ValueError(
+                    f"column {name!r}: `{what}` lists a record that is not there"
+                    if kind != "values"
+                    else f"column {name!r}: `values` says null and absent itself"
+                )
         if kind == "json" and not json_read:
             try:
                 items = msgspec.json.decode(column.json, type=list[msgspec.Raw])

@@ -51,9 +51,16 @@ def validate_early(*, customer_id) -> int:
         if free <= 0:
             return 0
         # an upload's batches are made by the worker that splits it, after `complete`
-        ids = list(batches.filter(run__status__in=SyncRun.EARLY_STATES, run__upload_name="", validated_at__isnull=True,
-                                  validating_since__isnull=True)
-                   .order_by("created_at", "pk").values_list("pk", flat=True)[:free])
+        ids = list(
+            batches.filter(
+                run__status__in=SyncRun.EARLY_STATES,
+                run__upload_name="",
+                validated_at__isnull=True,
+                validating_since__isnull=True,
+            )
+            .order_by("created_at", "pk")
+            .values_list("pk", flat=True)[:free]
+        )
         if ids:
             SyncBatch.objects.filter(pk__in=ids).update(validating_since=now)
             for batch_id in ids:

@@ -18,8 +18,11 @@ def preview_get(*, integration: Integration, run_id) -> SyncRun:
         uuid.UUID(str(run_id))
     except ValueError:
         raise NotFound("no such preview") from None
-    run = SyncRun.objects.select_related("integration__customer").filter(
-        pk=run_id, integration=integration, dry_run=True).first()
+    run = (
+        SyncRun.objects.select_related("integration__customer")
+        .filter(pk=run_id, integration=integration, dry_run=True)
+        .first()
+    )
     if run is None:
         raise NotFound("no such preview")
     return run
@@ -34,8 +37,13 @@ def preview_run(*, preview: SyncRun, source: str = SyncRun.Source.ADMIN) -> Sync
     try:
         with storage.open_payload(preview.upload_name) as stream:
             return upload_create(
-                integration=preview.integration, stream=stream, filename=preview.upload_filename,
-                fmt=preview.upload_format, mode=preview.mode, dry_run=False, source=source,
+                integration=preview.integration,
+                stream=stream,
+                filename=preview.upload_filename,
+                fmt=preview.upload_format,
+                mode=preview.mode,
+                dry_run=False,
+                source=source,
             )
     except FileNotFoundError:
         raise PayloadGone("the previewed file has expired from storage; upload it again") from None

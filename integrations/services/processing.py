@@ -93,8 +93,17 @@ def upload_split(*, run_id) -> None:
                 files.iter_file_chunks(stream, run.upload_format, conf.UPLOAD_BATCH_RECORDS), start=1
             ):
                 name = storage.save_bytes(storage.payload_name(run.pk, f"upload-{seq:06d}", "part"), payload)
-                created.append(SyncBatch(run=run, seq=seq, payload=name, content_type=content_type, sha256="",
-                                         size=len(payload), received=count))
+                created.append(
+                    SyncBatch(
+                        run=run,
+                        seq=seq,
+                        payload=name,
+                        content_type=content_type,
+                        sha256="",
+                        size=len(payload),
+                        received=count,
+                    )
+                )
     except IntegrationsError as exc:
         for b in created:
             storage.delete_payload(b.payload)
@@ -121,8 +130,9 @@ def _fail_unreadable_file(run_id, reason: str) -> SyncRun | None:
         if run is None:
             return None
         if not RecordError.objects.filter(run=run).exists():
-            RecordError.objects.create(run=run, seq=0, index=0, key=None, code=RecordError.Code.PARSE_ERROR,
-                                       message=reason[:2000])
+            RecordError.objects.create(
+                run=run, seq=0, index=0, key=None, code=RecordError.Code.PARSE_ERROR, message=reason[:2000]
+            )
         SyncRun.objects.filter(pk=run.pk).update(received=1)
         return run_fail(run_id=run.pk, message=f"the uploaded file could not be read: {reason}")
 
@@ -154,8 +164,12 @@ def _validate(batch: SyncBatch, *, early_now: bool) -> None:
     target = get_target(integration.target)
     context = AdapterContext(customer=integration.customer, integration=integration, run=run)
     try:
-        validator = Validator(target, integration.field_map,
-                              get_adapter(integration.adapter) if integration.adapter else None, context=context)
+        validator = Validator(
+            target,
+            integration.field_map,
+            get_adapter(integration.adapter) if integration.adapter else None,
+            context=context,
+        )
         raw = storage.read_payload(batch.payload)
         body = transport.decompress(raw, batch.content_encoding, conf.MAX_BATCH_BYTES)
         result = validator.validate(decode.decode_batch(body, batch.content_type))
@@ -180,8 +194,14 @@ def _validate(batch: SyncBatch, *, early_now: bool) -> None:
         SyncRun.objects.filter(pk=run.pk).update(batches_done=F("batches_done") + 1, heartbeat_at=timezone.now())
         if run_now == Status.PROCESSING:  # else the run's start finds every batch validated
             transaction.on_commit(lambda: _apply_when_validated(run.pk))
-    log.info("run %s batch %s validated%s: %d valid, %d invalid", run.pk, batch.seq, " early" if early_now else "",
-             len(result.valid), len(result.problems))
+    log.info(
+        "run %s batch %s validated%s: %d valid, %d invalid",
+        run.pk,
+        batch.seq,
+        " early" if early_now else "",
+        len(result.valid),
+        len(result.problems),
+    )
 
 
 def _apply_when_validated(run_id) -> None:
@@ -191,7 +211,7 @@ def _apply_when_validated(run_id) -> None:
 
 def run_apply(*, run_id) -> SyncRun | None:
     """The one transaction of a run: decide and write, and record the end state with it."""
-    integration_target = (SyncRun.objects.filter(pk=run_id).values_list("integration__target", flat=True).first())
+    integration_target = SyncRun.objects.filter(pk=run_id).values_list("integration__target", flat=True).first()
     if integration_target is None:
         return None
     target = get_target(integration_target)
@@ -199,8 +219,12 @@ def run_apply(*, run_id) -> SyncRun | None:
     refresh_statistics(target)  # outside the transaction: its lock would last the whole apply
     with transaction.atomic():
         # the run's row only (`of`): a join's rows, the customer's above all, are not locked with it
-        run = (SyncRun.objects.select_for_update(of=("self",)).select_related("integration__customer")
-               .filter(pk=run_id).first())
+        run = (
+            SyncRun.objects.select_for_update(of=("self",))
+            .select_related("integration__customer")
+            .filter(pk=run_id)
+            .first()
+        )
         if run is None or run.status != Status.PROCESSING:
             return run
         if SyncBatch.objects.filter(run=run, validated_at__isnull=True).exists():
@@ -252,8 +276,9 @@ def run_cleanup(*, run_id) -> None:
         try:
             target = get_target(run.integration.target)
         except LookupError:
-            log.warning("run %s: its target %r is no longer registered; no staging rows to drop", run_id,
-                        run.integration.target)
+            log.warning(
+                "run %s: its target %r is no longer registered; no staging rows to drop", run_id, run.integration.target
+            )
     if target is not None:
         staging.ensure_table(target)
         staging.staged(target, run_id, None).delete()
@@ -281,7 +306,11 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        return status >= 500 or exc.response.get("Error", {}).get("Code") in ("SlowDown", "RequestTimeout", "Throttling")
+        return status >= 500 or exc.response.get("Error", {}).get("Code") in (
+            "SlowDown",
+            "RequestTimeout",
+            "Throttling",
+        )
     return False
 
 
@@ -298,18 +327,28 @@ def record_task_error(*, run_id, exc: BaseException, task: str = "") -> None:
     fail the same way on every attempt."""
     reference = uuid.uuid4().hex[:8]
     transient = is_transient(exc)
-    log.error("run %s: task %s raised (reference %s, %s)", run_id, task or "?", reference,
-              "transient: will be retried" if transient else "the run fails", exc_info=exc)
-    detail = (f"reference {reference} at {timezone.now().isoformat()} in task {task or '?'} "
-              f"({'transient, retried' if transient else 'not retryable'}):\n"
-              + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))[:20_000]
+    log.error(
+        "run %s: task %s raised (reference %s, %s)",
+        run_id,
+        task or "?",
+        reference,
+        "transient: will be retried" if transient else "the run fails",
+        exc_info=exc,
+    )
+    detail = (
+        f"reference {reference} at {timezone.now().isoformat()} in task {task or '?'} "
+        f"({'transient, retried' if transient else 'not retryable'}):\n"
+        + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    )[:20_000]
     headline = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:2000]
     try:
         if transient:
             SyncRun.objects.filter(pk=run_id, status=Status.PROCESSING).update(
-                last_error=headline, error_detail=detail,
+                last_error=headline,
+                error_detail=detail,
                 message=f"a temporary internal error interrupted processing; it is retried automatically "
-                        f"(reference {reference})")
+                f"(reference {reference})",
+            )
         else:
             SyncRun.objects.filter(pk=run_id).update(last_error=headline)
             run_fail(run_id=run_id, message=internal_error_message(reference), detail=detail)
@@ -324,8 +363,13 @@ def _give_up(run: SyncRun) -> None:
         run_fail(run_id=run.pk, message=f"gave up after {run.attempts + 1} attempts: no worker finished it")
         return
     reference = uuid.uuid4().hex[:8]
-    log.error("run %s: gave up after %d attempts (reference %s); last error: %s", run.pk, run.attempts + 1,
-              reference, run.last_error)
+    log.error(
+        "run %s: gave up after %d attempts (reference %s); last error: %s",
+        run.pk,
+        run.attempts + 1,
+        reference,
+        run.last_error,
+    )
     detail = f"reference {reference}: gave up after {run.attempts + 1} attempts; the last error was\n{run.error_detail or run.last_error}"
     run_fail(run_id=run.pk, message=internal_error_message(reference), detail=detail[:20_000])
 
@@ -341,7 +385,9 @@ def sweep() -> dict:
         with transaction.atomic():
             locked = SyncRun.objects.select_for_update().filter(pk=run.pk, status=Status.RECEIVING).first()
             if locked:
-                transitions.cancel(locked, f"never completed: cancelled after {conf.RECEIVING_TIMEOUT} seconds receiving")
+                transitions.cancel(
+                    locked, f"never completed: cancelled after {conf.RECEIVING_TIMEOUT} seconds receiving"
+                )
                 done["cancelled"] += 1
     quiet = now - timedelta(seconds=conf.REQUEUE_AFTER)
     for run in SyncRun.objects.filter(status=Status.PROCESSING, heartbeat_at__lt=quiet):
@@ -358,16 +404,20 @@ def sweep() -> dict:
         SyncRun.objects.filter(pk__in=stuck).update(stuck_alerted_at=now)
         enqueue(Task.ALERT_CONDITION, conditions.STUCK, ",".join(map(str, stuck)))
         done["stuck"] += len(stuck)
-    for integration_id in (SyncRun.objects.filter(status=Status.QUEUED, dry_run=False)
-                           .values_list("integration_id", flat=True).distinct()):
+    for integration_id in (
+        SyncRun.objects.filter(status=Status.QUEUED, dry_run=False).values_list("integration_id", flat=True).distinct()
+    ):
         if integration_kick(integration_id=integration_id):
             done["kicked"] += 1
     for run_id in SyncRun.objects.filter(status=Status.QUEUED, dry_run=True).values_list("pk", flat=True):
         dry_run_start(run_id=run_id)
     # behind: still queued after the kicks above (a run ahead of it holds the line, or no worker runs)
     if conf.STAFF_EMAILS:  # the alert's RunNotification marks a behind run as alerted
-        behind = list(conditions.behind_runs(timezone.now()).exclude(notifications__event=f"run.{conditions.BEHIND}")
-                      .values_list("pk", flat=True))
+        behind = list(
+            conditions.behind_runs(timezone.now())
+            .exclude(notifications__event=f"run.{conditions.BEHIND}")
+            .values_list("pk", flat=True)
+        )
         if behind:
             enqueue(Task.ALERT_CONDITION, conditions.BEHIND, ",".join(map(str, behind)))
             done["behind"] += len(behind)

@@ -25,8 +25,15 @@ log = logging.getLogger("integrations")
 Status = SyncRun.Status
 
 
-def run_create(*, integration: Integration, mode: str | None = None, dry_run: bool = False,
-               source: str = SyncRun.Source.API, idempotency_key: str = "", fingerprint: str = "") -> tuple[SyncRun, bool]:
+def run_create(
+    *,
+    integration: Integration,
+    mode: str | None = None,
+    dry_run: bool = False,
+    source: str = SyncRun.Source.API,
+    idempotency_key: str = "",
+    fingerprint: str = "",
+) -> tuple[SyncRun, bool]:
     """Open a run (`receiving`). With an idempotency key seen within 24 hours for this customer,
     return that run instead (created False), or refuse when the request differs."""
     require_active(integration)
@@ -43,13 +50,22 @@ def run_create(*, integration: Integration, mode: str | None = None, dry_run: bo
             with transaction.atomic():
                 # (its run is read after the lock: a request that waited here sees the run that
                 # the request before it put in an expired claim)
-                claim = (IdempotencyKey.objects.select_for_update()
-                         .filter(customer_id=integration.customer_id, key=idempotency_key).first())
+                claim = (
+                    IdempotencyKey.objects.select_for_update()
+                    .filter(customer_id=integration.customer_id, key=idempotency_key)
+                    .first()
+                )
                 since = timezone.now() - timedelta(hours=conf.IDEMPOTENCY_HOURS)
                 if claim is not None and claim.run.created_at >= since:
                     return _same_request(claim.run, body_hash), False
-                run = SyncRun.objects.create(integration=integration, mode=mode, dry_run=bool(dry_run), source=source,
-                                             idempotency_key=idempotency_key, idempotency_hash=body_hash)
+                run = SyncRun.objects.create(
+                    integration=integration,
+                    mode=mode,
+                    dry_run=bool(dry_run),
+                    source=source,
+                    idempotency_key=idempotency_key,
+                    idempotency_hash=body_hash,
+                )
                 if claim is not None:  # the key's window has passed: it opens a new run
                     claim.run = run
                     claim.save(update_fields=["run"])
@@ -58,8 +74,10 @@ def run_create(*, integration: Integration, mode: str | None = None, dry_run: bo
             return run, True
         except IntegrityError:
             continue  # another request claimed the key first (its transaction committed): read its run
-    raise Conflict("this Idempotency-Key is being used by concurrent requests; try again",
-                   details={"idempotency_key": idempotency_key})
+    raise Conflict(
+        "this Idempotency-Key is being used by concurrent requests; try again",
+        details={"idempotency_key": idempotency_key},
+    )
 
 
 def _same_request(previous: SyncRun, body_hash: str) -> SyncRun:
@@ -71,8 +89,9 @@ def _same_request(previous: SyncRun, body_hash: str) -> SyncRun:
     return previous
 
 
-def batch_receive(*, run: SyncRun, seq: int | None, body: bytes, content_type: str,
-                  content_encoding: str = "") -> tuple[SyncBatch, bool]:
+def batch_receive(
+    *, run: SyncRun, seq: int | None, body: bytes, content_type: str, content_encoding: str = ""
+) -> tuple[SyncBatch, bool]:
     """Accept one batch: check its envelope, store its raw bytes, then record it.
 
     Returns (batch, created). The same seq with the same bytes again returns the first batch;
@@ -85,8 +104,10 @@ def batch_receive(*, run: SyncRun, seq: int | None, body: bytes, content_type: s
     summary = transport.summarize_batch(plain, content_type)
     transport.check_deletes(summary.deletes, get_target(run.integration.target).parse_key)
     if summary.received > conf.MAX_BATCH_RECORDS:
-        raise TooLarge(f"batch has {summary.received} records, above the limit of {conf.MAX_BATCH_RECORDS}",
-                       details={"records": summary.received, "limit": conf.MAX_BATCH_RECORDS})
+        raise TooLarge(
+            f"batch has {summary.received} records, above the limit of {conf.MAX_BATCH_RECORDS}",
+            details={"records": summary.received, "limit": conf.MAX_BATCH_RECORDS},
+        )
     seq = seq if seq is not None else summary.seq
     if seq is None or not isinstance(seq, int) or not 1 <= seq <= 2_147_483_647:  # the column's range
         raise InvalidInput("a batch needs `seq`, an integer from 1 to 2147483647", details={"seq": "required"})
@@ -98,15 +119,24 @@ def batch_receive(*, run: SyncRun, seq: int | None, body: bytes, content_type: s
     if existing is not None:
         return _same_batch(existing, sha)
     ext = "pb" if content_type == MediaType.PROTOBUF else "json"
-    name = storage.save_bytes(storage.payload_name(run.pk, f"batch-{seq:06d}-{sha[:12]}", ext + (".gz" if content_encoding else "")), body)
+    name = storage.save_bytes(
+        storage.payload_name(run.pk, f"batch-{seq:06d}-{sha[:12]}", ext + (".gz" if content_encoding else "")), body
+    )
     try:
         with transaction.atomic():
             locked = SyncRun.objects.select_for_update().get(pk=run.pk)
             if locked.status != Status.RECEIVING:
                 raise Conflict(f"run is {locked.status}, not receiving batches", details={"status": locked.status})
             batch = SyncBatch.objects.create(
-                run=locked, seq=seq, payload=name, content_type=content_type, content_encoding=content_encoding or "",
-                sha256=sha, size=len(body), received=summary.received, deletes=len(summary.deletes),
+                run=locked,
+                seq=seq,
+                payload=name,
+                content_type=content_type,
+                content_encoding=content_encoding or "",
+                sha256=sha,
+                size=len(body),
+                received=summary.received,
+                deletes=len(summary.deletes),
             )
     except IntegrityError:
         storage.delete_payload(name)
@@ -121,13 +151,13 @@ def batch_receive(*, run: SyncRun, seq: int | None, body: bytes, content_type: s
 
 def _same_batch(existing: SyncBatch, sha: str) -> tuple[SyncBatch, bool]:
     if existing.sha256 != sha:
-        raise Conflict(f"batch {existing.seq} was already received with other content",
-                       details={"seq": existing.seq})
+        raise Conflict(f"batch {existing.seq} was already received with other content", details={"seq": existing.seq})
     return existing, False
 
 
-def run_complete(*, run: SyncRun, expected_batches: int | None = None,
-                 expected_records: int | None = None) -> tuple[SyncRun, bool]:
+def run_complete(
+    *, run: SyncRun, expected_batches: int | None = None, expected_records: int | None = None
+) -> tuple[SyncRun, bool]:
     """Close a run to new batches and queue it. (run, changed): completing again changes nothing."""
     with transaction.atomic():
         # the run's row only: without `of`, PostgreSQL locks the joined integration and customer rows
@@ -147,13 +177,26 @@ def run_complete(*, run: SyncRun, expected_batches: int | None = None,
             mismatch["records"] = {"expected": expected_records, "received": n_records}
         if mismatch:
             raise Conflict("the run did not receive what the integrity check says was sent", details=mismatch)
-        transitions.queue(run, batches_total=n_batches, received=n_records, expected_batches=expected_batches,
-                          expected_records=expected_records)
+        transitions.queue(
+            run,
+            batches_total=n_batches,
+            received=n_records,
+            expected_batches=expected_batches,
+            expected_records=expected_records,
+        )
     return run, True
 
 
-def upload_create(*, integration: Integration, stream, filename: str, fmt: str | None = None,
-                  mode: str | None = None, dry_run: bool = False, source: str = SyncRun.Source.UPLOAD) -> SyncRun:
+def upload_create(
+    *,
+    integration: Integration,
+    stream,
+    filename: str,
+    fmt: str | None = None,
+    mode: str | None = None,
+    dry_run: bool = False,
+    source: str = SyncRun.Source.UPLOAD,
+) -> SyncRun:
     """A whole file as one run, queued at once; a worker splits it into batches (streamed)."""
     require_active(integration)
     fmt = files.guess_format(filename, fmt)
@@ -163,8 +206,14 @@ def upload_create(*, integration: Integration, stream, filename: str, fmt: str |
     size = getattr(stream, "size", None)
     if size is not None and size > conf.MAX_UPLOAD_BYTES:
         raise TooLarge(f"file is {size} bytes, above the limit of {conf.MAX_UPLOAD_BYTES}")
-    run = SyncRun(integration=integration, mode=mode, dry_run=bool(dry_run), source=source,
-                  upload_format=fmt, upload_filename=(filename or "")[-255:])
+    run = SyncRun(
+        integration=integration,
+        mode=mode,
+        dry_run=bool(dry_run),
+        source=source,
+        upload_format=fmt,
+        upload_filename=(filename or "")[-255:],
+    )
     name = storage.save_stream(storage.payload_name(run.pk, "upload", f"file.{fmt}"), stream)
     with transaction.atomic():
         run.upload_name = name
@@ -201,15 +250,34 @@ def run_retry(*, run: SyncRun, source: str = SyncRun.Source.ADMIN) -> SyncRun:
     if any(b.payload_purged_at for b in batches):
         raise Conflict("the raw batches of this run have expired; it cannot be retried")
     with transaction.atomic():
-        new = SyncRun.objects.create(integration=run.integration, mode=run.mode, dry_run=run.dry_run, source=source,
-                                     retry_of=run, upload_name=run.upload_name, upload_format=run.upload_format,
-                                     upload_filename=run.upload_filename)
+        new = SyncRun.objects.create(
+            integration=run.integration,
+            mode=run.mode,
+            dry_run=run.dry_run,
+            source=source,
+            retry_of=run,
+            upload_name=run.upload_name,
+            upload_format=run.upload_format,
+            upload_filename=run.upload_filename,
+        )
         if not run.upload_name:
             SyncBatch.objects.bulk_create(
-                SyncBatch(run=new, seq=b.seq, payload=b.payload, content_type=b.content_type,
-                          content_encoding=b.content_encoding, sha256=b.sha256, size=b.size, received=b.received,
-                          deletes=b.deletes) for b in batches
+                SyncBatch(
+                    run=new,
+                    seq=b.seq,
+                    payload=b.payload,
+                    content_type=b.content_type,
+                    content_encoding=b.content_encoding,
+                    sha256=b.sha256,
+                    size=b.size,
+                    received=b.received,
+                    deletes=b.deletes,
+                )
+                for b in batches
             )
-        transitions.queue(new, batches_total=len(batches) if not run.upload_name else 0,
-                          received=sum(b.received for b in batches) if not run.upload_name else 0)
+        transitions.queue(
+            new,
+            batches_total=len(batches) if not run.upload_name else 0,
+            received=sum(b.received for b in batches) if not run.upload_name else 0,
+        )
     return new

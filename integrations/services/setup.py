@@ -23,12 +23,25 @@ def customer_create(*, slug: str, name: str, emails: list[str] | None = None, is
     return customer
 
 
-def customer_update(*, customer: Customer, slug: str | None = None, name: str | None = None,
-                    emails: list[str] | None = None, is_active: bool | None = None) -> Customer:
+def customer_update(
+    *,
+    customer: Customer,
+    slug: str | None = None,
+    name: str | None = None,
+    emails: list[str] | None = None,
+    is_active: bool | None = None,
+) -> Customer:
     """Change a customer's settings (None: keep it), through customer_create's checks."""
-    changes = {field: value for field, value in (("slug", slug), ("name", name), ("is_active", is_active),
-                                                 ("contacts", None if emails is None else list(emails)))
-               if value is not None}
+    changes = {
+        field: value
+        for field, value in (
+            ("slug", slug),
+            ("name", name),
+            ("is_active", is_active),
+            ("contacts", None if emails is None else list(emails)),
+        )
+        if value is not None
+    }
     _change(customer, changes, customer_check)
     return customer
 
@@ -56,8 +69,9 @@ def integration_get(customer_slug: str, slug: str) -> Integration:
         raise NotFound(f"unknown integration {customer_slug}/{slug}") from None
 
 
-def validate_integration_settings(*, target: str, field_map, adapter: str = "", webhook_url: str = "",
-                                  webhook_secret: str = "") -> dict:
+def validate_integration_settings(
+    *, target: str, field_map, adapter: str = "", webhook_url: str = "", webhook_secret: str = ""
+) -> dict:
     """Check settings against the registries; raise InvalidInput naming the bad setting."""
     try:
         target_obj = get_target(target)
@@ -121,14 +135,34 @@ def validate_webhook_secret(secret: str) -> None:
         raise InvalidInput(f"{message}, not {len(key)}", details={"webhook_secret": "wrong length"})
 
 
-def integration_create(*, customer: Customer, slug: str, target: str, mode: str = Mode.FULL,
-                       max_error_rate: float = 0.0, max_deletes_percent: float = 20.0, webhook_url: str = "",
-                       webhook_secret: str = "", field_map=None, adapter: str = "",
-                       contacts: list[str] | None = None, is_active: bool = True) -> Integration:
+def integration_create(
+    *,
+    customer: Customer,
+    slug: str,
+    target: str,
+    mode: str = Mode.FULL,
+    max_error_rate: float = 0.0,
+    max_deletes_percent: float = 20.0,
+    webhook_url: str = "",
+    webhook_secret: str = "",
+    field_map=None,
+    adapter: str = "",
+    contacts: list[str] | None = None,
+    is_active: bool = True,
+) -> Integration:
     integration = Integration(
-        customer=customer, slug=slug, target=target, default_mode=mode, max_error_rate=max_error_rate,
-        max_deletes_percent=max_deletes_percent, webhook_url=webhook_url, webhook_secret=webhook_secret,
-        field_map=field_map or {}, adapter=adapter, contacts=list(contacts or []), is_active=is_active,
+        customer=customer,
+        slug=slug,
+        target=target,
+        default_mode=mode,
+        max_error_rate=max_error_rate,
+        max_deletes_percent=max_deletes_percent,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        field_map=field_map or {},
+        adapter=adapter,
+        contacts=list(contacts or []),
+        is_active=is_active,
     )
     integration_check(integration)
     integration.save()
@@ -137,9 +171,17 @@ def integration_create(*, customer: Customer, slug: str, target: str, mode: str 
 
 # integration_create's keywords, as the fields they set (`mode` is the default mode of a run)
 _INTEGRATION_KEYWORDS = {
-    "customer": "customer", "slug": "slug", "target": "target", "mode": "default_mode", "is_active": "is_active",
-    "field_map": "field_map", "adapter": "adapter", "max_error_rate": "max_error_rate",
-    "max_deletes_percent": "max_deletes_percent", "webhook_url": "webhook_url", "webhook_secret": "webhook_secret",
+    "customer": "customer",
+    "slug": "slug",
+    "target": "target",
+    "mode": "default_mode",
+    "is_active": "is_active",
+    "field_map": "field_map",
+    "adapter": "adapter",
+    "max_error_rate": "max_error_rate",
+    "max_deletes_percent": "max_deletes_percent",
+    "webhook_url": "webhook_url",
+    "webhook_secret": "webhook_secret",
     "contacts": "contacts",
 }
 
@@ -161,21 +203,27 @@ def integration_check(integration: Integration) -> None:
     `details` naming the setting (the admin form shows the message beside that field). Normalises
     the field map (JSON text to an object)."""
     integration.field_map = validate_integration_settings(
-        target=integration.target, field_map=integration.field_map or {}, adapter=integration.adapter,
-        webhook_url=integration.webhook_url, webhook_secret=integration.webhook_secret,
+        target=integration.target,
+        field_map=integration.field_map or {},
+        adapter=integration.adapter,
+        webhook_url=integration.webhook_url,
+        webhook_secret=integration.webhook_secret,
     )
     if integration.default_mode not in Mode.values:
         raise InvalidInput(f"mode must be one of {', '.join(Mode.values)}", details={"default_mode": "invalid"})
     if not 0 <= integration.max_error_rate <= 1:
         raise InvalidInput("max error rate must be between 0 and 1", details={"max_error_rate": "out of range"})
     if not 0 <= integration.max_deletes_percent <= 100:
-        raise InvalidInput("max deletes percent must be between 0 and 100",
-                           details={"max_deletes_percent": "out of range"})
+        raise InvalidInput(
+            "max deletes percent must be between 0 and 100", details={"max_deletes_percent": "out of range"}
+        )
     validate_emails(integration.contacts or [])
     taken = Integration.objects.filter(customer_id=integration.customer_id, slug=integration.slug)
     if taken.exclude(pk=integration.pk).exists():
-        raise Conflict(f"customer {integration.customer.slug} already has an integration {integration.slug!r}",
-                       details={"slug": "taken"})
+        raise Conflict(
+            f"customer {integration.customer.slug} already has an integration {integration.slug!r}",
+            details={"slug": "taken"},
+        )
     _full_clean(integration, exclude=["customer"])
 
 

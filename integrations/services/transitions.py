@@ -75,8 +75,9 @@ def inactive_reason(integration: Integration) -> str:
 def require_active(integration: Integration) -> None:
     reason = inactive_reason(integration)
     if reason:
-        raise Inactive(f"{reason}: its runs take no batches and cannot be completed",
-                       details={"integration": integration.slug})
+        raise Inactive(
+            f"{reason}: its runs take no batches and cannot be completed", details={"integration": integration.slug}
+        )
 
 
 def queue(run: SyncRun, *, batches_total: int, received: int, **fields) -> None:
@@ -93,8 +94,11 @@ def queue(run: SyncRun, *, batches_total: int, received: int, **fields) -> None:
         enqueue(Task.START_DRY_RUN, run.pk)
         return
     if run.mode == Mode.FULL:
-        held = SyncRun.objects.select_for_update().filter(integration_id=run.integration_id, dry_run=False,
-                                                          status=Status.NEEDS_REVIEW).exclude(pk=run.pk)
+        held = (
+            SyncRun.objects.select_for_update()
+            .filter(integration_id=run.integration_id, dry_run=False, status=Status.NEEDS_REVIEW)
+            .exclude(pk=run.pk)
+        )
         for old in held:  # no kick of its own: this run's kick follows
             _finish(old, Status.CANCELLED, f"superseded by run {run.pk}")
     enqueue(Task.KICK_INTEGRATION, run.integration_id)
@@ -131,15 +135,26 @@ def restage(run: SyncRun, target) -> None:
 def end(run: SyncRun, outcome) -> None:
     """processing -> what the apply decided (ingest.apply.Outcome): succeeded, partial, failed or
     needs_review, with its counts, in the apply's transaction. A held run still holds the line."""
-    _finish(run, outcome.status, outcome.message, kick=outcome.status != Status.NEEDS_REVIEW,
-            batches_done=run.batches_total, **{name: getattr(outcome, name) for name in COUNTS})
+    _finish(
+        run,
+        outcome.status,
+        outcome.message,
+        kick=outcome.status != Status.NEEDS_REVIEW,
+        batches_done=run.batches_total,
+        **{name: getattr(outcome, name) for name in COUNTS},
+    )
 
 
 def fail(run: SyncRun, message: str, *, detail: str = "") -> None:
     """queued | processing -> failed with nothing applied: its counts are zero but the failed
     records'. `detail` is for staff only (error_detail)."""
-    fields: dict[str, object] = {"created": 0, "updated": 0, "unchanged": 0, "deleted": 0,
-              "failed": RecordError.objects.filter(run=run).count()}
+    fields: dict[str, object] = {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 0,
+        "deleted": 0,
+        "failed": RecordError.objects.filter(run=run).count(),
+    }
     if detail:
         fields["error_detail"] = detail
     _finish(run, Status.FAILED, message, kick=True, **fields)
@@ -149,8 +164,9 @@ def cancel(run: SyncRun, reason: str) -> None:
     """Any state before an end -> cancelled: by the sender or staff, or a run left receiving too
     long. A run that held its integration's line lets the next one start."""
     if not run.can_cancel:
-        raise Conflict(f"run is {run.status}; only a run not yet applied can be cancelled",
-                       details={"status": run.status})
+        raise Conflict(
+            f"run is {run.status}; only a run not yet applied can be cancelled", details={"status": run.status}
+        )
     _finish(run, Status.CANCELLED, reason, kick=run.status in SyncRun.BLOCKING_STATES)
 
 
@@ -188,8 +204,14 @@ def approve(run: SyncRun, *, user: str = "") -> None:
 def reject(run: SyncRun, *, user: str = "") -> None:
     """needs_review -> cancelled: staff rejected a held run (a held dry run too)."""
     _require_held(run)
-    _finish(run, Status.CANCELLED, f"rejected at review{' by ' + user if user else ''}", kick=True,
-            reviewed_by=user[:150], reviewed_at=timezone.now())
+    _finish(
+        run,
+        Status.CANCELLED,
+        f"rejected at review{' by ' + user if user else ''}",
+        kick=True,
+        reviewed_by=user[:150],
+        reviewed_at=timezone.now(),
+    )
 
 
 def _finish(run: SyncRun, status: str, message: str, *, kick: bool = False, **fields) -> None:
@@ -220,5 +242,9 @@ def _finish(run: SyncRun, status: str, message: str, *, kick: bool = False, **fi
 def _send_run_finished(run: SyncRun) -> None:
     for receiver, result in run_finished.send_robust(sender=SyncRun, run=run):
         if isinstance(result, Exception):
-            log.error("run_finished receiver %r failed for run %s", receiver, run.pk,
-                      exc_info=(type(result), result, result.__traceback__))
+            log.error(
+                "run_finished receiver %r failed for run %s",
+                receiver,
+                run.pk,
+                exc_info=(type(result), result, result.__traceback__),
+            )

@@ -22,11 +22,18 @@ Status = SyncRun.Status
 
 def undo_candidate(integration: Integration) -> SyncRun | None:
     """The integration's latest applied run not undone yet (nor being undone)."""
-    pending_or_done = SyncRun.objects.filter(source=SyncRun.Source.UNDO, undoes__isnull=False).exclude(
-        status__in=SyncRun.NOT_APPLIED_STATES).values("undoes")
-    return (SyncRun.objects.filter(integration=integration, dry_run=False, status__in=SyncRun.APPLIED_STATES)
-            .exclude(source=SyncRun.Source.UNDO).exclude(pk__in=pending_or_done)
-            .order_by("-finished_at", "-created_at").first())
+    pending_or_done = (
+        SyncRun.objects.filter(source=SyncRun.Source.UNDO, undoes__isnull=False)
+        .exclude(status__in=SyncRun.NOT_APPLIED_STATES)
+        .values("undoes")
+    )
+    return (
+        SyncRun.objects.filter(integration=integration, dry_run=False, status__in=SyncRun.APPLIED_STATES)
+        .exclude(source=SyncRun.Source.UNDO)
+        .exclude(pk__in=pending_or_done)
+        .order_by("-finished_at", "-created_at")
+        .first()
+    )
 
 
 def undo_refusal(run: SyncRun) -> str | None:
@@ -43,8 +50,11 @@ def undo_refusal(run: SyncRun) -> str | None:
     if latest is None or latest.pk != run.pk:
         if run.undone_by.exclude(status__in=SyncRun.NOT_APPLIED_STATES).exists():
             return "the run is undone already (or its undo is on its way)"
-        return (f"only the latest applied run of the integration can be undone: run {latest.pk}"
-                if latest else "the integration has no applied run to undo")
+        return (
+            f"only the latest applied run of the integration can be undone: run {latest.pk}"
+            if latest
+            else "the integration has no applied run to undo"
+        )
     return None
 
 
@@ -65,8 +75,13 @@ def run_undo(*, run: SyncRun, user: str = "") -> SyncRun:
             raise Conflict(why, details={"run": str(run.pk)})
         staging.ensure_table(get_target(run.integration.target))
         undo = SyncRun.objects.create(
-            integration=run.integration, mode=Mode.INCREMENTAL, source=SyncRun.Source.UNDO, undoes=run,
-            status=Status.QUEUED, completed_at=timezone.now(), reviewed_by=user[:150],
+            integration=run.integration,
+            mode=Mode.INCREMENTAL,
+            source=SyncRun.Source.UNDO,
+            undoes=run,
+            status=Status.QUEUED,
+            completed_at=timezone.now(),
+            reviewed_by=user[:150],
         )
         enqueue(Task.KICK_INTEGRATION, run.integration_id)
     return undo

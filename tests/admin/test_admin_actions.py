@@ -56,7 +56,10 @@ def test_approve_from_the_changelist_confirms_then_deletes(boss, world):
     world.held.refresh_from_db()
     assert world.held.status == S.SUCCEEDED and world.held.deleted == 17 and world.held.reviewed_by == "boss"
     assert sorted(Product.objects.filter(customer=world.customer).values_list("sku", flat=True)) == [
-        "SKU-000", "SKU-001", "SKU-002"]
+        "SKU-000",
+        "SKU-001",
+        "SKU-002",
+    ]
 
 
 def test_review_page_rejects(boss, world):
@@ -77,8 +80,10 @@ def test_sample_follows_the_table_as_it_is_now(boss, world):
 
 
 def test_reviewer_may_review_but_not_change(reviewer, world, tmp_path):
-    done = reviewer.post(reverse("admin:integrations_syncrun_review", args=[world.held.pk]),
-                         {"decision": "approve", "confirm_delete": "yes"})
+    done = reviewer.post(
+        reverse("admin:integrations_syncrun_review", args=[world.held.pk]),
+        {"decision": "approve", "confirm_delete": "yes"},
+    )
     assert done.status_code == 302
     world.held.refresh_from_db()
     assert world.held.status == S.SUCCEEDED and scenarios.product_count(world.customer) == 3
@@ -98,8 +103,12 @@ def test_staff_without_the_group_cannot_review(client, world):
     from django.contrib.auth import get_user_model
 
     client.force_login(get_user_model().objects.create_user("clerk", password="x", is_staff=True))
-    assert client.post(reverse("admin:integrations_syncrun_review", args=[world.held.pk]),
-                       {"decision": "approve"}).status_code == 403
+    assert (
+        client.post(
+            reverse("admin:integrations_syncrun_review", args=[world.held.pk]), {"decision": "approve"}
+        ).status_code
+        == 403
+    )
     world.held.refresh_from_db()
     assert world.held.status == S.NEEDS_REVIEW
 
@@ -109,8 +118,9 @@ def test_staff_without_the_group_cannot_review(client, world):
 
 def test_cancel_action_and_page(boss, world):
     url = reverse("admin:integrations_syncrun_changelist")
-    done = boss.post(url, {"action": "cancel_runs", "_selected_action": [world.receiving.pk, world.succeeded.pk]},
-                     follow=True)
+    done = boss.post(
+        url, {"action": "cancel_runs", "_selected_action": [world.receiving.pk, world.succeeded.pk]}, follow=True
+    )
     assert "1 run(s) cancelled." in page_messages(done)
     world.receiving.refresh_from_db()
     assert world.receiving.status == S.CANCELLED and "cancelled by boss" in world.receiving.message
@@ -130,25 +140,42 @@ def test_retry_a_failed_run_from_its_stored_batches(boss, world):
     assert f"run {world.failed.pk} retried as run {new.pk}." in page_messages(done)
     assert new.status == S.PARTIAL and new.received == 3 and new.created == 1 and new.failed == 2
     assert Product.objects.filter(customer=world.other, sku="OK-1").exists()
-    refused = boss.post(reverse("admin:integrations_syncrun_changelist"),
-                        {"action": "retry_runs", "_selected_action": [world.succeeded.pk]}, follow=True)
+    refused = boss.post(
+        reverse("admin:integrations_syncrun_changelist"),
+        {"action": "retry_runs", "_selected_action": [world.succeeded.pk]},
+        follow=True,
+    )
     assert "none of the selected runs failed or was cancelled" in page_messages(refused)
 
 
 def test_errors_csv_neutralises_formulas(boss, world):
     response = boss.get(reverse("admin:integrations_syncrun_errors_csv", args=[world.failed.pk]))
     assert response["Content-Type"].startswith("text/csv")
-    assert f'errors-{world.failed.pk}.csv' in response["Content-Disposition"]
+    assert f"errors-{world.failed.pk}.csv" in response["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert list(rows[0]) == ["sku", "name", "price", "currency", "quantity", "active", "attributes",
-                             "error_code", "error_message", "error_fields", "error_seq", "error_index"]
+    assert list(rows[0]) == [
+        "sku",
+        "name",
+        "price",
+        "currency",
+        "quantity",
+        "active",
+        "attributes",
+        "error_code",
+        "error_message",
+        "error_fields",
+        "error_seq",
+        "error_index",
+    ]
     bad = next(r for r in rows if r["sku"] == "BAD-1")
     # a formula is neutralised, a plain number is not
     assert bad["name"].startswith("'=HYPERLINK") and bad["price"] == "-3" and bad["error_code"] == "invalid"
     keyless = next(r for r in rows if r["error_code"] == "missing_key")
     assert keyless["sku"] == "" and keyless["name"] == "no key" and keyless["price"] == "1"
-    several = boss.post(reverse("admin:integrations_syncrun_changelist"),
-                        {"action": "download_errors", "_selected_action": [world.failed.pk, world.succeeded.pk]})
+    several = boss.post(
+        reverse("admin:integrations_syncrun_changelist"),
+        {"action": "download_errors", "_selected_action": [world.failed.pk, world.succeeded.pk]},
+    )
     lines = b"".join(several.streaming_content).decode().splitlines()
     assert lines[0].startswith("run,sku,") and len(lines) == 3
 
@@ -169,8 +196,9 @@ def test_api_key_is_shown_once_and_revoked_at_once(boss, world):
     assert raw.startswith(key.prefix + ".") and ApiKey.objects.is_valid(raw)
     again = boss.get(url).content.decode()
     assert raw not in again and key.prefix in again and "Revoke" in again
-    revoked = boss.post(reverse("admin:integrations_customer_revoke_key", args=[world.customer.pk, key.prefix]),
-                        follow=True)
+    revoked = boss.post(
+        reverse("admin:integrations_customer_revoke_key", args=[world.customer.pk, key.prefix]), follow=True
+    )
     assert f"API key {key.prefix} is revoked" in " ".join(page_messages(revoked))
     assert not ApiKey.objects.is_valid(raw)
 
@@ -180,7 +208,10 @@ def test_customer_contacts_are_checked(boss, world):
     data = change_form_data(boss.get(url))
     data["contacts"] = "ops@acme.example\nnot-an-address"
     response = boss.post(url, data)
-    assert response.status_code == 200 and "&#x27;not-an-address&#x27; is not an e-mail address" in response.content.decode()
+    assert (
+        response.status_code == 200
+        and "&#x27;not-an-address&#x27; is not an e-mail address" in response.content.decode()
+    )
     data["contacts"] = "ops@acme.example, cto@acme.example"
     boss.post(url, data)
     world.customer.refresh_from_db()
@@ -191,40 +222,61 @@ def test_customer_contacts_are_checked(boss, world):
 
 
 def integration_post(owner, **overrides):
-    data = {"customer": owner.pk, "slug": "erp", "target": "catalog.product", "default_mode": "full",
-            "is_active": "on", "field_map": '{"Title": "name", "Legacy": null}', "adapter": "",
-            "max_error_rate": "5", "max_deletes_percent": "20", "webhook_url": "", "webhook_secret": "",
-            "contacts": "a@acme.example"}
+    data = {
+        "customer": owner.pk,
+        "slug": "erp",
+        "target": "catalog.product",
+        "default_mode": "full",
+        "is_active": "on",
+        "field_map": '{"Title": "name", "Legacy": null}',
+        "adapter": "",
+        "max_error_rate": "5",
+        "max_deletes_percent": "20",
+        "webhook_url": "",
+        "webhook_secret": "",
+        "contacts": "a@acme.example",
+    }
     data.update(overrides)
     return data
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"field_map": '{"Title": "title"}'}, "which is not a field of catalog.product"),
-    ({"field_map": "[1, 2]"}, "field map must be a JSON object"),
-    ({"field_map": "{nope"}, "Enter a valid JSON."),
-    ({"adapter": "no-such-adapter"}, "Select a valid choice"),
-    ({"target": "catalog.nothing"}, "Select a valid choice"),
-    ({"webhook_url": "ftp://example.com/x"}, "is not an http(s) URL"),
-    ({"webhook_url": "http://10.1.2.3/hook"}, "resolves to the non-public address 10.1.2.3"),
-    ({"webhook_url": "http://localhost:8000/hook"}, "localhost resolves to the non-public address"),
-    ({"webhook_secret": "plain-secret"}, "webhook secret must start with whsec_"),
-    ({"max_error_rate": "150"}, "less than or equal to 100"),
-    ({"slug": "products"}, "already exists"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"field_map": '{"Title": "title"}'}, "which is not a field of catalog.product"),
+        ({"field_map": "[1, 2]"}, "field map must be a JSON object"),
+        ({"field_map": "{nope"}, "Enter a valid JSON."),
+        ({"adapter": "no-such-adapter"}, "Select a valid choice"),
+        ({"target": "catalog.nothing"}, "Select a valid choice"),
+        ({"webhook_url": "ftp://example.com/x"}, "is not an http(s) URL"),
+        ({"webhook_url": "http://10.1.2.3/hook"}, "resolves to the non-public address 10.1.2.3"),
+        ({"webhook_url": "http://localhost:8000/hook"}, "localhost resolves to the non-public address"),
+        ({"webhook_secret": "plain-secret"}, "webhook secret must start with whsec_"),
+        ({"max_error_rate": "150"}, "less than or equal to 100"),
+        ({"slug": "products"}, "already exists"),
+    ],
+)
 def test_integration_settings_are_validated(boss, integration, settings, overrides, message):
     settings.INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE = False
-    response = boss.post(reverse("admin:integrations_integration_add"),
-                         integration_post(integration.customer, **overrides))
+    response = boss.post(
+        reverse("admin:integrations_integration_add"), integration_post(integration.customer, **overrides)
+    )
     assert response.status_code == 200, response.get("Location")
     assert message in response.content.decode()
     assert Integration.objects.count() == 1
 
 
 def test_integration_created_with_every_setting(boss, customer):
-    response = boss.post(reverse("admin:integrations_integration_add"), integration_post(
-        customer, adapter="cents-and-flags", webhook_url="https://hooks.example.com/acme",
-        webhook_secret="whsec_" + "B" * 32, default_mode="incremental"))
+    response = boss.post(
+        reverse("admin:integrations_integration_add"),
+        integration_post(
+            customer,
+            adapter="cents-and-flags",
+            webhook_url="https://hooks.example.com/acme",
+            webhook_secret="whsec_" + "B" * 32,
+            default_mode="incremental",
+        ),
+    )
     assert response.status_code == 302
     erp = Integration.objects.get(customer=customer, slug="erp")
     assert erp.field_map == {"Title": "name", "Legacy": None} and erp.adapter == "cents-and-flags"

@@ -59,26 +59,37 @@ def test_every_admin_url_of_the_app(staff_client, world):
         want = expected_status(staff_client.user_kind, model, url_name, url, world)
         assert response.status_code == want, (staff_client.user_kind, url, response.status_code)
         seen.add(url_name)
-    for custom in ("integrations_integration_sync_file", "integrations_syncrun_review", "integrations_syncrun_cancel",
-                   "integrations_syncrun_retry", "integrations_syncrun_errors_csv", "integrations_customer_revoke_key",
-                   "integrations_syncrun_deletions_csv", "integrations_syncrun_undo"):
+    for custom in (
+        "integrations_integration_sync_file",
+        "integrations_syncrun_review",
+        "integrations_syncrun_cancel",
+        "integrations_syncrun_retry",
+        "integrations_syncrun_errors_csv",
+        "integrations_customer_revoke_key",
+        "integrations_syncrun_deletions_csv",
+        "integrations_syncrun_undo",
+    ):
         assert custom in seen
 
 
 def test_site_pages_and_filters(staff_client, world):
     short = str(world.failed.pk)[:8]
     pages = [
-        "/admin/", "/admin/integrations/",
+        "/admin/",
+        "/admin/integrations/",
         "/admin/integrations/syncrun/?status__exact=failed",
         f"/admin/integrations/syncrun/?status__exact=needs_review&integration__customer__id__exact={world.customer.pk}",
         f"/admin/integrations/syncrun/?integration__id__exact={world.feed.pk}&mode__exact=full",
         "/admin/integrations/syncrun/?created_at__gte=2020-01-01T00:00:00%2B00:00&dry_run__exact=0",
-        f"/admin/integrations/syncrun/?q={short}", f"/admin/integrations/syncrun/?q={world.failed.pk}",
+        f"/admin/integrations/syncrun/?q={short}",
+        f"/admin/integrations/syncrun/?q={world.failed.pk}",
         "/admin/integrations/syncrun/?q=globex",
-        f"/admin/integrations/recorderror/?run={world.failed.pk}", "/admin/integrations/recorderror/?run=not-a-uuid",
+        f"/admin/integrations/recorderror/?run={world.failed.pk}",
+        "/admin/integrations/recorderror/?run=not-a-uuid",
         "/admin/integrations/recorderror/?code__exact=invalid&q=BAD-1",
         f"/admin/integrations/recorderror/?run__integration__id__exact={world.feed.pk}",
-        "/admin/integrations/integration/?is_active__exact=1", "/admin/integrations/apikey/?revoked__exact=0",
+        "/admin/integrations/integration/?is_active__exact=1",
+        "/admin/integrations/apikey/?revoked__exact=0",
         f"/admin/integrations/integration/{world.feed.pk}/sync-file/?preview=nonsense",
     ]
     for url in pages:
@@ -93,7 +104,7 @@ def test_runs_list_shows_status_counts_progress_and_filters(admin_client, world)
     response = admin_client.get("/admin/integrations/syncrun/?status__exact=failed")
     html = response.content.decode()
     assert str(world.failed.pk)[:8] in html and str(world.succeeded.pk)[:8] not in html
-    assert 'run-status-failed' in html and "globex" in html and "feed" in html
+    assert "run-status-failed" in html and "globex" in html and "feed" in html
     assert re.search(r'count-failed"[^>]*>2 fail', html)
     html = admin_client.get("/admin/integrations/syncrun/").content.decode()
     assert "validating 1 of 4 batches" in html and "run-progress" in html  # the processing run's progress bar
@@ -123,7 +134,7 @@ def test_record_error_page_shows_raw_record_as_indented_json(admin_client, world
     error = RecordError.objects.get(run=world.failed, key="BAD-1")
     html = admin_client.get(reverse("admin:integrations_recorderror_change", args=[error.pk])).content.decode()
     assert '<pre class="raw-json"' in html
-    assert '{\n  &quot;sku&quot;: &quot;BAD-1&quot;,\n  &quot;name&quot;' in html
+    assert "{\n  &quot;sku&quot;: &quot;BAD-1&quot;,\n  &quot;name&quot;" in html
     assert "price" in html and "invalid" in html
     listing = admin_client.get("/admin/integrations/recorderror/?q=BAD-1").content.decode()
     assert "BAD-1" in listing and "(no key)" not in listing

@@ -68,8 +68,9 @@ def test_deletions_csv_lists_every_key_the_apply_then_deletes(boss, world):
     listed = [r[0] for r in rows[1:]]
     assert listed == [f"SKU-{i:03d}" for i in range(3, 40)]
     before = set(Product.objects.filter(customer=world.other).values_list("sku", flat=True))
-    boss.post(reverse("admin:integrations_syncrun_review", args=[held.pk]),
-              {"decision": "approve", "confirm_delete": "yes"})
+    boss.post(
+        reverse("admin:integrations_syncrun_review", args=[held.pk]), {"decision": "approve", "confirm_delete": "yes"}
+    )
     held.refresh_from_db()
     after = set(Product.objects.filter(customer=world.other).values_list("sku", flat=True))
     assert held.status == S.SUCCEEDED and sorted(before - after) == listed  # what the file said, deleted
@@ -154,7 +155,9 @@ def test_revoking_a_key_is_in_the_history(boss, world):
     assert history(key) == [message]
     assert message in history(world.customer)
     other, _ = services.api_key_create(customer=world.customer, name="other")
-    boss.post(reverse("admin:integrations_apikey_changelist"), {"action": "revoke_keys", "_selected_action": [other.pk]})
+    boss.post(
+        reverse("admin:integrations_apikey_changelist"), {"action": "revoke_keys", "_selected_action": [other.pk]}
+    )
     assert history(other) == [f"Revoked API key {other.prefix} (other): requests with it are refused"]
 
 
@@ -195,8 +198,12 @@ def test_an_approved_runs_duration_leaves_out_the_wait(admin_client, world):
     run = world.held
     start = timezone.now() - timedelta(hours=2)
     # held after 4 s of validation, approved 2 hours later, applied in 6 s
-    SyncRun.objects.filter(pk=run.pk).update(started_at=start, finished_at=start + timedelta(hours=2, seconds=10),
-                                             reviewed_at=start + timedelta(hours=2, seconds=4), status=S.SUCCEEDED)
+    SyncRun.objects.filter(pk=run.pk).update(
+        started_at=start,
+        finished_at=start + timedelta(hours=2, seconds=10),
+        reviewed_at=start + timedelta(hours=2, seconds=4),
+        status=S.SUCCEEDED,
+    )
     SyncBatch.objects.filter(run=run).update(validated_at=start + timedelta(seconds=4))
     html = admin_client.get(reverse("admin:integrations_syncrun_change", args=[run.pk])).content.decode()
     duration = html.split("field-duration")[1].split("field-waited")[0]
@@ -212,8 +219,9 @@ def test_first_errors_of_a_processing_run_are_not_final(admin_client, world):
 def test_needs_attention_lists_partial_and_cancelled_last_runs(admin_client, world):
     ok = services.integration_create(customer=world.other, slug="fine", target="catalog.product", max_error_rate=1.0)
     sync(ok, [product("A-1")])
-    partial = services.integration_create(customer=world.other, slug="halfway", target="catalog.product",
-                                          max_error_rate=1.0)
+    partial = services.integration_create(
+        customer=world.other, slug="halfway", target="catalog.product", max_error_rate=1.0
+    )
     run = sync(partial, [product("B-1"), {"sku": "B-2", "price": "x"}], mode="incremental")
     assert run.status == S.PARTIAL, run.message
     initech = services.customer_create(slug="initech", name="Initech")

@@ -26,9 +26,17 @@ def boss(client, transactional_db):
 
 
 def customer_post(**overrides):
-    data = {"slug": "initech", "name": "Initech", "is_active": "on", "contacts": "ops@initech.example",
-            "integrations-TOTAL_FORMS": "0", "integrations-INITIAL_FORMS": "0",
-            "api_keys-TOTAL_FORMS": "1", "api_keys-INITIAL_FORMS": "0", "api_keys-0-name": "first"}
+    data = {
+        "slug": "initech",
+        "name": "Initech",
+        "is_active": "on",
+        "contacts": "ops@initech.example",
+        "integrations-TOTAL_FORMS": "0",
+        "integrations-INITIAL_FORMS": "0",
+        "api_keys-TOTAL_FORMS": "1",
+        "api_keys-INITIAL_FORMS": "0",
+        "api_keys-0-name": "first",
+    }
     data.update(overrides)
     return data
 
@@ -59,8 +67,11 @@ def test_customer_change_saves_through_the_service(boss, customer):
     data.pop("is_active", None)
     assert boss.post(url, data).status_code == 302
     customer.refresh_from_db()
-    assert (customer.name, customer.contacts, customer.is_active) == ("Acme Corp", ["a@acme.example", "b@acme.example"],
-                                                                      False)
+    assert (customer.name, customer.contacts, customer.is_active) == (
+        "Acme Corp",
+        ["a@acme.example", "b@acme.example"],
+        False,
+    )
 
 
 def test_customer_services_check_what_the_form_checks(customer, other_customer):
@@ -121,8 +132,15 @@ def test_integration_update_runs_integration_create_checks(integration, settings
 def test_create_integration_command_refuses_a_private_webhook_url(customer, settings):
     settings.INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE = False
     with pytest.raises(CommandError, match="non-public address"):
-        call_command("create_integration", "acme", "feed", "--target", "catalog.product",
-                     "--webhook-url", "http://127.0.0.1:8000/hook")
+        call_command(
+            "create_integration",
+            "acme",
+            "feed",
+            "--target",
+            "catalog.product",
+            "--webhook-url",
+            "http://127.0.0.1:8000/hook",
+        )
     assert not Integration.objects.filter(slug="feed").exists()
 
 
@@ -133,8 +151,13 @@ CSV = b"sku,name,price,currency\nP-1,Product P-1,9.99,EUR\n"
 
 
 def test_preview_run_reads_the_stored_file_back(integration):
-    preview = services.upload_create(integration=integration, stream=SimpleUploadedFile("p.csv", CSV),
-                                     filename="p.csv", dry_run=True, mode="incremental")
+    preview = services.upload_create(
+        integration=integration,
+        stream=SimpleUploadedFile("p.csv", CSV),
+        filename="p.csv",
+        dry_run=True,
+        mode="incremental",
+    )
     assert services.preview_get(integration=integration, run_id=str(preview.pk)) == preview
     for run_id in ("nonsense", "00000000-0000-0000-0000-000000000000"):
         with pytest.raises(NotFound):
@@ -148,8 +171,9 @@ def test_preview_run_reads_the_stored_file_back(integration):
 
 
 def test_preview_whose_file_expired_says_upload_it_again(boss, integration):
-    preview = services.upload_create(integration=integration, stream=SimpleUploadedFile("p.csv", CSV),
-                                     filename="p.csv", dry_run=True)
+    preview = services.upload_create(
+        integration=integration, stream=SimpleUploadedFile("p.csv", CSV), filename="p.csv", dry_run=True
+    )
     preview.refresh_from_db()
     storage.delete_payload(preview.upload_name)
     with pytest.raises(PayloadGone, match="expired from storage"):
@@ -165,7 +189,8 @@ def test_preview_whose_file_expired_says_upload_it_again(boss, integration):
 
 def test_review_permission_comes_from_the_model(transactional_db):
     assert ("review_syncrun", "Can review sync runs (approve, reject, cancel, retry, download errors)") in [
-        tuple(p) for p in SyncRun._meta.permissions]
+        tuple(p) for p in SyncRun._meta.permissions
+    ]
     assert Permission.objects.filter(content_type__app_label="integrations", codename="review_syncrun").count() == 1
     group = ensure_reviewer_group()
     assert ensure_reviewer_group() == group == Group.objects.get(name=REVIEWERS_GROUP)

@@ -31,7 +31,11 @@ def endpoints(run_id):
         ("get", f"{API}/integrations/", {}),
         ("post", f"{API}/integrations/products/runs/", {"data": {"mode": "full"}, "format": "json"}),
         ("get", f"{API}/integrations/products/runs/", {}),
-        ("post", f"{API}/runs/{run_id}/batches/", {"data": json_body(1, records(1)), "content_type": "application/json"}),
+        (
+            "post",
+            f"{API}/runs/{run_id}/batches/",
+            {"data": json_body(1, records(1)), "content_type": "application/json"},
+        ),
         ("post", f"{API}/runs/{run_id}/complete/", {"format": "json"}),
         ("post", f"{API}/runs/{run_id}/cancel/", {}),
         ("get", f"{API}/runs/{run_id}/", {}),
@@ -55,9 +59,16 @@ def test_no_key_is_401_everywhere(run_id):
     assert SyncRun.objects.get(pk=run_id).status == "receiving"
 
 
-@pytest.mark.parametrize("header", [
-    "Bearer nonsense", "Bearer abc.def", "Token whatever", "Bearer ", "Basic YWxhZGRpbjpvcGVuc2VzYW1l",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer nonsense",
+        "Bearer abc.def",
+        "Token whatever",
+        "Bearer ",
+        "Basic YWxhZGRpbjpvcGVuc2VzYW1l",
+    ],
+)
 def test_bad_keys_are_401(run_id, api_key, header):
     client = client_for(None)
     client.credentials(HTTP_AUTHORIZATION=header)
@@ -103,8 +114,11 @@ def test_another_customers_run_and_integration_are_404_everywhere(run_id, other_
     own_integrations = other_api.get(f"{API}/integrations/").json()
     assert [i["slug"] for i in own_integrations["results"]] == ["products"]  # its own, not acme's
     for method, path, kwargs in endpoints(run_id):
-        if path in (f"{API}/integrations/", f"{API}/integrations/products/runs/",
-                    f"{API}/integrations/products/uploads/"):
+        if path in (
+            f"{API}/integrations/",
+            f"{API}/integrations/products/runs/",
+            f"{API}/integrations/products/uploads/",
+        ):
             continue  # globex has its own `products`: checked below with a slug only acme has
         response = call(other_api, method, path, kwargs)
         assert response.status_code == 404, (path, response.content)
@@ -177,8 +191,12 @@ def test_unknown_urls_under_api_are_json_404(api_key):
 
 
 def test_wrong_method_is_json_405(api, run_id):
-    for method, path in [("delete", f"{API}/runs/{run_id}/"), ("get", f"{API}/runs/{run_id}/batches/"),
-                         ("put", f"{API}/integrations/"), ("get", f"{API}/runs/{run_id}/complete/")]:
+    for method, path in [
+        ("delete", f"{API}/runs/{run_id}/"),
+        ("get", f"{API}/runs/{run_id}/batches/"),
+        ("put", f"{API}/integrations/"),
+        ("get", f"{API}/runs/{run_id}/complete/"),
+    ]:
         response = getattr(api, method)(path)
         assert response.status_code == 405, path
         assert error_of(response)["code"] == "method_not_allowed"

@@ -58,8 +58,11 @@ def test_batch_202_then_same_bytes_200_then_other_bytes_409(api, run_id, content
     assert again.status_code == 200 and again.json() == first.json()
     other = post_batch(api, run_id, encode(content_type, 1, records(4)), content_type=content_type, gzipped=gzipped)
     assert other.status_code == 409
-    assert error_of(other) == {"code": "conflict", "message": "batch 1 was already received with other content",
-                               "details": {"seq": 1}}
+    assert error_of(other) == {
+        "code": "conflict",
+        "message": "batch 1 was already received with other content",
+        "details": {"seq": 1},
+    }
     assert SyncBatch.objects.filter(run_id=run_id).count() == 1
 
 
@@ -82,8 +85,12 @@ def test_whole_sync_applies_the_records(api, integration, content_type, gzipped)
 def test_json_and_protobuf_batches_mix_in_one_run(api, integration):
     run = open_run(api)
     assert post_batch(api, run["id"], json_body(1, records(2))).status_code == 202
-    assert post_batch(api, run["id"], proto_body(2, records(2, start=2)), content_type=PROTOBUF_TYPE,
-                      gzipped=True).status_code == 202
+    assert (
+        post_batch(
+            api, run["id"], proto_body(2, records(2, start=2)), content_type=PROTOBUF_TYPE, gzipped=True
+        ).status_code
+        == 202
+    )
     assert api.post(f"{API}/runs/{run['id']}/complete/", {"batches": 2, "records": 4}, format="json").status_code == 202
     assert api.get(f"{API}/runs/{run['id']}/").json()["status"] == "succeeded"
     assert Product.objects.count() == 4
@@ -113,19 +120,22 @@ def test_batch_to_a_run_not_receiving_409(api, integration):
     assert error_of(response)["details"] == {"status": "succeeded"}
 
 
-@pytest.mark.parametrize("body, content_type, fragment", [
-    (b"{not json", JSON_TYPE, "not valid JSON"),
-    (b"", JSON_TYPE, "not valid JSON"),
-    (b"[1, 2]", JSON_TYPE, "not a batch object"),
-    (b'{"seq": 1}', JSON_TYPE, "not a batch object"),
-    (b'{"seq": 1, "records": {}}', JSON_TYPE, "not a batch object"),
-    (b'{"seq": "one", "records": []}', JSON_TYPE, "not a batch object"),
-    (b'{"records": []}', JSON_TYPE, "seq"),
-    (b'{"seq": 0, "records": []}', JSON_TYPE, "seq"),
-    (b'{"seq": 2147483648, "records": []}', JSON_TYPE, "seq"),
-    (b'{"seq": 1, "records": [], "deletes": [5]}', JSON_TYPE, "deletes"),
-    (b"\xff\xfe garbage \x00\x01", PROTOBUF_TYPE, "protobuf"),
-])
+@pytest.mark.parametrize(
+    "body, content_type, fragment",
+    [
+        (b"{not json", JSON_TYPE, "not valid JSON"),
+        (b"", JSON_TYPE, "not valid JSON"),
+        (b"[1, 2]", JSON_TYPE, "not a batch object"),
+        (b'{"seq": 1}', JSON_TYPE, "not a batch object"),
+        (b'{"seq": 1, "records": {}}', JSON_TYPE, "not a batch object"),
+        (b'{"seq": "one", "records": []}', JSON_TYPE, "not a batch object"),
+        (b'{"records": []}', JSON_TYPE, "seq"),
+        (b'{"seq": 0, "records": []}', JSON_TYPE, "seq"),
+        (b'{"seq": 2147483648, "records": []}', JSON_TYPE, "seq"),
+        (b'{"seq": 1, "records": [], "deletes": [5]}', JSON_TYPE, "deletes"),
+        (b"\xff\xfe garbage \x00\x01", PROTOBUF_TYPE, "protobuf"),
+    ],
+)
 def test_malformed_batches_400(api, run_id, body, content_type, fragment):
     response = post_batch(api, run_id, body, content_type=content_type)
     assert response.status_code == 400, response.content
@@ -149,12 +159,22 @@ def test_protobuf_record_wider_than_its_fields_400(api, run_id):
 
 def test_truncated_gzip_400(api, run_id):
     compressed = gzip.compress(json_body(1, records(50)))
-    response = api.generic("POST", f"{API}/runs/{run_id}/batches/", compressed[: len(compressed) // 2],
-                           content_type=JSON_TYPE, HTTP_CONTENT_ENCODING="gzip")
+    response = api.generic(
+        "POST",
+        f"{API}/runs/{run_id}/batches/",
+        compressed[: len(compressed) // 2],
+        content_type=JSON_TYPE,
+        HTTP_CONTENT_ENCODING="gzip",
+    )
     assert response.status_code == 400
     assert error_of(response)["code"] == "malformed"
-    response = api.generic("POST", f"{API}/runs/{run_id}/batches/", b"plainly not gzip",
-                           content_type=JSON_TYPE, HTTP_CONTENT_ENCODING="gzip")
+    response = api.generic(
+        "POST",
+        f"{API}/runs/{run_id}/batches/",
+        b"plainly not gzip",
+        content_type=JSON_TYPE,
+        HTTP_CONTENT_ENCODING="gzip",
+    )
     assert response.status_code == 400
 
 
@@ -162,8 +182,13 @@ def test_unsupported_content_type_or_encoding_415(api, run_id):
     response = post_batch(api, run_id, b"sku,name\n1,a\n", content_type="text/csv")
     assert response.status_code == 415
     assert error_of(response)["code"] == "unsupported_media_type"
-    response = api.generic("POST", f"{API}/runs/{run_id}/batches/", json_body(1, records(1)),
-                           content_type=JSON_TYPE, HTTP_CONTENT_ENCODING="br")
+    response = api.generic(
+        "POST",
+        f"{API}/runs/{run_id}/batches/",
+        json_body(1, records(1)),
+        content_type=JSON_TYPE,
+        HTTP_CONTENT_ENCODING="br",
+    )
     assert response.status_code == 415
     assert "br" in error_of(response)["message"]
     assert not SyncBatch.objects.exists()
@@ -192,8 +217,9 @@ def test_gzip_bomb_413(api, run_id):
     chunk = b"\0" * (1 << 20)
     bomb = b"".join(compressor.compress(chunk) for _ in range(128)) + compressor.flush()
     assert len(bomb) < 1024 * 1024
-    response = api.generic("POST", f"{API}/runs/{run_id}/batches/", bomb, content_type=JSON_TYPE,
-                           HTTP_CONTENT_ENCODING="gzip")
+    response = api.generic(
+        "POST", f"{API}/runs/{run_id}/batches/", bomb, content_type=JSON_TYPE, HTTP_CONTENT_ENCODING="gzip"
+    )
     assert response.status_code == 413
     assert error_of(response)["code"] == "too_large"
     assert not SyncBatch.objects.exists()
@@ -233,15 +259,22 @@ def test_50000_record_batch_over_real_http(live_server, api_key, integration):
     base = f"{live_server.url}{API}"
     run = session.post(f"{base}/integrations/products/runs/", json={"mode": "full"}).json()
     recs = records(50_000)
-    response = session.post(f"{base}/runs/{run['id']}/batches/", data=gzip.compress(json_body(1, recs)),
-                            headers={"Content-Type": JSON_TYPE, "Content-Encoding": "gzip"})
+    response = session.post(
+        f"{base}/runs/{run['id']}/batches/",
+        data=gzip.compress(json_body(1, recs)),
+        headers={"Content-Type": JSON_TYPE, "Content-Encoding": "gzip"},
+    )
     assert response.status_code == 202, response.text[:500]
     assert response.json()["received"] == 50_000
-    response = session.post(f"{base}/runs/{run['id']}/batches/", data=proto_body(2, records(50_000, start=50_000)),
-                            headers={"Content-Type": PROTOBUF_TYPE})
+    response = session.post(
+        f"{base}/runs/{run['id']}/batches/",
+        data=proto_body(2, records(50_000, start=50_000)),
+        headers={"Content-Type": PROTOBUF_TYPE},
+    )
     assert response.status_code == 202, response.text[:500]
-    response = session.post(f"{base}/runs/{run['id']}/batches/", data=json_body(3, records(50_001)),
-                            headers={"Content-Type": JSON_TYPE})
+    response = session.post(
+        f"{base}/runs/{run['id']}/batches/", data=json_body(3, records(50_001)), headers={"Content-Type": JSON_TYPE}
+    )
     assert response.status_code == 413
     assert response.headers["Content-Type"] == "application/json"
     assert response.json()["error"]["code"] == "too_large"

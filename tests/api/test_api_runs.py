@@ -22,8 +22,23 @@ from tests.support.api import (
     sync_over_api,
 )
 
-RUN_FIELDS = {"id", "integration", "mode", "dry_run", "status", "source", "created_at", "completed_at",
-              "started_at", "finished_at", "counts", "progress", "message", "errors_url", "changes_url"}
+RUN_FIELDS = {
+    "id",
+    "integration",
+    "mode",
+    "dry_run",
+    "status",
+    "source",
+    "created_at",
+    "completed_at",
+    "started_at",
+    "finished_at",
+    "counts",
+    "progress",
+    "message",
+    "errors_url",
+    "changes_url",
+}
 
 
 def create(api, body=None, key=None, slug="products"):
@@ -54,13 +69,16 @@ def test_create_run_with_empty_body_uses_the_integrations_mode(api, integration)
     assert response.json()["mode"] == "full" and response.json()["dry_run"] is False
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"mode": "snapshot"}, "mode"),
-    ({"dry_run": "yes"}, "dry_run"),
-    ({"dry_run": 1}, "dry_run"),
-    ({"mode": "full", "modee": "full"}, "modee"),
-    ({"batches": 3}, "batches"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"mode": "snapshot"}, "mode"),
+        ({"dry_run": "yes"}, "dry_run"),
+        ({"dry_run": 1}, "dry_run"),
+        ({"mode": "full", "modee": "full"}, "modee"),
+        ({"batches": 3}, "batches"),
+    ],
+)
 def test_create_run_refuses_bad_bodies_400(api, integration, body, field):
     response = create(api, body)
     assert response.status_code == 400
@@ -258,8 +276,10 @@ def test_a_waiting_request_holds_no_transaction_open(api, integration):
     thread = _later(0, lambda: answers.append(api.get(f"{API}/runs/{run['id']}/?wait=2")))
     time.sleep(1.0)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND state LIKE 'idle in transaction%%' AND pid <> pg_backend_pid()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state LIKE 'idle in transaction%%' AND pid <> pg_backend_pid()"
+        )
         idle_in_transaction = cursor.fetchone()[0]
     thread.join()
     assert answers[0].status_code == 200 and idle_in_transaction == 0
@@ -339,8 +359,13 @@ def test_errors_paginated_with_every_field(api, failed_run):
     assert body["count"] == 6
     first = body["results"][0]
     assert first == {
-        "seq": 1, "index": 1, "key": "BAD-1", "code": "invalid", "message": first["message"],
-        "fields": {"price": ["Must be at least 0."]}, "record": product("BAD-1", price="-5"),
+        "seq": 1,
+        "index": 1,
+        "key": "BAD-1",
+        "code": "invalid",
+        "message": first["message"],
+        "fields": {"price": ["Must be at least 0."]},
+        "record": product("BAD-1", price="-5"),
     }
     by_position = {(e["seq"], e["index"]): e for e in body["results"]}
     assert by_position[(1, 2)]["code"] == "missing_key" and by_position[(1, 2)]["key"] is None
@@ -367,8 +392,22 @@ def test_errors_csv_columns_and_injection_guard(api, failed_run):
     rows = list(csv.reader(io.StringIO(text)))
     header = rows[0]
     # the target's fields in schema order, the unknown ones the records carried, then the error columns
-    assert header == ["sku", "name", "price", "currency", "quantity", "active", "attributes", "colour",
-                      "error_code", "error_message", "error_fields", "error_seq", "error_index", "error_record"]
+    assert header == [
+        "sku",
+        "name",
+        "price",
+        "currency",
+        "quantity",
+        "active",
+        "attributes",
+        "colour",
+        "error_code",
+        "error_message",
+        "error_fields",
+        "error_seq",
+        "error_index",
+        "error_record",
+    ]
     data = [dict(zip(header, row)) for row in rows[1:]]
     assert len(data) == 6
     assert data[0]["sku"] == "BAD-1" and data[0]["price"] == "-5" and data[0]["error_code"] == "invalid"
@@ -387,7 +426,8 @@ def test_errors_csv_without_errors_has_only_the_header(api, integration):
     run = sync_over_api(api, [records(2)])
     response = api.get(f"{API}/runs/{run['id']}/errors/?format=csv")
     assert b"".join(response.streaming_content).decode().splitlines() == [
-        "sku,name,price,currency,quantity,active,attributes,error_code,error_message,error_fields,error_seq,error_index"]
+        "sku,name,price,currency,quantity,active,attributes,error_code,error_message,error_fields,error_seq,error_index"
+    ]
 
 
 def test_errors_csv_can_be_filtered(api, failed_run):

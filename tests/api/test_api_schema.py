@@ -49,8 +49,7 @@ def test_schema_is_openapi_3_and_documents_every_endpoint(client):
     assert {p: set(ops) - {"parameters"} for p, ops in paths.items()} == expected
     batch = paths["/api/v1/runs/{run_id}/batches/"]["post"]
     assert set(batch["requestBody"]["content"]) == {"application/json", "application/x-protobuf"}
-    assert batch["requestBody"]["content"]["application/x-protobuf"]["schema"] == {"type": "string",
-                                                                                  "format": "binary"}
+    assert batch["requestBody"]["content"]["application/x-protobuf"]["schema"] == {"type": "string", "format": "binary"}
     assert {"200", "202", "400", "401", "403", "404", "409", "413", "415", "429"} <= set(batch["responses"])
     upload = paths["/api/v1/integrations/{slug}/uploads/"]["post"]
     assert "file" in doc["components"]["schemas"]["UploadInput"]["properties"]
@@ -64,7 +63,8 @@ def test_schema_is_openapi_3_and_documents_every_endpoint(client):
         for method, operation in operations.items():
             assert "401" in operation["responses"], (path, method)
             assert operation["responses"]["401"]["content"]["application/json"]["schema"] == {
-                "$ref": "#/components/schemas/ErrorOutput"}
+                "$ref": "#/components/schemas/ErrorOutput"
+            }
 
 
 def test_docs_pages_use_no_cdn(client):
@@ -98,8 +98,7 @@ def world(request, api_key, integration):
 
 
 @schema.parametrize()
-@settings(max_examples=8, deadline=None, derandomize=True, database=None,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=8, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_schema(case, world):
     if "slug" in (case.path_parameters or {}):
         case.path_parameters["slug"] = "products"

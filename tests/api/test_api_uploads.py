@@ -32,11 +32,14 @@ def csv_bytes(recs) -> bytes:
     return out.getvalue().encode()
 
 
-@pytest.mark.parametrize("name, content", [
-    ("products.json", json.dumps(records(4)).encode()),
-    ("products.ndjson", ndjson(records(4))),
-    ("products.csv", csv_bytes(records(4))),
-])
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("products.json", json.dumps(records(4)).encode()),
+        ("products.ndjson", ndjson(records(4))),
+        ("products.csv", csv_bytes(records(4))),
+    ],
+)
 def test_upload_202_queued_then_succeeded(api, integration, name, content):
     response = upload(api, name, content)
     assert response.status_code == 202, response.content
@@ -71,13 +74,16 @@ def test_upload_with_broken_records_reports_them(api, integration):
     assert codes == ["invalid", "parse_error"]
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({}, "file"),
-    ({"file": "not a file"}, "file"),
-    ({"format": "xml"}, "format"),
-    ({"mode": "snapshot"}, "mode"),
-    ({"colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({}, "file"),
+        ({"file": "not a file"}, "file"),
+        ({"format": "xml"}, "format"),
+        ({"mode": "snapshot"}, "mode"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
 def test_upload_refuses_bad_forms_400(api, integration, fields, field):
     data = {"file": SimpleUploadedFile("p.json", b"[]"), **fields} if field != "file" else fields
     response = api.post(URL, data, format="multipart")

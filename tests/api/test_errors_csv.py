@@ -27,10 +27,10 @@ def partial_run(api, integration):
     integration.save()
     batch = [
         product("OK-1"),
-        product("TWO", price="1.005", currency="eur"),          # two bad fields, each with its reason
-        product("NEG", price="-1.00", attributes=ATTRS),        # a negative number, a JSON field
-        product("QTY", quantity=-3, active=False),              # a negative integer
-        product("COL", colour="red"),                           # an unknown field
+        product("TWO", price="1.005", currency="eur"),  # two bad fields, each with its reason
+        product("NEG", price="-1.00", attributes=ATTRS),  # a negative number, a JSON field
+        product("QTY", quantity=-3, active=False),  # a negative integer
+        product("COL", colour="red"),  # an unknown field
     ]
     run = sync_over_api(api, [batch], mode="incremental")
     assert run["status"] == "partial" and run["counts"]["failed"] == 4, run
@@ -48,8 +48,12 @@ def download(api, run_id) -> tuple[list[str], list[dict]]:
 
 def fixed_file(header, rows) -> bytes:
     """The downloaded file with the bad cells fixed, every other cell (error_* ones too) as it came."""
-    fixes = {"TWO": {"price": "1.01", "currency": "EUR"}, "NEG": {"price": "1.00"}, "QTY": {"quantity": "3"},
-             "COL": {"colour": ""}}
+    fixes = {
+        "TWO": {"price": "1.01", "currency": "EUR"},
+        "NEG": {"price": "1.00"},
+        "QTY": {"quantity": "3"},
+        "COL": {"colour": ""},
+    }
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=header, lineterminator="\r\n")
     writer.writeheader()
@@ -80,8 +84,24 @@ def test_plain_numbers_are_not_neutralised(api, partial_run):
         assert cell(number) == number
 
 
-@pytest.mark.parametrize("text", ["=1+1", "+1+1", "-1+1", "-2-3", "@SUM(A1)", "\t-1", "-1\n", "-inf", "-nan",
-                                  "-1,5", "+", "-", "=HYPERLINK(\"http://evil.example\",\"x\")"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "=1+1",
+        "+1+1",
+        "-1+1",
+        "-2-3",
+        "@SUM(A1)",
+        "\t-1",
+        "-1\n",
+        "-inf",
+        "-nan",
+        "-1,5",
+        "+",
+        "-",
+        '=HYPERLINK("http://evil.example","x")',
+    ],
+)
 def test_formulas_are_neutralised(text):
     assert cell(text) == "'" + text
 
@@ -89,8 +109,11 @@ def test_formulas_are_neutralised(text):
 def test_the_fixed_file_goes_back_as_it_is_through_the_api(api, integration, partial_run):
     header, rows = download(api, partial_run["id"])
     content = fixed_file(header, rows)
-    response = api.post(f"{API}/integrations/products/uploads/",
-                        {"file": SimpleUploadedFile("errors.csv", content), "mode": "incremental"}, format="multipart")
+    response = api.post(
+        f"{API}/integrations/products/uploads/",
+        {"file": SimpleUploadedFile("errors.csv", content), "mode": "incremental"},
+        format="multipart",
+    )
     assert response.status_code == 202, response.content
     final = api.get(f"{API}/runs/{response.json()['id']}/").json()
     assert final["status"] == "succeeded", (final, api.get(f"{API}/runs/{final['id']}/errors/").json())
@@ -117,8 +140,9 @@ def assert_fixed(integration):
 
 def test_every_upload_ignores_error_columns(integration):
     content = b"sku,name,price,currency,error_code,error_message,error_whatever\nA,A,1.00,EUR,invalid,bad,x\n"
-    run = services.upload_create(integration=integration, stream=io.BytesIO(content), filename="a.csv", fmt="csv",
-                                 mode="incremental")
+    run = services.upload_create(
+        integration=integration, stream=io.BytesIO(content), filename="a.csv", fmt="csv", mode="incremental"
+    )
     run.refresh_from_db()
     assert run.status == "succeeded" and run.created == 1
 

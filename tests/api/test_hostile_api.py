@@ -57,7 +57,9 @@ def test_point4_queued_run_of_a_deactivated_integration_is_cancelled_not_applied
     runs = []
     for n in range(2):
         run, _ = services.run_create(integration=integration, mode="incremental")
-        services.batch_receive(run=run, seq=1, body=json_body(1, [product(f"SKU-{n}")]), content_type="application/json")
+        services.batch_receive(
+            run=run, seq=1, body=json_body(1, [product(f"SKU-{n}")]), content_type="application/json"
+        )
         services.run_complete(run=run)
         runs.append(run)
     Integration.objects.filter(pk=integration.pk).update(is_active=False)
@@ -126,13 +128,21 @@ def _upload(client, parts):
         lines.append(f"--{boundary}")
         if isinstance(value, tuple):
             filename, content = value
-            lines += [f'Content-Disposition: form-data; name="{name}"; filename="{filename}"',
-                      "Content-Type: application/octet-stream", "", content]
+            lines += [
+                f'Content-Disposition: form-data; name="{name}"; filename="{filename}"',
+                "Content-Type: application/octet-stream",
+                "",
+                content,
+            ]
         else:
             lines += [f'Content-Disposition: form-data; name="{name}"', "", value]
     lines += [f"--{boundary}--", ""]
-    return client.generic("POST", f"{API}/integrations/products/uploads/", "\r\n".join(lines).encode(),
-                          content_type=f"multipart/form-data; boundary={boundary}")
+    return client.generic(
+        "POST",
+        f"{API}/integrations/products/uploads/",
+        "\r\n".join(lines).encode(),
+        content_type=f"multipart/form-data; boundary={boundary}",
+    )
 
 
 def test_point7_second_file_part_or_unknown_part_is_400(api, integration):
@@ -161,8 +171,12 @@ def test_point8_concurrent_idempotent_creates_make_one_run(api_key, integration)
         try:
             client = client_for(api_key)
             barrier.wait(timeout=30)
-            answers[i] = client.post(f"{API}/integrations/products/runs/", {"mode": "full"}, format="json",
-                                     HTTP_IDEMPOTENCY_KEY="nightly-2026-12-05")
+            answers[i] = client.post(
+                f"{API}/integrations/products/runs/",
+                {"mode": "full"},
+                format="json",
+                HTTP_IDEMPOTENCY_KEY="nightly-2026-12-05",
+            )
         finally:
             connection.close()
 
@@ -200,11 +214,21 @@ def test_point8_key_after_its_window_opens_a_new_run_and_stays_unique(api, integ
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef01234567").decode()
 
 
-@pytest.mark.parametrize("url", [
-    "http://169.254.169.254/latest/meta-data/", "http://[::ffff:a9fe:a9fe]/", "http://[2002:a9fe:a9fe::]/",
-    "http://[2001:0:4136:e378:8000:63bf:5601:5601]/", "http://[64:ff9b::a9fe:a9fe]/", "http://[64:ff9b:1::a9fe:a9fe]/",
-    "http://[::ffff:127.0.0.1]/", "http://localhost/", "http://10.0.0.1/", "ftp://example.com/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:a9fe:a9fe]/",
+        "http://[2002:a9fe:a9fe::]/",
+        "http://[2001:0:4136:e378:8000:63bf:5601:5601]/",
+        "http://[64:ff9b::a9fe:a9fe]/",
+        "http://[64:ff9b:1::a9fe:a9fe]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://localhost/",
+        "http://10.0.0.1/",
+        "ftp://example.com/",
+    ],
+)
 def test_point10_create_integration_refuses_private_webhook_urls(customer, settings, url):
     settings.INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE = False
     with pytest.raises(CommandError, match="webhook URL"):
@@ -212,19 +236,36 @@ def test_point10_create_integration_refuses_private_webhook_urls(customer, setti
     assert not Integration.objects.filter(slug="feed").exists()
 
 
-@pytest.mark.parametrize("address, public", [
-    ("::ffff:169.254.169.254", False), ("2002:a9fe:a9fe::", False), ("2002:c0a8:0101::1", False),
-    ("2001:0:4136:e378:8000:63bf:5601:5601", False), ("64:ff9b::a9fe:a9fe", False), ("64:ff9b::7f00:1", False),
-    ("64:ff9b:1::808:808", False), ("::ffff:8.8.8.8", True), ("2002:808:808::1", True), ("64:ff9b::808:808", True),
-])
+@pytest.mark.parametrize(
+    "address, public",
+    [
+        ("::ffff:169.254.169.254", False),
+        ("2002:a9fe:a9fe::", False),
+        ("2002:c0a8:0101::1", False),
+        ("2001:0:4136:e378:8000:63bf:5601:5601", False),
+        ("64:ff9b::a9fe:a9fe", False),
+        ("64:ff9b::7f00:1", False),
+        ("64:ff9b:1::808:808", False),
+        ("::ffff:8.8.8.8", True),
+        ("2002:808:808::1", True),
+        ("64:ff9b::808:808", True),
+    ],
+)
 def test_point10_ipv6_forms_of_ipv4_addresses(address, public):
     assert webhooks.is_public(ipaddress.ip_address(address)) is public
 
 
-@pytest.mark.parametrize("secret", [
-    "plain-secret", "whsec_", "whsec_not base64!", "whsec_" + base64.b64encode(b"short").decode(),
-    "whsec_" + base64.b64encode(b"x" * 65).decode(), "whsec_QUJD",
-])
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "plain-secret",
+        "whsec_",
+        "whsec_not base64!",
+        "whsec_" + base64.b64encode(b"short").decode(),
+        "whsec_" + base64.b64encode(b"x" * 65).decode(),
+        "whsec_QUJD",
+    ],
+)
 def test_point10_create_integration_refuses_bad_webhook_secrets(customer, secret):
     with pytest.raises(CommandError, match="webhook secret must start with whsec_ followed by the base64"):
         call_command("create_integration", "acme", "feed", "--target", "catalog.product", "--webhook-secret", secret)
@@ -233,17 +274,39 @@ def test_point10_create_integration_refuses_bad_webhook_secrets(customer, secret
 
 def test_point10_command_service_and_admin_share_one_check(customer, admin_client, settings):
     settings.INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE = False
-    call_command("create_integration", "acme", "feed", "--target", "catalog.product",
-                 "--webhook-url", "https://93.184.215.14/hook", "--webhook-secret", SECRET)
+    call_command(
+        "create_integration",
+        "acme",
+        "feed",
+        "--target",
+        "catalog.product",
+        "--webhook-url",
+        "https://93.184.215.14/hook",
+        "--webhook-secret",
+        SECRET,
+    )
     assert Integration.objects.get(slug="feed").webhook_secret == SECRET
     with pytest.raises(InvalidInput, match="non-public"):
-        services.integration_create(customer=customer, slug="other", target="catalog.product",
-                                    webhook_url="http://[2002:a9fe:a9fe::]/")
-    response = admin_client.post("/admin/integrations/integration/add/", {
-        "customer": customer.pk, "slug": "formed", "target": "catalog.product", "default_mode": "full",
-        "is_active": "on", "field_map": "{}", "adapter": "", "max_error_rate": "0", "max_deletes_percent": "20",
-        "webhook_url": "http://[2002:a9fe:a9fe::]/", "webhook_secret": SECRET, "contacts": "",
-    })
+        services.integration_create(
+            customer=customer, slug="other", target="catalog.product", webhook_url="http://[2002:a9fe:a9fe::]/"
+        )
+    response = admin_client.post(
+        "/admin/integrations/integration/add/",
+        {
+            "customer": customer.pk,
+            "slug": "formed",
+            "target": "catalog.product",
+            "default_mode": "full",
+            "is_active": "on",
+            "field_map": "{}",
+            "adapter": "",
+            "max_error_rate": "0",
+            "max_deletes_percent": "20",
+            "webhook_url": "http://[2002:a9fe:a9fe::]/",
+            "webhook_secret": SECRET,
+            "contacts": "",
+        },
+    )
     assert response.status_code == 200 and "non-public address" in response.content.decode()
     assert not Integration.objects.filter(slug="formed").exists()
 

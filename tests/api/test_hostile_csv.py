@@ -10,8 +10,19 @@ import pytest
 from tests.support import product
 from tests.support.api import API, sync_over_api
 
-PAYLOADS = ["=1+1", "+1+1", "-1+1", "@SUM(A1)", "\t=1+1", "\r=1+1", "=HYPERLINK(\"http://evil.example\",\"x\")",
-            "=cmd|' /C calc'!A0", "-2+3", "+Hello", "@"]
+PAYLOADS = [
+    "=1+1",
+    "+1+1",
+    "-1+1",
+    "@SUM(A1)",
+    "\t=1+1",
+    "\r=1+1",
+    '=HYPERLINK("http://evil.example","x")',
+    "=cmd|' /C calc'!A0",
+    "-2+3",
+    "+Hello",
+    "@",
+]
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -40,7 +51,9 @@ def test_no_cell_of_the_errors_csv_is_a_formula(api, hostile_run, tables):
     assert "'=1+1" in header and "'@SUM(A1)" in header  # hostile field names neutralised in the header too
     data = [dict(zip(header, row)) for row in rows[1:]]
     by_name = {r["name"]: r for r in data if r["error_code"] == "invalid"}
-    assert set(by_name) == {"'" + p for p in PAYLOADS if p.startswith(DANGEROUS)} | {p for p in PAYLOADS if not p.startswith(DANGEROUS)}
+    assert set(by_name) == {"'" + p for p in PAYLOADS if p.startswith(DANGEROUS)} | {
+        p for p in PAYLOADS if not p.startswith(DANGEROUS)
+    }
     raw = [r["error_record"] for r in data if r["error_code"] == "parse_error"]
     assert raw == ["'" + p if p.startswith(DANGEROUS) else p for p in PAYLOADS]
     messages = [r["error_message"] for r in data if r["error_code"] == "unknown_field"]

@@ -35,15 +35,19 @@ def batch(records: bytes, seq=1, extra=b"") -> bytes:
     return b'{"seq":' + str(seq).encode() + b',"records":[' + records + b"]" + extra + b"}"
 
 
-@pytest.mark.parametrize("body, gzipped", [
-    (batch(nested(DEEP)), False),  # a record that is 100,000 nested arrays
-    (batch(nested(DEEP)), True),  # 200 bytes on the wire
-    (batch(record_with(b'{"x":' + nested(DEEP) + b"}")), False),  # deep inside a record's attributes
-    (batch(b"", extra=b',"x":' + nested(DEEP)), False),  # in an envelope field nobody reads
-    (batch(b"", extra=b',"deletes":' + nested(DEEP)), False),
-    (batch(record_with(b'{"x":' + nested(MAX_NESTING) + b"}")), False),  # just past the limit, still decodable
-    (b'{"seq":1,"records":[' + b'{"a":' * DEEP + b"1" + b"}" * DEEP + b"]}", False),  # deep objects
-], ids=["records", "records-gzip", "attributes", "envelope", "deletes", "past-the-limit", "objects"])
+@pytest.mark.parametrize(
+    "body, gzipped",
+    [
+        (batch(nested(DEEP)), False),  # a record that is 100,000 nested arrays
+        (batch(nested(DEEP)), True),  # 200 bytes on the wire
+        (batch(record_with(b'{"x":' + nested(DEEP) + b"}")), False),  # deep inside a record's attributes
+        (batch(b"", extra=b',"x":' + nested(DEEP)), False),  # in an envelope field nobody reads
+        (batch(b"", extra=b',"deletes":' + nested(DEEP)), False),
+        (batch(record_with(b'{"x":' + nested(MAX_NESTING) + b"}")), False),  # just past the limit, still decodable
+        (b'{"seq":1,"records":[' + b'{"a":' * DEEP + b"1" + b"}" * DEEP + b"]}", False),  # deep objects
+    ],
+    ids=["records", "records-gzip", "attributes", "envelope", "deletes", "past-the-limit", "objects"],
+)
 def test_deeply_nested_batch_400(api, tables, body, gzipped):
     error = refused(post_batch(api, tables.mine, body, gzipped=gzipped), 400, "malformed")
     # an unknown envelope field is refused before its depth matters (issue 10, point 7)
@@ -62,11 +66,15 @@ def test_nesting_within_the_limit_is_applied(api, integration, tables):
     assert RecordError.objects.filter(run=run).count() == 0
 
 
-@pytest.mark.parametrize("url, body", [
-    ("integrations/products/runs/", b'{"mode":' + nested(DEEP) + b"}"),
-    ("runs/{mine}/complete/", b'{"batches":' + nested(DEEP) + b"}"),
-    ("runs/{mine}/complete/", b'{"records":' + b'{"a":' * DEEP + b"1" + b"}" * DEEP + b"}"),
-], ids=["create", "complete", "complete-objects"])
+@pytest.mark.parametrize(
+    "url, body",
+    [
+        ("integrations/products/runs/", b'{"mode":' + nested(DEEP) + b"}"),
+        ("runs/{mine}/complete/", b'{"batches":' + nested(DEEP) + b"}"),
+        ("runs/{mine}/complete/", b'{"records":' + b'{"a":' * DEEP + b"1" + b"}" * DEEP + b"}"),
+    ],
+    ids=["create", "complete", "complete-objects"],
+)
 def test_deeply_nested_json_bodies_400(api, tables, url, body):
     response = api.generic("POST", f"{API}/{url.format(mine=tables.mine)}", body, content_type=JSON_TYPE)
     refused(response, 400, "parse_error")
@@ -95,29 +103,36 @@ def test_deeply_nested_protobuf_400(api, tables):
 HUGE_INT = b"9" * 400
 
 
-@pytest.mark.parametrize("body", [
-    b'{"seq":' + HUGE_INT + b',"records":[]}',
-    b'{"seq":1e400,"records":[]}',
-    b'{"seq":-1e400,"records":[]}',
-    b'{"seq":1,"records":[],"deletes":[1e400]}',
-    b'{"seq":1,"records":[],"deletes":[' + HUGE_INT + b"]}",
-    b'{"seq":1,"records":[NaN]}',
-    b'{"seq":1,"records":[Infinity]}',
-], ids=["seq-400-digits", "seq-1e400", "seq--1e400", "deletes-1e400", "deletes-400-digits", "NaN", "Infinity"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"seq":' + HUGE_INT + b',"records":[]}',
+        b'{"seq":1e400,"records":[]}',
+        b'{"seq":-1e400,"records":[]}',
+        b'{"seq":1,"records":[],"deletes":[1e400]}',
+        b'{"seq":1,"records":[],"deletes":[' + HUGE_INT + b"]}",
+        b'{"seq":1,"records":[NaN]}',
+        b'{"seq":1,"records":[Infinity]}',
+    ],
+    ids=["seq-400-digits", "seq-1e400", "seq--1e400", "deletes-1e400", "deletes-400-digits", "NaN", "Infinity"],
+)
 def test_huge_numbers_in_the_envelope_400(api, tables, body):
     refused(post_batch(api, tables.mine, body), 400)
     assert tables.batches(tables.mine) == 0
     tables.assert_unchanged()
 
 
-@pytest.mark.parametrize("url, body", [
-    ("integrations/products/runs/", b'{"dry_run":1e400}'),
-    ("integrations/products/runs/", b'{"mode":' + b"9" * 5000 + b"}"),  # past Python's int digits limit
-    ("integrations/products/runs/", b'{"mode":"full","dry_run":NaN}'),
-    ("runs/{mine}/complete/", b'{"batches":' + HUGE_INT + b"}"),
-    ("runs/{mine}/complete/", b'{"records":1e400}'),
-    ("runs/{mine}/complete/", b'{"records":-Infinity}'),
-])
+@pytest.mark.parametrize(
+    "url, body",
+    [
+        ("integrations/products/runs/", b'{"dry_run":1e400}'),
+        ("integrations/products/runs/", b'{"mode":' + b"9" * 5000 + b"}"),  # past Python's int digits limit
+        ("integrations/products/runs/", b'{"mode":"full","dry_run":NaN}'),
+        ("runs/{mine}/complete/", b'{"batches":' + HUGE_INT + b"}"),
+        ("runs/{mine}/complete/", b'{"records":1e400}'),
+        ("runs/{mine}/complete/", b'{"records":-Infinity}'),
+    ],
+)
 def test_huge_numbers_in_json_bodies_400(api, tables, url, body):
     response = api.generic("POST", f"{API}/{url.format(mine=tables.mine)}", body, content_type=JSON_TYPE)
     refused(response, 400)
@@ -126,13 +141,16 @@ def test_huge_numbers_in_json_bodies_400(api, tables, url, body):
     tables.assert_unchanged()
 
 
-@pytest.mark.parametrize("field, value", [
-    (b"price", HUGE_INT),
-    (b"quantity", HUGE_INT),
-    (b"quantity", b"-" + HUGE_INT),
-    (b"price", b'"1e400"'),
-    (b"price", b'"' + HUGE_INT + b'"'),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        (b"price", HUGE_INT),
+        (b"quantity", HUGE_INT),
+        (b"quantity", b"-" + HUGE_INT),
+        (b"price", b'"1e400"'),
+        (b"price", b'"' + HUGE_INT + b'"'),
+    ],
+)
 def test_huge_integers_in_records_are_record_errors(api, integration, tables, field, value):
     """Records are checked by the worker, not at receipt: a huge integer (or a huge decimal as a
     string) makes its record `invalid`; with the strict error policy nothing is applied."""
@@ -148,14 +166,17 @@ def test_huge_integers_in_records_are_record_errors(api, integration, tables, fi
     tables.assert_unchanged()
 
 
-@pytest.mark.parametrize("field, value, message", [
-    (b"price", b"1e400", "Must be less than 10,000,000,000."),
-    (b"price", b"-1e400", "Must be at least 0."),
-    (b"price", b"1" + b"0" * 400 + b".5", "Must be less than 10,000,000,000."),
-    (b"quantity", b"1e400", "Not a finite number."),
-    (b"name", b"1e400", "Not a finite number."),
-    (b"attributes", b'{"x":1e400}', "Not a finite number."),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        (b"price", b"1e400", "Must be less than 10,000,000,000."),
+        (b"price", b"-1e400", "Must be at least 0."),
+        (b"price", b"1" + b"0" * 400 + b".5", "Must be less than 10,000,000,000."),
+        (b"quantity", b"1e400", "Not a finite number."),
+        (b"name", b"1e400", "Not a finite number."),
+        (b"attributes", b'{"x":1e400}', "Not a finite number."),
+    ],
+)
 def test_floats_beyond_range_in_records_are_invalid_records(api, integration, tables, field, value, message):
     """A JSON number beyond a double's range is read exactly (a Decimal), so its record is `invalid`
     with a clear field message (never a stuck run, never a 500, never rounded to infinity); the
@@ -178,15 +199,19 @@ def test_floats_beyond_range_in_records_are_invalid_records(api, integration, ta
     assert Product.objects.filter(sku="OK").count() == 1
 
 
-@pytest.mark.parametrize("body", [
-    b'{"seq":1,"records":[{"sku":"H-1","name":"\xff\xfe","price":"1","currency":"EUR"}]}',
-    b'{"seq":1,"records":[{"sku":"\xc3\x28","name":"n","price":"1","currency":"EUR"}]}',  # bad continuation
-    b'{"seq":1,"records":[{"sku":"\xed\xa0\x80","name":"n","price":"1","currency":"EUR"}]}',  # encoded surrogate
-    b'{"seq":1,"records":[{"sku":"H-1","name":"\\ud800","price":"1","currency":"EUR"}]}',  # lone surrogate escape
-    b'{"seq":1,"records":[],"deletes":["\xff"]}',
-    b'{"seq":1,"records":[{"sku":"H-1","name":"n","price":"1","currency":"EUR","attributes":{"\xff":1}}]}',
-    b"\xef\xbb\xbf" + json_body(1, [product("BOM")]).replace(b"BOM", b"\xff"),
-], ids=["name", "continuation", "surrogate-bytes", "surrogate-escape", "deletes", "attribute-key", "bom"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"seq":1,"records":[{"sku":"H-1","name":"\xff\xfe","price":"1","currency":"EUR"}]}',
+        b'{"seq":1,"records":[{"sku":"\xc3\x28","name":"n","price":"1","currency":"EUR"}]}',  # bad continuation
+        b'{"seq":1,"records":[{"sku":"\xed\xa0\x80","name":"n","price":"1","currency":"EUR"}]}',  # encoded surrogate
+        b'{"seq":1,"records":[{"sku":"H-1","name":"\\ud800","price":"1","currency":"EUR"}]}',  # lone surrogate escape
+        b'{"seq":1,"records":[],"deletes":["\xff"]}',
+        b'{"seq":1,"records":[{"sku":"H-1","name":"n","price":"1","currency":"EUR","attributes":{"\xff":1}}]}',
+        b"\xef\xbb\xbf" + json_body(1, [product("BOM")]).replace(b"BOM", b"\xff"),
+    ],
+    ids=["name", "continuation", "surrogate-bytes", "surrogate-escape", "deletes", "attribute-key", "bom"],
+)
 def test_invalid_utf8_batch_400(api, tables, body):
     refused(post_batch(api, tables.mine, body), 400, "malformed")
     refused(post_batch(api, tables.mine, body, gzipped=True), 400, "malformed")
@@ -196,8 +221,9 @@ def test_invalid_utf8_batch_400(api, tables, body):
 
 @pytest.mark.parametrize("url", ["integrations/products/runs/", "runs/{mine}/complete/"])
 def test_invalid_utf8_json_bodies_400(api, tables, url):
-    response = api.generic("POST", f"{API}/{url.format(mine=tables.mine)}", b'{"mode":"\xff\xfe"}',
-                           content_type=JSON_TYPE)
+    response = api.generic(
+        "POST", f"{API}/{url.format(mine=tables.mine)}", b'{"mode":"\xff\xfe"}', content_type=JSON_TYPE
+    )
     refused(response, 400, "parse_error")
     assert SyncRun.objects.count() == 2
     tables.assert_unchanged()
@@ -206,7 +232,9 @@ def test_invalid_utf8_json_bodies_400(api, tables, url):
 def test_invalid_utf8_protobuf_400(api, tables):
     good = proto_body(1, [product("H-1", name="XX")])
     assert good.count(b"XX") == 1
-    refused(post_batch(api, tables.mine, good.replace(b"XX", b"\xff\xfe"), content_type=PROTOBUF_TYPE), 400, "malformed")
+    refused(
+        post_batch(api, tables.mine, good.replace(b"XX", b"\xff\xfe"), content_type=PROTOBUF_TYPE), 400, "malformed"
+    )
     tables.assert_unchanged()
 
 
@@ -226,8 +254,11 @@ UPLOADS = {
 @pytest.mark.parametrize("name", list(UPLOADS))
 def test_hostile_upload_fails_the_run_cleanly(api, tables, name):
     content, why = UPLOADS[name]
-    response = api.post(f"{API}/integrations/products/uploads/",
-                        {"file": SimpleUploadedFile(name, content), "mode": "incremental"}, format="multipart")
+    response = api.post(
+        f"{API}/integrations/products/uploads/",
+        {"file": SimpleUploadedFile(name, content), "mode": "incremental"},
+        format="multipart",
+    )
     assert response.status_code == 202, response.content
     run = SyncRun.objects.get(pk=response.json()["id"])
     assert run.status == "failed" and why in run.message, run.message
@@ -235,17 +266,23 @@ def test_hostile_upload_fails_the_run_cleanly(api, tables, name):
     tables.assert_unchanged()
 
 
-@pytest.mark.parametrize("line, why", [
-    (nested(DEEP), "nested too deeply"),
-    (b'{"sku":"A","name":"\xff","price":"1","currency":"EUR"}', "utf-8"),
-    (b'{"sku":"A","name":"n","price":"1","currency":"EUR","sku":"B"}', "more than once"),
-])
+@pytest.mark.parametrize(
+    "line, why",
+    [
+        (nested(DEEP), "nested too deeply"),
+        (b'{"sku":"A","name":"\xff","price":"1","currency":"EUR"}', "utf-8"),
+        (b'{"sku":"A","name":"n","price":"1","currency":"EUR","sku":"B"}', "more than once"),
+    ],
+)
 def test_hostile_ndjson_line_is_one_parse_error(api, integration, tables, line, why):
     integration.max_error_rate = 0.5
     integration.save()
     content = line + b'\n{"sku":"NEW-1","name":"n","price":"1.00","currency":"EUR"}\n'
-    response = api.post(f"{API}/integrations/products/uploads/",
-                        {"file": SimpleUploadedFile("f.ndjson", content), "mode": "incremental"}, format="multipart")
+    response = api.post(
+        f"{API}/integrations/products/uploads/",
+        {"file": SimpleUploadedFile("f.ndjson", content), "mode": "incremental"},
+        format="multipart",
+    )
     run = SyncRun.objects.get(pk=response.json()["id"])
     assert run.status == "partial", run.message
     error = RecordError.objects.get(run=run)

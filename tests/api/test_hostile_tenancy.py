@@ -12,17 +12,36 @@ from tests.support import product
 from tests.support.api import API, JSON_TYPE, client_for, json_body, post_batch
 from tests.support.hostile import refused
 
-SMUGGLING_HEADERS = ["HTTP_X_RUN_ID", "HTTP_X_ORIGINAL_URL", "HTTP_X_REWRITE_URL", "HTTP_X_FORWARDED_PATH",
-                     "HTTP_X_FORWARDED_PREFIX", "HTTP_X_FORWARDED_URI", "HTTP_X_CUSTOMER", "HTTP_X_TENANT",
-                     "HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP", "HTTP_X_HTTP_METHOD_OVERRIDE"]
+SMUGGLING_HEADERS = [
+    "HTTP_X_RUN_ID",
+    "HTTP_X_ORIGINAL_URL",
+    "HTTP_X_REWRITE_URL",
+    "HTTP_X_FORWARDED_PATH",
+    "HTTP_X_FORWARDED_PREFIX",
+    "HTTP_X_FORWARDED_URI",
+    "HTTP_X_CUSTOMER",
+    "HTTP_X_TENANT",
+    "HTTP_FORWARDED",
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_REAL_IP",
+    "HTTP_X_HTTP_METHOD_OVERRIDE",
+]
 
 
 def smuggled(theirs: str) -> dict:
-    values = {"HTTP_X_ORIGINAL_URL": f"{API}/runs/{theirs}/batches/", "HTTP_X_REWRITE_URL": f"{API}/runs/{theirs}/",
-              "HTTP_X_FORWARDED_PATH": f"{API}/runs/{theirs}/", "HTTP_X_FORWARDED_PREFIX": f"{API}/runs/{theirs}",
-              "HTTP_X_FORWARDED_URI": f"{API}/runs/{theirs}/", "HTTP_X_CUSTOMER": "globex", "HTTP_X_TENANT": "globex",
-              "HTTP_FORWARDED": "for=127.0.0.1;host=globex.example", "HTTP_X_FORWARDED_FOR": "127.0.0.1",
-              "HTTP_X_REAL_IP": "127.0.0.1", "HTTP_X_HTTP_METHOD_OVERRIDE": "DELETE"}
+    values = {
+        "HTTP_X_ORIGINAL_URL": f"{API}/runs/{theirs}/batches/",
+        "HTTP_X_REWRITE_URL": f"{API}/runs/{theirs}/",
+        "HTTP_X_FORWARDED_PATH": f"{API}/runs/{theirs}/",
+        "HTTP_X_FORWARDED_PREFIX": f"{API}/runs/{theirs}",
+        "HTTP_X_FORWARDED_URI": f"{API}/runs/{theirs}/",
+        "HTTP_X_CUSTOMER": "globex",
+        "HTTP_X_TENANT": "globex",
+        "HTTP_FORWARDED": "for=127.0.0.1;host=globex.example",
+        "HTTP_X_FORWARDED_FOR": "127.0.0.1",
+        "HTTP_X_REAL_IP": "127.0.0.1",
+        "HTTP_X_HTTP_METHOD_OVERRIDE": "DELETE",
+    }
     return {h: values.get(h, theirs) for h in SMUGGLING_HEADERS} | {"HTTP_X_FORWARDED_HOST": "testserver"}
 
 
@@ -41,34 +60,69 @@ def test_headers_never_redirect_a_request_to_another_tenants_run(api, tables):
     mine = api.get(f"{API}/runs/{tables.mine}/", **headers).json()
     assert mine["id"] == tables.mine
     # on theirs: 404, whatever the headers say
-    for method, url in (("GET", "runs/{}/"), ("POST", "runs/{}/batches/"), ("POST", "runs/{}/complete/"),
-                        ("POST", "runs/{}/cancel/"), ("GET", "runs/{}/errors/"), ("GET", "runs/{}/errors/?format=csv")):
-        response = api.generic(method, f"{API}/{url.format(tables.theirs)}", json_body(1, [product("X")]),
-                               content_type=JSON_TYPE, **headers)
+    for method, url in (
+        ("GET", "runs/{}/"),
+        ("POST", "runs/{}/batches/"),
+        ("POST", "runs/{}/complete/"),
+        ("POST", "runs/{}/cancel/"),
+        ("GET", "runs/{}/errors/"),
+        ("GET", "runs/{}/errors/?format=csv"),
+    ):
+        response = api.generic(
+            method,
+            f"{API}/{url.format(tables.theirs)}",
+            json_body(1, [product("X")]),
+            content_type=JSON_TYPE,
+            **headers,
+        )
         assert refused(response, 404, "not_found")["message"] == "no such run"
     assert their_state(tables) == before
     tables.assert_unchanged()
 
 
-@pytest.mark.parametrize("form", [
-    "{}", "{{{}}}", "urn:uuid:{}", "{upper}", "{hex}", " {}", "{}%00", "{}%20", "{};", "{}%2F", "{}%2F..%2F{mine}",
-])
+@pytest.mark.parametrize(
+    "form",
+    [
+        "{}",
+        "{{{}}}",
+        "urn:uuid:{}",
+        "{upper}",
+        "{hex}",
+        " {}",
+        "{}%00",
+        "{}%20",
+        "{};",
+        "{}%2F",
+        "{}%2F..%2F{mine}",
+    ],
+)
 def test_other_spellings_of_their_run_id_are_404(api, tables, form):
     theirs, mine = tables.theirs, tables.mine
     text = form.format(theirs, upper=theirs.upper(), hex=theirs.replace("-", ""), mine=mine)
     for url in (f"{API}/runs/{text}/", f"{API}/runs/{text}/batches/"):
-        response = api.generic("POST" if url.endswith("batches/") else "GET", url, json_body(1, [product("X")]),
-                               content_type=JSON_TYPE)
+        response = api.generic(
+            "POST" if url.endswith("batches/") else "GET", url, json_body(1, [product("X")]), content_type=JSON_TYPE
+        )
         refused(response, 404, "not_found")
     assert tables.batches(theirs) == 0
     tables.assert_unchanged()
 
 
-@pytest.mark.parametrize("path", [
-    "runs/{mine}/../{theirs}/", "runs/{mine}/../{theirs}/batches/", "runs/./{theirs}/", "runs/{mine}/%2e%2e/{theirs}/",
-    "runs//{theirs}/", "runs/{theirs}", "../v1/runs/{theirs}/", "runs/{mine}/batches/../../{theirs}/batches/",
-    "integrations/../runs/{theirs}/", "runs/{theirs}/batches/?run_id={mine}",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "runs/{mine}/../{theirs}/",
+        "runs/{mine}/../{theirs}/batches/",
+        "runs/./{theirs}/",
+        "runs/{mine}/%2e%2e/{theirs}/",
+        "runs//{theirs}/",
+        "runs/{theirs}",
+        "../v1/runs/{theirs}/",
+        "runs/{mine}/batches/../../{theirs}/batches/",
+        "integrations/../runs/{theirs}/",
+        "runs/{theirs}/batches/?run_id={mine}",
+    ],
+)
 def test_path_tricks_never_reach_their_run(api, tables, path):
     url = f"{API}/{path.format(mine=tables.mine, theirs=tables.theirs)}"
     for method in ("GET", "POST"):
@@ -100,8 +154,13 @@ def test_bad_keys_and_a_key_in_the_query_string(api_key, other_api, tables):
 
     their_prefix = ApiKey.objects.get(name="other").prefix
     mine_secret = api_key.partition(".")[2]
-    for header in (f"Bearer {their_prefix}.{mine_secret}", f"Bearer {api_key}, Bearer {their_prefix}.x",
-                   f"Bearer {api_key} {their_prefix}", f"Basic {api_key}", f"Bearer {their_prefix}"):
+    for header in (
+        f"Bearer {their_prefix}.{mine_secret}",
+        f"Bearer {api_key}, Bearer {their_prefix}.x",
+        f"Bearer {api_key} {their_prefix}",
+        f"Basic {api_key}",
+        f"Bearer {their_prefix}",
+    ):
         client = client_for(None)
         response = client.get(f"{API}/runs/{tables.theirs}/", HTTP_AUTHORIZATION=header)
         refused(response, 401)
@@ -111,13 +170,16 @@ def test_bad_keys_and_a_key_in_the_query_string(api_key, other_api, tables):
 
 
 def test_an_idempotency_key_of_another_customer_opens_a_run_of_ones_own(api, other_api, tables):
-    theirs = other_api.post(f"{API}/integrations/products/runs/", {"mode": "full"}, format="json",
-                            HTTP_IDEMPOTENCY_KEY="shared-key").json()
-    mine = api.post(f"{API}/integrations/products/runs/", {"mode": "full"}, format="json",
-                    HTTP_IDEMPOTENCY_KEY="shared-key")
+    theirs = other_api.post(
+        f"{API}/integrations/products/runs/", {"mode": "full"}, format="json", HTTP_IDEMPOTENCY_KEY="shared-key"
+    ).json()
+    mine = api.post(
+        f"{API}/integrations/products/runs/", {"mode": "full"}, format="json", HTTP_IDEMPOTENCY_KEY="shared-key"
+    )
     assert mine.status_code == 201 and mine.json()["id"] != theirs["id"]
-    other = api.post(f"{API}/integrations/products/runs/", {"mode": "incremental"}, format="json",
-                     HTTP_IDEMPOTENCY_KEY="shared-key")
+    other = api.post(
+        f"{API}/integrations/products/runs/", {"mode": "incremental"}, format="json", HTTP_IDEMPOTENCY_KEY="shared-key"
+    )
     refused(other, 422)
     assert theirs["id"] not in json.dumps(other.json())  # the 422 names my run, never theirs
     tables.assert_unchanged()
@@ -135,15 +197,25 @@ def test_raw_paths_over_a_real_socket(live_server, api_key, tables):
     """The WSGI server sees the path as sent (http.client normalises nothing): dot segments and
     encoded slashes still never reach another tenant's run."""
     host = live_server.url.removeprefix("http://")
-    paths = [f"{API}/runs/{tables.mine}/../{tables.theirs}/batches/",
-             f"{API}/runs/{tables.mine}/%2e%2e/{tables.theirs}/batches/",
-             f"{API}/runs/{tables.theirs}%2Fbatches/",
-             f"{API}/runs/{tables.theirs}/batches/"]
+    paths = [
+        f"{API}/runs/{tables.mine}/../{tables.theirs}/batches/",
+        f"{API}/runs/{tables.mine}/%2e%2e/{tables.theirs}/batches/",
+        f"{API}/runs/{tables.theirs}%2Fbatches/",
+        f"{API}/runs/{tables.theirs}/batches/",
+    ]
     for path in paths:
         conn = http.client.HTTPConnection(host, timeout=10)
-        conn.request("POST", path, body=json_body(1, [product("X")]),
-                     headers={"Authorization": f"Bearer {api_key}", "Content-Type": JSON_TYPE,
-                              "X-Run-Id": tables.theirs, "X-Original-URL": path})
+        conn.request(
+            "POST",
+            path,
+            body=json_body(1, [product("X")]),
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "Content-Type": JSON_TYPE,
+                "X-Run-Id": tables.theirs,
+                "X-Original-URL": path,
+            },
+        )
         response = conn.getresponse()
         body = json.loads(response.read())
         assert response.status == 404 and set(body) == {"error"}, (path, response.status, body)

@@ -22,7 +22,11 @@ def bomb(megabytes: int, wbits: int = 31, prefix: bytes = b"") -> bytes:
     """`megabytes` MiB of spaces (valid JSON whitespace after `prefix`) in a few hundred KB."""
     compressor = zlib.compressobj(1, zlib.DEFLATED, wbits)
     chunk = b" " * (1 << 20)
-    return compressor.compress(prefix) + b"".join(compressor.compress(chunk) for _ in range(megabytes)) + compressor.flush()
+    return (
+        compressor.compress(prefix)
+        + b"".join(compressor.compress(chunk) for _ in range(megabytes))
+        + compressor.flush()
+    )
 
 
 def peak_rss_mb() -> float:
@@ -47,15 +51,19 @@ def test_small_limit_bomb_413(api, tables):
     tables.assert_unchanged()
 
 
-@pytest.mark.parametrize("body, encoding, fragment", [
-    (gzip.compress(gzip.compress(json_body(1, [product("A")]))), "gzip", "not valid JSON"),  # gzip in gzip
-    (gzip.compress(json_body(1, [product("A")])) + gzip.compress(b"more"), "gzip", "after the end"),  # 2 members
-    (gzip.compress(json_body(1, [product("A")])) + b"trailing", "gzip", "after the end"),
-    (gzip.compress(json_body(1, [product("A")]))[:-12], "gzip", "truncated"),
-    (b"\x1f\x8b\x08\x00garbage", "gzip", "gzip"),
-    (json_body(1, [product("A")]), "gzip", "not valid gzip"),  # says gzip, is not
-    (gzip.compress(json_body(1, [product("A")])), "deflate", "not valid deflate"),
-], ids=["nested", "two-members", "trailing", "truncated", "garbage", "plain-as-gzip", "gzip-as-deflate"])
+@pytest.mark.parametrize(
+    "body, encoding, fragment",
+    [
+        (gzip.compress(gzip.compress(json_body(1, [product("A")]))), "gzip", "not valid JSON"),  # gzip in gzip
+        (gzip.compress(json_body(1, [product("A")])) + gzip.compress(b"more"), "gzip", "after the end"),  # 2 members
+        (gzip.compress(json_body(1, [product("A")])) + b"trailing", "gzip", "after the end"),
+        (gzip.compress(json_body(1, [product("A")]))[:-12], "gzip", "truncated"),
+        (b"\x1f\x8b\x08\x00garbage", "gzip", "gzip"),
+        (json_body(1, [product("A")]), "gzip", "not valid gzip"),  # says gzip, is not
+        (gzip.compress(json_body(1, [product("A")])), "deflate", "not valid deflate"),
+    ],
+    ids=["nested", "two-members", "trailing", "truncated", "garbage", "plain-as-gzip", "gzip-as-deflate"],
+)
 def test_compression_tricks_400(api, tables, body, encoding, fragment):
     error = refused(post_batch(api, tables.mine, body, HTTP_CONTENT_ENCODING=encoding), 400, "malformed")
     assert fragment in error["message"], error
@@ -73,9 +81,11 @@ def test_unsupported_content_encoding_415(api, tables, encoding):
 
 def test_upload_of_a_compressed_bomb_is_not_inflated(api, tables):
     """Uploads are never decompressed: a gzip bomb named .json is an unreadable JSON file."""
-    response = api.post(f"{API}/integrations/products/uploads/",
-                        {"file": SimpleUploadedFile("bomb.json", bomb(64)), "mode": "incremental"},
-                        format="multipart")
+    response = api.post(
+        f"{API}/integrations/products/uploads/",
+        {"file": SimpleUploadedFile("bomb.json", bomb(64)), "mode": "incremental"},
+        format="multipart",
+    )
     assert response.status_code == 202
     run = SyncRun.objects.get(pk=response.json()["id"])
     assert run.status == "failed" and "not a valid JSON array" in run.message
@@ -84,8 +94,11 @@ def test_upload_of_a_compressed_bomb_is_not_inflated(api, tables):
 
 def test_upload_over_the_limit_413(api, tables):
     with override_settings(INTEGRATIONS_MAX_UPLOAD_BYTES=1000):
-        response = api.post(f"{API}/integrations/products/uploads/",
-                            {"file": SimpleUploadedFile("big.ndjson", b"{}\n" * 1000)}, format="multipart")
+        response = api.post(
+            f"{API}/integrations/products/uploads/",
+            {"file": SimpleUploadedFile("big.ndjson", b"{}\n" * 1000)},
+            format="multipart",
+        )
     refused(response, 413, "too_large")
     assert SyncRun.objects.count() == 2
     tables.assert_unchanged()
@@ -94,11 +107,21 @@ def test_upload_over_the_limit_413(api, tables):
 BATCH = json_body(1, [product("A")])
 
 
-@pytest.mark.parametrize("content_type", [
-    "text/plain", "application/xml", "text/csv", "application/x-www-form-urlencoded",
-    "multipart/form-data; boundary=x", "application/octet-stream", "application/jsonp", "application/json-patch+json",
-    "", "application/x-ndjson",
-])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/xml",
+        "text/csv",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/octet-stream",
+        "application/jsonp",
+        "application/json-patch+json",
+        "",
+        "application/x-ndjson",
+    ],
+)
 def test_batch_with_a_wrong_content_type_415(api, tables, content_type):
     response = api.generic("POST", f"{API}/runs/{tables.mine}/batches/", BATCH, content_type=content_type)
     refused(response, 415, "unsupported_media_type")
@@ -116,12 +139,15 @@ def test_batch_body_of_the_other_format_400(api, tables):
 
 
 @pytest.mark.parametrize("url", ["integrations/products/runs/", "runs/{mine}/complete/"])
-@pytest.mark.parametrize("content_type, body", [
-    ("text/plain", b'{"mode": "full"}'),
-    ("application/x-www-form-urlencoded", b"mode=full"),
-    ("application/xml", b"<mode>full</mode>"),
-    ("application/x-protobuf", b"\x08\x01"),
-])
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("text/plain", b'{"mode": "full"}'),
+        ("application/x-www-form-urlencoded", b"mode=full"),
+        ("application/xml", b"<mode>full</mode>"),
+        ("application/x-protobuf", b"\x08\x01"),
+    ],
+)
 def test_json_endpoints_with_a_wrong_content_type_415(api, tables, url, content_type, body):
     response = api.generic("POST", f"{API}/{url.format(mine=tables.mine)}", body, content_type=content_type)
     refused(response, 415, "unsupported_media_type")
@@ -130,11 +156,14 @@ def test_json_endpoints_with_a_wrong_content_type_415(api, tables, url, content_
     tables.assert_unchanged()
 
 
-@pytest.mark.parametrize("content_type, body", [
-    (JSON_TYPE, b'[{"sku": "A"}]'),
-    ("text/csv", b"sku\nA\n"),
-    ("application/octet-stream", b"\x00\x01"),
-])
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        (JSON_TYPE, b'[{"sku": "A"}]'),
+        ("text/csv", b"sku\nA\n"),
+        ("application/octet-stream", b"\x00\x01"),
+    ],
+)
 def test_upload_that_is_not_multipart_415(api, tables, content_type, body):
     response = api.generic("POST", f"{API}/integrations/products/uploads/", body, content_type=content_type)
     refused(response, 415, "unsupported_media_type")
@@ -143,9 +172,10 @@ def test_upload_that_is_not_multipart_415(api, tables, content_type, body):
 
 
 def test_malformed_multipart_400(api, tables):
-    body = b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.json\"\r\n\r\n[]"  # never closed
-    response = api.generic("POST", f"{API}/integrations/products/uploads/", body,
-                           content_type="multipart/form-data; boundary=x")
+    body = b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.json"\r\n\r\n[]'  # never closed
+    response = api.generic(
+        "POST", f"{API}/integrations/products/uploads/", body, content_type="multipart/form-data; boundary=x"
+    )
     assert response.status_code == 400, response.content
     refused(response, 400)
     assert SyncRun.objects.count() == 2

@@ -34,8 +34,11 @@ def complete(api, run_id) -> SyncRun:
 
 
 def upload(api, name: str, content: bytes, mode="incremental") -> SyncRun:
-    response = api.post(f"{API}/integrations/products/uploads/",
-                        {"file": SimpleUploadedFile(name, content), "mode": mode}, format="multipart")
+    response = api.post(
+        f"{API}/integrations/products/uploads/",
+        {"file": SimpleUploadedFile(name, content), "mode": mode},
+        format="multipart",
+    )
     assert response.status_code == 202, response.content
     return SyncRun.objects.get(pk=response.json()["id"])
 
@@ -55,12 +58,15 @@ def lenient(integration):
 
 # --- point 1: NaN and infinities are invalid fields, the run ends normally -----------------------
 
+
 def test_point1_protobuf_nan_is_invalid_not_stuck(api, integration, tables):
     lenient(integration)
-    recs = [product("NAN-1", price=float("nan")),
-            product("INF-1", attributes={"w": [1.5, {"deep": float("inf")}]}),
-            product("INF-2", quantity=float("-inf")),
-            product("OK-1", attributes={"w": 1.5})]
+    recs = [
+        product("NAN-1", price=float("nan")),
+        product("INF-1", attributes={"w": [1.5, {"deep": float("inf")}]}),
+        product("INF-2", quantity=float("-inf")),
+        product("OK-1", attributes={"w": 1.5}),
+    ]
     run_id = incremental(api)
     assert post_batch(api, run_id, proto_body(1, recs), content_type=PROTOBUF_TYPE).status_code == 202
     run = complete(api, run_id)
@@ -78,9 +84,11 @@ def test_point1_protobuf_nan_is_invalid_not_stuck(api, integration, tables):
 
 def test_point1_json_upload_infinite_number_is_invalid(api, integration, tables):
     lenient(integration)
-    lines = [with_number(product("INF-1"), "attributes", '{"w": 1e400}'),
-             with_number(product("INF-2"), "quantity", "-1e400"),
-             json.dumps(product("OK-1")).encode()]
+    lines = [
+        with_number(product("INF-1"), "attributes", '{"w": 1e400}'),
+        with_number(product("INF-2"), "quantity", "-1e400"),
+        json.dumps(product("OK-1")).encode(),
+    ]
     for name, content in (("f.ndjson", b"\n".join(lines)), ("f.json", b"[" + b",".join(lines) + b"]")):
         Product.objects.filter(sku="OK-1").delete()
         run = upload(api, name, content)
@@ -139,13 +147,17 @@ def test_point5_decimals_exact_in_uploads_and_protobuf(api, integration, tables,
 
 # --- point 6: a JSON upload is an array ------------------------------------------------------
 
-@pytest.mark.parametrize("content, kind", [
-    (b'{"sku": "A", "name": "n", "price": "1.00", "currency": "EUR"}', "an object"),
-    (b"  \n 42", "a number"),
-    (b'"records"', "a string"),
-    (b"null", "null"),
-    (b"\xef\xbb\xbf{}", "an object"),
-])
+
+@pytest.mark.parametrize(
+    "content, kind",
+    [
+        (b'{"sku": "A", "name": "n", "price": "1.00", "currency": "EUR"}', "an object"),
+        (b"  \n 42", "a number"),
+        (b'"records"', "a string"),
+        (b"null", "null"),
+        (b"\xef\xbb\xbf{}", "an object"),
+    ],
+)
 @pytest.mark.parametrize("mode", ["full", "incremental"])
 def test_point6_json_upload_must_be_an_array(api, integration, tables, content, kind, mode):
     run = upload(api, "f.json", content, mode=mode)
@@ -172,13 +184,16 @@ def test_point6_sync_file_command_refuses_an_object(integration, tmp_path, custo
 
 # --- point 13: one unreadable number fails its record, not the file ---------------------------
 
+
 @pytest.mark.parametrize("fmt", ["json", "ndjson"])
 def test_point13_huge_numbers_in_an_upload_fail_only_their_record(api, integration, tables, fmt):
     lenient(integration)
-    lines = [with_number(product("BIG-1"), "quantity", "9" * 25),
-             with_number(product("BIG-2"), "price", "1e400"),
-             with_number(product("BIG-3"), "attributes", '{"n": ' + "9" * 30 + "}"),
-             json.dumps(product("OK-1")).encode()]
+    lines = [
+        with_number(product("BIG-1"), "quantity", "9" * 25),
+        with_number(product("BIG-2"), "price", "1e400"),
+        with_number(product("BIG-3"), "attributes", '{"n": ' + "9" * 30 + "}"),
+        json.dumps(product("OK-1")).encode(),
+    ]
     run = upload(api, f"f.{fmt}", b"\n".join(lines) if fmt == "ndjson" else b"[" + b",".join(lines) + b"]")
     assert run.status == "partial", (run.message, run.last_error)
     assert run.counts["received"] == 4 and run.counts["failed"] == 2 and run.counts["created"] == 2
@@ -201,8 +216,11 @@ def test_point7_batch_record_with_a_field_twice_is_a_parse_error(api, integratio
     left out) or the careful one (an invalid record beside)."""
     lenient(integration)
     full = {"quantity": 1, "active": True, "attributes": {"x": 1}}
-    neighbour = {"complete": product("OK-1", **full), "partial": product("OK-1"),
-                 "invalid": product("OK-1", currency="eur")}[others]
+    neighbour = {
+        "complete": product("OK-1", **full),
+        "partial": product("OK-1"),
+        "invalid": product("OK-1", currency="eur"),
+    }[others]
     twice = TWICE if others != "complete" else TWICE[:-1] + b', "quantity": 1, "active": true, "attributes": {}}'
     run_id = incremental(api)
     body = batch_of(twice, NESTED_TWICE, ESCAPED, json.dumps(neighbour).encode())
@@ -243,11 +261,14 @@ def full_record(sku: str, **extra) -> dict:
     return product(sku, quantity=2, active=True, attributes={"colour": "red", "dims": {"w": 1}}, **extra)
 
 
-@pytest.mark.parametrize("twice", [
-    b'"quantity": 3, "quantity": 4',  # a top-level field
-    b'"attributes": {"k": 1, "k": 1}',  # inside a JSON field
-    b'"attributes": {"k": [{"z": 1, "z": 2}]}',  # deeper
-])
+@pytest.mark.parametrize(
+    "twice",
+    [
+        b'"quantity": 3, "quantity": 4',  # a top-level field
+        b'"attributes": {"k": 1, "k": 1}',  # inside a JSON field
+        b'"attributes": {"k": [{"z": 1, "z": 2}]}',  # deeper
+    ],
+)
 @pytest.mark.parametrize("spacing", ["compact", "pretty"])
 @pytest.mark.parametrize("shape", ["every-field", "required-only"])
 def test_point7_typed_fast_path_finds_a_field_twice(twice, spacing, shape):
@@ -274,6 +295,7 @@ def test_point7_typed_fast_path_finds_a_field_twice(twice, spacing, shape):
 
 # --- point 12: the errors CSV stays narrow; staged records leave with every end ------------------
 
+
 def test_point12_errors_csv_caps_unknown_field_columns(api, integration):
     import csv
 
@@ -285,8 +307,9 @@ def test_point12_errors_csv_caps_unknown_field_columns(api, integration):
     recs = [{**product(f"U-{i}"), f"extra_{i}": i} for i in range(2000)]
     recs[0]["Title"] = "mapped"  # a field-map name is no unknown field: its column stays
     run, _ = services.run_create(integration=integration, mode="incremental")
-    services.batch_receive(run=run, seq=1, body=json.dumps({"seq": 1, "records": recs}).encode(),
-                           content_type="application/json")
+    services.batch_receive(
+        run=run, seq=1, body=json.dumps({"seq": 1, "records": recs}).encode(), content_type="application/json"
+    )
     services.run_complete(run=run)
     response = api.get(f"{API}/runs/{run.pk}/errors/?format=csv")
     text = b"".join(response.streaming_content).decode()
@@ -296,8 +319,14 @@ def test_point12_errors_csv_caps_unknown_field_columns(api, integration):
     unknown = [h for h in header if h.startswith("extra_")]
     assert unknown == [f"extra_{i}" for i in range(MAX_UNKNOWN_COLUMNS)]
     assert {"sku", "name", "price", "currency", "Title"} <= set(header)
-    assert header[-6:] == ["error_code", "error_message", "error_fields", "error_seq", "error_index",
-                           "error_other_fields"]
+    assert header[-6:] == [
+        "error_code",
+        "error_message",
+        "error_fields",
+        "error_seq",
+        "error_index",
+        "error_other_fields",
+    ]
     by_sku = {r["sku"]: r for r in rows}
     assert by_sku["U-0"]["extra_0"] == "0" and by_sku["U-0"]["error_other_fields"] == ""
     assert json.loads(by_sku["U-1999"]["error_other_fields"]) == {"extra_1999": 1999}
@@ -347,8 +376,19 @@ def test_point12_purge_removes_staged_rows_of_ended_runs(integration, customer):
     # rows an ended run kept (its cleanup task lost, or it ended before every end scheduled one)
     ended = SyncRun.objects.create(integration=integration, mode="full", status="cancelled")
     model = staging.stage_model(get_target(integration.target))
-    model.objects.create(run_id=ended.pk, seq=1, index=0, row_kind=staging.RECORD, sku="LEFT", name="n", price=Decimal("1.00"),
-                         currency="EUR", quantity=0, active=True, attributes={})
+    model.objects.create(
+        run_id=ended.pk,
+        seq=1,
+        index=0,
+        row_kind=staging.RECORD,
+        sku="LEFT",
+        name="n",
+        price=Decimal("1.00"),
+        currency="EUR",
+        quantity=0,
+        active=True,
+        attributes={},
+    )
     # (at least: rows of runs that earlier tests emptied away count too, as rows of no run)
     assert purge_sync_data(dry_run=True)["staging_rows_deleted"] >= 1
     assert purge_sync_data()["staging_rows_deleted"] >= 1
@@ -360,11 +400,23 @@ def test_point12_purge_removes_staged_rows_of_ended_runs(integration, customer):
 # --- no value can crash a worker: a sweep of odd values through every way in -------------------
 
 ODD_JSON = {  # name -> JSON text of a value
-    "huge-int": "9" * 40, "minus-huge-int": "-" + "9" * 40, "minus-zero": "-0", "minus-zero-float": "-0.0",
-    "1e308": "1e308", "1e400": "1e400", "1e-400": "1e-400", "huge-exponent": "1e999999999999",
-    "long-fraction": "0." + "1" * 3000, "nul": '"a\\u0000b"', "empty-key": '{"": 1}',
-    "nested": "[" * 60 + "1" + "]" * 60, "deep-object": '{"a":' * 60 + "1" + "}" * 60,
-    "unicode": '"\\u00e9\\ud83d\\ude00 \\u2028"', "escapes": '"\\\\\\"\\n\\t"', "true": "true", "null": "null",
+    "huge-int": "9" * 40,
+    "minus-huge-int": "-" + "9" * 40,
+    "minus-zero": "-0",
+    "minus-zero-float": "-0.0",
+    "1e308": "1e308",
+    "1e400": "1e400",
+    "1e-400": "1e-400",
+    "huge-exponent": "1e999999999999",
+    "long-fraction": "0." + "1" * 3000,
+    "nul": '"a\\u0000b"',
+    "empty-key": '{"": 1}',
+    "nested": "[" * 60 + "1" + "]" * 60,
+    "deep-object": '{"a":' * 60 + "1" + "}" * 60,
+    "unicode": '"\\u00e9\\ud83d\\ude00 \\u2028"',
+    "escapes": '"\\\\\\"\\n\\t"',
+    "true": "true",
+    "null": "null",
 }
 FIELDS = ("name", "price", "quantity", "active", "attributes", "nested")
 
@@ -405,8 +457,11 @@ def test_no_odd_value_crashes_a_worker(api, integration, channel):
         # Python's reader: floats, huge ints, inf for 1e400; not the 60-deep values (120 protobuf
         # levels, above protobuf's own limit of 100: a 400, tests/api/test_hostile_json.py)
         decoded = [json.loads(r) for r in recs if b"[[[" not in r and b'{"a":{"a":' not in r]
-        decoded += [product("NAN-1", price=float("nan")), product("NAN-2", attributes={"x": [float("-inf")]}),
-                    product("BIG-1", quantity=10**30, attributes={"n": -(10**30), "": -0.0})]
+        decoded += [
+            product("NAN-1", price=float("nan")),
+            product("NAN-2", attributes={"x": [float("-inf")]}),
+            product("BIG-1", quantity=10**30, attributes={"n": -(10**30), "": -0.0}),
+        ]
         run_id = incremental(api)
         assert post_batch(api, run_id, proto_body(1, decoded), content_type=PROTOBUF_TYPE).status_code == 202
         run = complete(api, run_id)
@@ -415,8 +470,11 @@ def test_no_odd_value_crashes_a_worker(api, integration, channel):
         rows = ["sku,name,price,quantity,currency,active,attributes"]
         for i, text in enumerate(ODD_JSON.values()):
             cell = '"' + text.replace('"', '""') + '"'
-            rows += [f"C-{i}-a,n,{cell},1,EUR,true,", f"C-{i}-b,n,1.00,{cell},EUR,{cell},{cell}",
-                     f'C-{i}-c,n,1.00,1,EUR,true,"{{""k"": {text.replace(chr(34), chr(34) * 2)}}}"']
+            rows += [
+                f"C-{i}-a,n,{cell},1,EUR,true,",
+                f"C-{i}-b,n,1.00,{cell},EUR,{cell},{cell}",
+                f'C-{i}-c,n,1.00,1,EUR,true,"{{""k"": {text.replace(chr(34), chr(34) * 2)}}}"',
+            ]
         rows.append("OK-1,n,1.00,1,EUR,true,")
         run = upload(api, "f.csv", "\n".join(rows).encode())
         recs = rows[1:]

@@ -74,7 +74,8 @@ def check(api, other_api, other_customer, monkeypatch, hold):
 
     other = Integration.objects.get(customer=other_customer, slug="products")
     long_run, (run_id, posted, completed), waited = during_a_long_apply(
-        monkeypatch, other, hold, lambda: post_and_complete(api))
+        monkeypatch, other, hold, lambda: post_and_complete(api)
+    )
     assert (posted, completed) == (202, 202)
     assert waited >= hold / 2  # they did wait for the apply's lock
     assert long_run.status == SyncRun.Status.SUCCEEDED and long_run.created == 50
@@ -87,7 +88,8 @@ def test_batch_post_and_complete_wait_for_a_long_apply(integration, api, other_a
 
 
 @pytest.mark.slow
-def test_startproject_sqlite_waits_longer_than_five_seconds(startproject_options, integration, api, other_api, other_customer,
-                                                           monkeypatch):
+def test_startproject_sqlite_waits_longer_than_five_seconds(
+    startproject_options, integration, api, other_api, other_customer, monkeypatch
+):
     # Python's sqlite3 gives up after 5 s by default: an apply holding the lock 6 s made this a 500
     check(api, other_api, other_customer, monkeypatch, hold=6)

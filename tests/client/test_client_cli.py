@@ -24,8 +24,13 @@ def command() -> list[str]:
 
 def run_cli(api, *args, key=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRATIONS_")}
-    return subprocess.run([*command(), "--url", api.url, "--key", key or api.key, *args], capture_output=True,
-                          text=True, timeout=300, env=env)
+    return subprocess.run(
+        [*command(), "--url", api.url, "--key", key or api.key, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def test_json_file_is_streamed_in_batches(api, tmp_path):
@@ -60,8 +65,9 @@ def test_csv_file_is_uploaded_and_typed_by_the_server(api, tmp_path):
 
 def test_dry_run_and_failed_exit_status(api, tmp_path):
     path = tmp_path / "products.ndjson"
-    lines = [json.dumps(r) for r in products(4)] + [json.dumps({"sku": "BAD", "name": "x", "price": -1,
-                                                                "currency": "EUR"})]
+    lines = [json.dumps(r) for r in products(4)] + [
+        json.dumps({"sku": "BAD", "name": "x", "price": -1, "currency": "EUR"})
+    ]
     path.write_text("\n".join(lines) + "\n")
     dry = run_cli(api, "products", str(path), "--dry-run", "--mode", "incremental")
     assert dry.returncode == 1 and "failed (dry run)" in dry.stdout  # 1 of 5 failed, above max_error_rate 0
@@ -80,12 +86,15 @@ def test_partial_and_needs_review_exit_statuses(api, tmp_path):
     assert result.returncode == 4 and "needs_review" in result.stdout  # would delete 15 of 20 rows
 
 
-@pytest.mark.parametrize("args,message", [
-    (["products", "/no/such/file.json"], "cannot read"),
-    (["products", "data.txt"], "--format"),
-    (["products", "x.json", "--batch-size", "0"], "--batch-size"),
-    (["products", "x.json", "--mode", "sometimes"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["products", "/no/such/file.json"], "cannot read"),
+        (["products", "data.txt"], "--format"),
+        (["products", "x.json", "--batch-size", "0"], "--batch-size"),
+        (["products", "x.json", "--mode", "sometimes"], "invalid choice"),
+    ],
+)
 def test_usage_errors_exit_2(api, args, message):
     result = run_cli(api, *args)
     assert result.returncode == 2 and message in result.stderr
@@ -170,7 +179,9 @@ def test_needs_review_hint(api, tmp_path):
     result = run_cli(api, "products", str(path), "-q")
     assert result.returncode == 4
     run_id = SyncRun.objects.filter(integration=api.integration).order_by("-created_at").first().pk
-    assert "next: held for staff review" in result.stdout and f"integrations-sync status {run_id} --wait" in result.stdout
+    assert (
+        "next: held for staff review" in result.stdout and f"integrations-sync status {run_id} --wait" in result.stdout
+    )
 
 
 def test_progress_bars_on_request_and_silence_when_quiet(api, tmp_path):

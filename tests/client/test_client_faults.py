@@ -28,7 +28,10 @@ def test_dropped_connection_and_503_on_batches_are_retried_without_duplicates(ap
     assert batch_log(proxy) == [("ok", 202), ("drop", 202), ("ok", 200), (503, None), ("ok", 202)]
     run = SyncRun.objects.get(pk=report.run_id)
     assert list(SyncBatch.objects.filter(run=run).order_by("seq").values_list("seq", "received")) == [
-        (1, 1000), (2, 1000), (3, 1000)]
+        (1, 1000),
+        (2, 1000),
+        (3, 1000),
+    ]
     assert Product.objects.filter(customer=api.customer).count() == 3000
 
 

@@ -64,20 +64,35 @@ def test_batches_are_posted_in_order_while_the_next_one_is_encoded(api):
 
     posts, _ = watch_posts(client, before)
     progress = []
-    report = client.sync("products", records(), batch_size=100,
-                         progress=lambda answer, sent: progress.append(
-                             (answer["seq"], answer["received"], sent, threading.current_thread().name)))
+    report = client.sync(
+        "products",
+        records(),
+        batch_size=100,
+        progress=lambda answer, sent: progress.append(
+            (answer["seq"], answer["received"], sent, threading.current_thread().name)
+        ),
+    )
 
     assert report.status == "succeeded" and report.counts["created"] == 450
     assert overlapped == [True]
     assert [seq for seq, _ in posts] == [1, 2, 3, 4, 5]
     assert {name for _, name in posts} == {SENDER}
     main = threading.current_thread().name
-    assert progress == [(1, 100, 100, main), (2, 100, 200, main), (3, 100, 300, main), (4, 100, 400, main),
-                        (5, 50, 450, main)]
+    assert progress == [
+        (1, 100, 100, main),
+        (2, 100, 200, main),
+        (3, 100, 300, main),
+        (4, 100, 400, main),
+        (5, 50, 450, main),
+    ]
     run = SyncRun.objects.get(pk=report.run_id)
     assert list(SyncBatch.objects.filter(run=run).order_by("seq").values_list("seq", "received")) == [
-        (1, 100), (2, 100), (3, 100), (4, 100), (5, 50)]
+        (1, 100),
+        (2, 100),
+        (3, 100),
+        (4, 100),
+        (5, 50),
+    ]
     assert senders() == []
 
 

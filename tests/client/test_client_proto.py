@@ -18,8 +18,10 @@ CLIENT_COPY = ROOT / "client" / "src" / "integrations_client" / "proto" / "batch
 
 
 def test_client_copy_is_a_fresh_generation_of_the_one_proto(tmp_path):
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO.parent}", f"--python_out={tmp_path}",
-                    str(PROTO)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO.parent}", f"--python_out={tmp_path}", str(PROTO)],
+        check=True,
+    )
     fresh = (tmp_path / "batch_pb2.py").read_bytes()
     assert CLIENT_COPY.read_bytes() == fresh, "client copy is stale: run `make proto` and commit it"
     assert Path(server_pb2.__file__).read_bytes() == fresh, "server module is stale: run `make proto`"
@@ -27,8 +29,15 @@ def test_client_copy_is_a_fresh_generation_of_the_one_proto(tmp_path):
 
 
 RECORDS = [
-    {"sku": "A-1", "name": "Chair", "price": Decimal("49.90"), "currency": "EUR", "quantity": 3, "active": True,
-     "attributes": {"color": "red", "dims": [1, 2.5, None], "nested": {"x": False}, "empty": {}}},
+    {
+        "sku": "A-1",
+        "name": "Chair",
+        "price": Decimal("49.90"),
+        "currency": "EUR",
+        "quantity": 3,
+        "active": True,
+        "attributes": {"color": "red", "dims": [1, 2.5, None], "nested": {"x": False}, "empty": {}},
+    },
     {"sku": "B-2", "price": 9.99, "quantity": -(2**63), "huge": 2**64, "gone": None},
     {"currency": "USD"},
     {},

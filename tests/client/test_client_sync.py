@@ -27,10 +27,19 @@ def test_a_generator_of_120000_records_is_synced_in_3_batches(api):
     report = api.client.sync("products", products(120_000), progress=lambda answer, sent: seen.append((answer, sent)))
     elapsed = time.monotonic() - started
     assert report.status == "succeeded", report.summary()
-    assert report.counts == {"received": 120_000, "created": 120_000, "updated": 0, "unchanged": 0, "deleted": 0,
-                             "failed": 0}
-    assert [(a["seq"], a["received"], sent) for a, sent in seen] == [(1, 50_000, 50_000), (2, 50_000, 100_000),
-                                                                      (3, 20_000, 120_000)]
+    assert report.counts == {
+        "received": 120_000,
+        "created": 120_000,
+        "updated": 0,
+        "unchanged": 0,
+        "deleted": 0,
+        "failed": 0,
+    }
+    assert [(a["seq"], a["received"], sent) for a, sent in seen] == [
+        (1, 50_000, 50_000),
+        (2, 50_000, 100_000),
+        (3, 20_000, 120_000),
+    ]
     run = SyncRun.objects.get(pk=report.run_id)
     assert run.source == "api" and sorted(SyncBatch.objects.filter(run=run).values_list("seq", flat=True)) == [1, 2, 3]
     assert Product.objects.filter(customer=api.customer).count() == 120_000
@@ -44,22 +53,26 @@ def test_json_transport_and_a_second_sync_reports_unchanged_and_updated(api):
     assert first.status == "succeeded" and first.counts["created"] == 300
     changed = ({**r, "name": "Renamed"} if i < 10 else r for i, r in enumerate(products(300)))
     second = client.sync("products", changed, batch_size=100)
-    assert second.counts == {"received": 300, "created": 0, "updated": 10, "unchanged": 290, "deleted": 0,
-                             "failed": 0}
+    assert second.counts == {"received": 300, "created": 0, "updated": 10, "unchanged": 290, "deleted": 0, "failed": 0}
     assert Product.objects.get(customer=api.customer, sku="SKU-0000000").name == "Renamed"
 
 
 def test_partial_run_reports_its_errors(api):
     api.integration.max_error_rate = 0.5
     api.integration.save()
-    records = [*products(3), {"sku": "BAD-1", "name": "Bad", "price": "-1", "currency": "EUR"},
-               {"name": "no key", "price": "1", "currency": "EUR"}]
+    records = [
+        *products(3),
+        {"sku": "BAD-1", "name": "Bad", "price": "-1", "currency": "EUR"},
+        {"name": "no key", "price": "1", "currency": "EUR"},
+    ]
     report = api.client.sync("products", iter(records), mode="incremental")
     assert report.status == "partial" and report.exit_status == 3
     assert report.counts["created"] == 3 and report.counts["failed"] == 2
     errors = list(report.errors())
-    assert [(e["seq"], e["index"], e["key"], e["code"]) for e in errors] == [(1, 3, "BAD-1", "invalid"),
-                                                                             (1, 4, None, "missing_key")]
+    assert [(e["seq"], e["index"], e["key"], e["code"]) for e in errors] == [
+        (1, 3, "BAD-1", "invalid"),
+        (1, 4, None, "missing_key"),
+    ]
     assert "price" in errors[0]["fields"]
     assert [e["key"] for e in report.errors(code="invalid")] == ["BAD-1"]
 
@@ -136,7 +149,10 @@ def test_lower_level_calls(api):
     run = api.client.create_run("products", mode="incremental", idempotency_key="k-1")
     assert api.client.create_run("products", mode="incremental", idempotency_key="k-1")["id"] == run["id"]
     assert api.client.post_batch(run["id"], products(3), seq=1, deletes=["GONE"]) == {
-        "seq": 1, "received": 3, "status": "received"}
+        "seq": 1,
+        "received": 3,
+        "status": "received",
+    }
     with pytest.raises(ConflictError, match="integrity|did not receive"):
         api.client.complete(run["id"], batches=2, records=3)
     queued = api.client.complete(run["id"], batches=1, records=3)
@@ -178,6 +194,7 @@ def test_wait_long_polls_and_sees_the_end_at_once(api, settings):
             ended.append(time.monotonic())
         finally:
             from django.db import connection
+
             connection.close()
 
     thread = threading.Thread(target=worker)
@@ -195,8 +212,9 @@ def test_wait_long_polls_and_sees_the_end_at_once(api, settings):
 def test_errors_csv_returns_bytes_or_writes_a_file(api, tmp_path):
     api.integration.max_error_rate = 0.5
     api.integration.save()
-    report = api.client.sync("products", iter([*products(3), {"sku": "BAD", "name": "x", "price": "1.234",
-                                                               "currency": "EUR"}]))
+    report = api.client.sync(
+        "products", iter([*products(3), {"sku": "BAD", "name": "x", "price": "1.234", "currency": "EUR"}])
+    )
     assert report.status == "partial"
     data = api.client.errors_csv(report.run_id)
     assert isinstance(data, bytes) and b"BAD" in data and b"error_code" in data.splitlines()[0]

@@ -19,8 +19,13 @@ SECRET = "whsec_" + base64.b64encode(b"client-webhook-test-secret-32byt").decode
 def test_a_real_delivery_of_the_service_verifies(live_server, httpserver):
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     customer = services.customer_create(slug="hooked", name="Hooked")
-    services.integration_create(customer=customer, slug="products", target="catalog.product",
-                                webhook_url=httpserver.url_for("/hook"), webhook_secret=SECRET)
+    services.integration_create(
+        customer=customer,
+        slug="products",
+        target="catalog.product",
+        webhook_url=httpserver.url_for("/hook"),
+        webhook_secret=SECRET,
+    )
     _, key = services.api_key_create(customer=customer)
     report = Client(live_server.url, key, retry=FAST_RETRY, timeout=(5, 300)).sync("products", products(3))
     assert report.status == "succeeded"
@@ -50,5 +55,6 @@ def test_agrees_with_the_standardwebhooks_library():
     from integrations_client.webhooks import sign
 
     ours = sign("msg_2", int(now.timestamp()), body, SECRET)
-    Webhook(SECRET).verify(body, {"webhook-id": "msg_2", "webhook-timestamp": str(int(now.timestamp())),
-                                  "webhook-signature": ours})
+    Webhook(SECRET).verify(
+        body, {"webhook-id": "msg_2", "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": ours}
+    )

@@ -26,8 +26,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def products(customer):
-    return services.integration_create(customer=customer, slug="products", target="catalog.product",
-                                       max_error_rate=0.5)
+    return services.integration_create(customer=customer, slug="products", target="catalog.product", max_error_rate=0.5)
 
 
 @pytest.fixture
@@ -75,8 +74,9 @@ def test_what_the_admin_says_approval_deletes_is_what_it_deletes(staff, products
     assert sample == sorted(expected)[:5] and {k for [k] in keys} == expected
 
     before = set(Product.objects.filter(customer=customer).values_list("sku", flat=True))
-    staff.post(reverse("admin:integrations_syncrun_review", args=[held.pk]),
-               {"decision": "approve", "confirm_delete": "yes"})
+    staff.post(
+        reverse("admin:integrations_syncrun_review", args=[held.pk]), {"decision": "approve", "confirm_delete": "yes"}
+    )
     held.refresh_from_db()
     after = set(Product.objects.filter(customer=customer).values_list("sku", flat=True))
     assert held.status == S.PARTIAL, held.message
@@ -85,8 +85,11 @@ def test_what_the_admin_says_approval_deletes_is_what_it_deletes(staff, products
 
 def test_composite_keys_the_same(staff, lines, customer):
     sync(lines, [line("A-1", i) for i in range(1, 21)])
-    held = sync(lines, {"records": [line("A-1", 1), line("A-1", 2, unit_price="x")],
-                        "deletes": [{"order_no": "A-1", "line": 3}]}, mode="full")
+    held = sync(
+        lines,
+        {"records": [line("A-1", 1), line("A-1", 2, unit_price="x")], "deletes": [{"order_no": "A-1", "line": 3}]},
+        mode="full",
+    )
     assert held.status == S.NEEDS_REVIEW, held.message
     n, sample = selectors.held_run_deletions(held, limit=2)
     keys = csv_keys(staff.get(reverse("admin:integrations_syncrun_deletions_csv", args=[held.pk])))
@@ -105,7 +108,8 @@ def test_a_dry_run_reports_what_the_run_deletes(products, customer):
     real = sync(products, body, mode="full")
     assert (dry.deleted, real.deleted) == (3, 3)  # 28 and 29 by the snapshot, 27 listed
     assert set(Product.objects.filter(customer=customer).values_list("sku", flat=True)) == {
-        f"SKU-{i:03d}" for i in range(27)}
+        f"SKU-{i:03d}" for i in range(27)
+    }
 
 
 def test_reading_the_plan_runs_no_ddl(staff, products, monkeypatch):

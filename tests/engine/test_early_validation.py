@@ -64,8 +64,9 @@ def test_a_batch_posted_again_with_the_same_bytes_is_not_validated_again(integra
     run, _ = services.run_create(integration=integration, mode="incremental")
     batch = receive(run, 1, [product("A"), {"sku": "X"}])
     validated_at = fresh(batch).validated_at
-    again, created = services.batch_receive(run=run, seq=1, body=body([product("A"), {"sku": "X"}], 1),
-                                            content_type="application/json")
+    again, created = services.batch_receive(
+        run=run, seq=1, body=body([product("A"), {"sku": "X"}], 1), content_type="application/json"
+    )
     assert (again.pk, created) == (batch.pk, False)
     assert fresh(batch).validated_at == validated_at
     assert RecordError.objects.filter(run=run).count() == 1

@@ -19,9 +19,9 @@ def done(run):
 
 
 def test_csv_upload_types_cells(integration, customer):
-    text = ("sku,name,price,currency,quantity,active,attributes\n"
-            'A,Alpha,1.50,EUR,3,false,"{""c"": 1}"\n'
-            "B,Beta,2,EUR,,1,\n")
+    text = (
+        'sku,name,price,currency,quantity,active,attributes\nA,Alpha,1.50,EUR,3,false,"{""c"": 1}"\nB,Beta,2,EUR,,1,\n'
+    )
     run = done(upload(integration, text, "products.csv"))
     assert run.status == S.SUCCEEDED, run.message
     a, b = Product.objects.filter(customer=customer).order_by("sku")
@@ -51,7 +51,9 @@ def test_ndjson_bad_line_is_a_parse_error(integration, customer):
 
 def test_json_array_split_into_batches(integration, customer, settings):
     settings.INTEGRATIONS_UPLOAD_BATCH_RECORDS = 7
-    items = ",".join(f'{{"sku": "S{i}", "name": "n", "price": 1.25, "currency": "EUR", "quantity": 1.0}}' for i in range(30))
+    items = ",".join(
+        f'{{"sku": "S{i}", "name": "n", "price": 1.25, "currency": "EUR", "quantity": 1.0}}' for i in range(30)
+    )
     run = done(upload(integration, f"[{items}]", "p.json"))
     assert run.status == S.SUCCEEDED and run.batches_total == 5 and run.received == 30
     assert Product.objects.filter(customer=customer).count() == 30
@@ -64,7 +66,9 @@ def test_invalid_json_file_fails_the_run_cleanly(integration, customer):
 
 
 def test_invalid_utf8_csv_fails_the_run_cleanly(integration):
-    run = services.upload_create(integration=integration, stream=io.BytesIO(b"sku,name\n\xff\xfe,x\n"), filename="p.csv")
+    run = services.upload_create(
+        integration=integration, stream=io.BytesIO(b"sku,name\n\xff\xfe,x\n"), filename="p.csv"
+    )
     run.refresh_from_db()
     assert run.status == S.FAILED and "UTF-8" in run.message
 

@@ -49,13 +49,18 @@ def upper_names(records):
 
 
 def contact(external_id, **extra):
-    return {"external_id": external_id, "email": f"c{external_id}@example.com",
-            "signed_up_at": "2024-03-01T10:00:00Z", **extra}
+    return {
+        "external_id": external_id,
+        "email": f"c{external_id}@example.com",
+        "signed_up_at": "2024-03-01T10:00:00Z",
+        **extra,
+    }
 
 
 def test_an_adapter_with_two_arguments_gets_the_context(customer):
-    integration = services.integration_create(customer=customer, slug="ctx", target="catalog.product",
-                                              adapter="test-context")
+    integration = services.integration_create(
+        customer=customer, slug="ctx", target="catalog.product", adapter="test-context"
+    )
     run = sync(integration, [product("A")])
     assert run.status == S.SUCCEEDED
     assert customer.products.get().name == f"acme/ctx/{str(run.pk)[:4]}"
@@ -64,11 +69,20 @@ def test_an_adapter_with_two_arguments_gets_the_context(customer):
 def test_a_batch_adapter_works_on_the_whole_batch(customer):
     cats = services.integration_create(customer=customer, slug="cats", target="crm.category")
     sync(cats, [{"code": "VIP", "name": "Very important"}, {"code": "NEW", "name": "New"}])
-    contacts = services.integration_create(customer=customer, slug="contacts", target="crm.contact",
-                                           adapter="test-category-names", max_error_rate=1)
+    contacts = services.integration_create(
+        customer=customer, slug="contacts", target="crm.contact", adapter="test-category-names", max_error_rate=1
+    )
     LOOKUPS.clear()
-    run = sync(contacts, [contact(1, category_name="Very important"), "not an object", contact(2),
-                          contact(3, category_name="Nope"), contact(4, category_name="New")])
+    run = sync(
+        contacts,
+        [
+            contact(1, category_name="Very important"),
+            "not an object",
+            contact(2),
+            contact(3, category_name="Nope"),
+            contact(4, category_name="New"),
+        ],
+    )
     assert LOOKUPS == [3]  # called once for the batch, with its objects only
     assert run.counts == {"received": 5, "created": 3, "updated": 0, "unchanged": 0, "deleted": 0, "failed": 2}
     errors = list(RecordError.objects.filter(run=run).order_by("index").values_list("index", "code", "key", "message"))
@@ -79,8 +93,9 @@ def test_a_batch_adapter_works_on_the_whole_batch(customer):
 
 
 def test_a_one_argument_batch_adapter_and_a_batch_that_fails_whole(customer):
-    integration = services.integration_create(customer=customer, slug="up", target="catalog.product",
-                                              adapter="test-batch-one-argument", max_error_rate=1)
+    integration = services.integration_create(
+        customer=customer, slug="up", target="catalog.product", adapter="test-batch-one-argument", max_error_rate=1
+    )
     run = sync(integration, [product("A", name="chair"), {"sku": "B", "price": 1, "currency": "EUR"}])
     # the adapter raised KeyError on the record without a name: every record of the batch is rejected
     assert run.counts["failed"] == 2 and run.status == S.PARTIAL
@@ -113,8 +128,14 @@ def test_run_finished_is_sent_after_commit_for_every_end_state(integration, cust
     integration.max_error_rate = 1
     integration.save()
     partial = sync(integration, [product("P0"), product("X", price=-1)])
-    expected = [(ok.pk, S.SUCCEEDED), (failed.pk, S.FAILED), (held.pk, S.NEEDS_REVIEW), (held.pk, S.SUCCEEDED),
-                (cancelled.pk, S.CANCELLED), (partial.pk, S.PARTIAL)]
+    expected = [
+        (ok.pk, S.SUCCEEDED),
+        (failed.pk, S.FAILED),
+        (held.pk, S.NEEDS_REVIEW),
+        (held.pk, S.SUCCEEDED),
+        (cancelled.pk, S.CANCELLED),
+        (partial.pk, S.PARTIAL),
+    ]
     assert [(pk, status) for _, pk, status, _, _ in finished] == expected
     assert all(sender is SyncRun and status == stored and not atomic for sender, _, status, stored, atomic in finished)
 

@@ -14,8 +14,9 @@ S = SyncRun.Status
 
 def open_run(integration, records, mode=None, dry_run=False):
     run, _ = services.run_create(integration=integration, mode=mode, dry_run=dry_run)
-    services.batch_receive(run=run, seq=1, body=json.dumps({"records": records}).encode(),
-                           content_type="application/json")
+    services.batch_receive(
+        run=run, seq=1, body=json.dumps({"records": records}).encode(), content_type="application/json"
+    )
     return run
 
 

@@ -261,19 +261,24 @@ def test_other_customers_rows_are_never_touched(integration, customer, other_cus
 
 def test_field_map_and_adapter(customer):
     integration = services.integration_create(
-        customer=customer, slug="erp", target="catalog.product", adapter="cents-and-flags",
+        customer=customer,
+        slug="erp",
+        target="catalog.product",
+        adapter="cents-and-flags",
         field_map={"Code": "sku", "Title": "name", "Legacy": None},
     )
-    run = sync(integration, [{"Code": "A", "Title": "T", "price_cents": 1250, "currency": "EUR", "active": "N",
-                              "Legacy": "x"}])
+    run = sync(
+        integration, [{"Code": "A", "Title": "T", "price_cents": 1250, "currency": "EUR", "active": "N", "Legacy": "x"}]
+    )
     assert run.status == S.SUCCEEDED, run.message
     a = rows(customer)["A"]
     assert (a.name, a.price, a.active) == ("T", Decimal("12.50"), False)
 
 
 def test_adapter_rejection_is_a_record_error(customer):
-    integration = services.integration_create(customer=customer, slug="erp", target="catalog.product",
-                                              adapter="cents-and-flags", max_error_rate=1)
+    integration = services.integration_create(
+        customer=customer, slug="erp", target="catalog.product", adapter="cents-and-flags", max_error_rate=1
+    )
     run = sync(integration, [product("A", active="maybe")])
     err = RecordError.objects.get(run=run)
     assert err.code == "invalid" and "Y nor N" in err.message
@@ -282,8 +287,10 @@ def test_adapter_rejection_is_a_record_error(customer):
 def test_nul_characters_are_invalid_not_a_crash(integration, customer):
     integration.max_error_rate = 1
     integration.save()
-    run = sync(integration, [product("A"), product("B", name="bad\u0000name"), product("C", attributes={"k\u0000": 1}),
-                             product("D\u0000")])
+    run = sync(
+        integration,
+        [product("A"), product("B", name="bad\u0000name"), product("C", attributes={"k\u0000": 1}), product("D\u0000")],
+    )
     assert run.status == S.PARTIAL
     codes = {e["index"]: e["code"] for e in errors(run)}
     assert codes == {1: "invalid", 2: "invalid", 3: "invalid"}
@@ -299,8 +306,10 @@ def test_a_number_beyond_range_is_an_invalid_record(integration, customer):
     integration.max_error_rate = 0.5
     integration.save()
     run, _ = services.run_create(integration=integration, mode="incremental")
-    body = ('{"seq": 1, "records": [' + _json.dumps(product("A")) + ', {"sku": "B", "name": "b", "price": 1e400, '
-            '"currency": "EUR"}]}').encode()
+    body = (
+        '{"seq": 1, "records": [' + _json.dumps(product("A")) + ', {"sku": "B", "name": "b", "price": 1e400, '
+        '"currency": "EUR"}]}'
+    ).encode()
     services.batch_receive(run=run, seq=1, body=body, content_type="application/json")
     services.run_complete(run=run)
     run.refresh_from_db()
@@ -312,9 +321,12 @@ def test_a_number_beyond_range_is_an_invalid_record(integration, customer):
 def test_json_same_value_in_other_key_order_or_number_form_is_unchanged(integration, customer):
     """SQLite keeps JSON as text: a row written elsewhere with other key order, spacing or 2.0 for 2
     holds the same value, so a re-sync leaves it unchanged; a changed value is an update."""
-    sync(integration, [product("A", attributes={"a": 2, "b": [1, {"y": 1, "x": 0}]}), product("B", attributes={"k": 1})])
+    sync(
+        integration, [product("A", attributes={"a": 2, "b": [1, {"y": 1, "x": 0}]}), product("B", attributes={"k": 1})]
+    )
     Product.objects.filter(customer=customer, sku="A").update(attributes={"b": [1.0, {"x": 0, "y": 1}], "a": 2.0})
-    run = sync(integration, [product("A", attributes={"a": 2, "b": [1, {"y": 1, "x": 0}]}),
-                             product("B", attributes={"k": 2})])
+    run = sync(
+        integration, [product("A", attributes={"a": 2, "b": [1, {"y": 1, "x": 0}]}), product("B", attributes={"k": 2})]
+    )
     assert (run.created, run.updated, run.unchanged) == (0, 1, 1)
     assert rows(customer)["B"].attributes == {"k": 2}

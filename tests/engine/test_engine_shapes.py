@@ -50,8 +50,11 @@ def categories(customer):
 
 
 def contact(external_id, **extra):
-    record = {"external_id": external_id, "email": f"c{external_id}@example.com",
-              "signed_up_at": "2024-03-01T10:00:00Z"}
+    record = {
+        "external_id": external_id,
+        "email": f"c{external_id}@example.com",
+        "signed_up_at": "2024-03-01T10:00:00Z",
+    }
     record.update(extra)
     return record
 
@@ -83,14 +86,17 @@ def test_integer_key_sent_as_json_int_creates_then_is_unchanged(contacts, custom
     assert contact_rows(customer)[7].email == "new@example.com"
 
 
-@pytest.mark.parametrize("key, why", [
-    ("1042", "is a string, not an integer"),
-    (True, "is a boolean, not an integer"),
-    (10.5, "is a number, not an integer"),
-    ("", "is empty"),
-    (None, "is missing"),
-    (2**63, "is out of the key's range"),
-])
+@pytest.mark.parametrize(
+    "key, why",
+    [
+        ("1042", "is a string, not an integer"),
+        (True, "is a boolean, not an integer"),
+        (10.5, "is a number, not an integer"),
+        ("", "is empty"),
+        (None, "is missing"),
+        (2**63, "is out of the key's range"),
+    ],
+)
 def test_integer_key_of_another_type_is_missing_key(contacts, key, why):
     run = sync(contacts, [contact(1), contact(key)])
     err = RecordError.objects.get(run=run)
@@ -101,8 +107,12 @@ def test_integer_key_of_another_type_is_missing_key(contacts, key, why):
 
 def test_integer_key_errors_duplicates_and_deletes(contacts, customer):
     sync(contacts, [contact(i) for i in range(1, 6)])
-    run = sync(contacts, {"records": [contact(1, email="bad"), contact(2), contact(2)], "deletes": [5]},
-               [contact(2, email="x@example.com")], mode="full")
+    run = sync(
+        contacts,
+        {"records": [contact(1, email="bad"), contact(2), contact(2)], "deletes": [5]},
+        [contact(2, email="x@example.com")],
+        mode="full",
+    )
     # the bad record's key (an integer) protects its row from snapshot deletion; 5 is listed
     assert errors(run) == [(1, 0, 1, "invalid"), (1, 2, 2, "duplicate_key"), (2, 0, 2, "duplicate_key")]
     assert set(contact_rows(customer)) == {1, 2}
@@ -137,10 +147,15 @@ def test_composite_key_create_update_unchanged_and_snapshot_delete(lines, custom
 
 def test_composite_key_duplicates_errors_and_deletes(lines, customer):
     sync(lines, [line("A-1", 1), line("A-1", 2), line("A-1", 3), line("B-7", 1)])
-    run = sync(lines, {"records": [line("A-1", 1), line("A-1", 1, sku=""), line("A-1", 2, quantity="x")],
-                       "deletes": [{"order_no": "B-7", "line": 1}, {"line": 3, "order_no": "A-1"},
-                                   {"order_no": "A-1", "line": 1}]},
-               [line("A-1", 1)], mode="incremental")
+    run = sync(
+        lines,
+        {
+            "records": [line("A-1", 1), line("A-1", 1, sku=""), line("A-1", 2, quantity="x")],
+            "deletes": [{"order_no": "B-7", "line": 1}, {"line": 3, "order_no": "A-1"}, {"order_no": "A-1", "line": 1}],
+        },
+        [line("A-1", 1)],
+        mode="incremental",
+    )
     assert errors(run) == [
         (1, 1, {"order_no": "A-1", "line": 1}, "invalid"),
         (1, 2, {"order_no": "A-1", "line": 2}, "invalid"),
@@ -151,12 +166,15 @@ def test_composite_key_duplicates_errors_and_deletes(lines, customer):
     assert counts(run, 4, 0, 0, 1, 2, 3), run.message
 
 
-@pytest.mark.parametrize("record", [
-    {"order_no": "A-1", "sku": "S", "quantity": 1, "unit_price": "1"},
-    line("A-1", "2"),
-    line("", 1),
-    line("A-1", -1),
-])
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"order_no": "A-1", "sku": "S", "quantity": 1, "unit_price": "1"},
+        line("A-1", "2"),
+        line("", 1),
+        line("A-1", -1),
+    ],
+)
 def test_composite_key_with_a_part_missing_or_of_another_type(lines, record):
     run = sync(lines, [line("A-1", 1), record])
     assert errors(run) == [(1, 1, None, "missing_key")]
@@ -164,7 +182,12 @@ def test_composite_key_with_a_part_missing_or_of_another_type(lines, record):
 
 def test_composite_key_deletes_must_name_every_part(lines):
     run, _ = services.run_create(integration=lines)
-    for deletes in (["A-1"], [{"order_no": "A-1"}], [{"order_no": "A-1", "line": 1, "x": 2}], [{"order_no": "A-1", "line": "1"}]):
+    for deletes in (
+        ["A-1"],
+        [{"order_no": "A-1"}],
+        [{"order_no": "A-1", "line": 1, "x": 2}],
+        [{"order_no": "A-1", "line": "1"}],
+    ):
         body = json.dumps({"seq": 1, "records": [], "deletes": deletes}).encode()
         with pytest.raises(Exception) as caught:
             services.batch_receive(run=run, seq=1, body=body, content_type="application/json")
@@ -186,8 +209,9 @@ def test_uuid_key_any_spelling_is_one_key(devices, customer):
     device = uuid.uuid4()
     run = sync(devices, [{"device_id": str(device), "label": "Till 1"}])
     assert counts(run, 1, 1, 0, 0, 0, 0)
-    run = sync(devices, [{"device_id": str(device).upper(), "label": "Till 1"},
-                         {"device_id": "not-a-uuid", "label": "x"}])
+    run = sync(
+        devices, [{"device_id": str(device).upper(), "label": "Till 1"}, {"device_id": "not-a-uuid", "label": "x"}]
+    )
     assert counts(run, 2, 0, 0, 1, 0, 1) and errors(run) == [(1, 1, None, "missing_key")]
     run = sync(devices, {"records": [], "deletes": [device.hex]}, mode="incremental")
     assert run.deleted == 1 and not Device.objects.exists()
@@ -234,8 +258,9 @@ def test_composite_and_integer_keys_in_protobuf_deletes(lines, contacts, custome
     sync(contacts, [contact(1), contact(2)])
     for integration, deletes in ((lines, [{"order_no": "A-1", "line": 2}]), (contacts, [2])):
         run, _ = services.run_create(integration=integration, mode="incremental")
-        services.batch_receive(run=run, seq=1, body=encode_batch([], seq=1, deletes=deletes),
-                               content_type="application/x-protobuf")
+        services.batch_receive(
+            run=run, seq=1, body=encode_batch([], seq=1, deletes=deletes), content_type="application/x-protobuf"
+        )
         services.run_complete(run=run)
         run.refresh_from_db()
         assert run.deleted == 1, run.message
@@ -259,8 +284,16 @@ def test_references_resolve_within_the_customer_only(categories, contacts, custo
     sync(categories, [{"code": "VIP", "name": "Very important"}, {"code": "NEW", "name": "New"}])
     theirs = services.integration_create(customer=other_customer, slug="categories", target="crm.category")
     sync(theirs, [{"code": "GOLD", "name": "Their gold"}])
-    run = sync(contacts, [contact(1, category="VIP"), contact(2, category="GOLD"), contact(3),
-                          contact(4, category="NOPE"), contact(5, category="NEW")])
+    run = sync(
+        contacts,
+        [
+            contact(1, category="VIP"),
+            contact(2, category="GOLD"),
+            contact(3),
+            contact(4, category="NOPE"),
+            contact(5, category="NEW"),
+        ],
+    )
     assert run.status == S.PARTIAL and counts(run, 5, 3, 0, 0, 0, 2), run.message
     bad = list(RecordError.objects.filter(run=run).order_by("index"))
     assert [(e.index, e.key, e.code) for e in bad] == [(1, 2, "invalid"), (3, 4, "invalid")]
@@ -282,7 +315,8 @@ def test_unknown_references_count_in_the_error_policy(categories, contacts, cust
     assert run.status == S.FAILED and counts(run, 3, 0, 0, 0, 0, 2), run.message
     assert not Contact.objects.exists()
     assert RecordError.objects.get(run=run, index=2).fields == {
-        "category": [f"Unknown crm.category key {'X' * 40!r} (no such row of this customer)."]}
+        "category": [f"Unknown crm.category key {'X' * 40!r} (no such row of this customer)."]
+    }
 
 
 def test_reference_failed_record_protects_its_row_from_the_snapshot(categories, contacts, customer):
@@ -322,6 +356,23 @@ def test_seed_crm_syncs_every_crm_target(transactional_db):
 def test_the_fast_key_test_agrees_with_parse_key(name):
     target = get_target(name)
     is_key = target.is_key()
-    for value in ["VIP", "", "  ", "x" * 32, "x" * 33, "a\x00b", 5, -5, True, 2**63, 1.5, None, [1],
-                  str(uuid.uuid4()), uuid.uuid4().hex, {"order_no": "A", "line": 1}, {"order_no": "A"}]:
+    for value in [
+        "VIP",
+        "",
+        "  ",
+        "x" * 32,
+        "x" * 33,
+        "a\x00b",
+        5,
+        -5,
+        True,
+        2**63,
+        1.5,
+        None,
+        [1],
+        str(uuid.uuid4()),
+        uuid.uuid4().hex,
+        {"order_no": "A", "line": 1},
+        {"order_no": "A"},
+    ]:
         assert is_key(value) == (target.parse_key(value) is not None), value

@@ -26,8 +26,9 @@ def table(customer):
 
 def journal(run):
     # as the API reads it: a created row journaled by digest (PostgreSQL) gets `after` from the table
-    changes = fill_created(get_target(run.integration.target), run.integration.customer_id,
-                           list(RunChange.objects.filter(run=run)))
+    changes = fill_created(
+        get_target(run.integration.target), run.integration.customer_id, list(RunChange.objects.filter(run=run))
+    )
     return {(c.op, c.key): (c.before, c.after) for c in changes}
 
 
@@ -129,16 +130,25 @@ def test_created_rows_by_digest_read_from_the_table_and_undone_only_unchanged(in
     from tests.support import db_is_postgres
 
     sync(integration, [product("A")])
-    run = sync(integration, [product("A", price="1.00"), product("N", attributes={"x": [1, 2]}),
-                             product("M", price="3.10")], mode="incremental")
+    run = sync(
+        integration,
+        [product("A", price="1.00"), product("N", attributes={"x": [1, 2]}), product("M", price="3.10")],
+        mode="incremental",
+    )
     stored = {c.key: c for c in RunChange.objects.filter(run=run)}
     if db_is_postgres():  # only the key and the digest of what the run wrote; `after` read back
         assert stored["N"].after is None and stored["N"].digest is not None
         assert stored["A"].after["price"] == "1.00" and stored["A"].digest is None  # updated: values
     else:
         assert stored["N"].after["attributes"] == {"x": [1, 2]} and stored["N"].digest is None
-    assert journal(run)[("created", "N")][1] == {"name": "Product N", "price": "9.99", "currency": "EUR",
-                                                 "quantity": 0, "active": True, "attributes": {"x": [1, 2]}}
+    assert journal(run)[("created", "N")][1] == {
+        "name": "Product N",
+        "price": "9.99",
+        "currency": "EUR",
+        "quantity": 0,
+        "active": True,
+        "attributes": {"x": [1, 2]},
+    }
     # M changed by hand since: the API no longer knows the values the run wrote (PostgreSQL), the
     # undo leaves it (a conflict) and deletes N, which is as the run left it
     Product.objects.filter(customer=customer, sku="M").update(name="edited")
@@ -173,14 +183,24 @@ def test_api_and_csv_show_a_created_rows_values(integration, customer):
 
 SHAPES = {
     "crm.contact": [
-        {"external_id": 7, "email": "a@example.com", "signed_up_at": "2024-03-01T10:00:00Z", "birth_date": "1990-05-01",
-         "score": "12.50", "category": "VIP"},
+        {
+            "external_id": 7,
+            "email": "a@example.com",
+            "signed_up_at": "2024-03-01T10:00:00Z",
+            "birth_date": "1990-05-01",
+            "score": "12.50",
+            "category": "VIP",
+        },
         {"external_id": 8, "email": "b@example.com", "signed_up_at": "2024-03-01T10:00:00+02:00"},
     ],
-    "crm.order_line": [{"order_no": "A", "line": 1, "sku": "S", "quantity": -3, "unit_price": "2.50"},
-                       {"order_no": "A", "line": 2, "sku": "S", "quantity": 1, "unit_price": "3.1"}],
-    "crm.device": [{"device_id": "6f1c2b9e-3a44-4b8e-9a51-0c2d3e4f5a6b", "label": "one"},
-                   {"device_id": "0b7e5c1d-2f3a-4c5b-8d6e-7f8091a2b3c4", "label": "two"}],
+    "crm.order_line": [
+        {"order_no": "A", "line": 1, "sku": "S", "quantity": -3, "unit_price": "2.50"},
+        {"order_no": "A", "line": 2, "sku": "S", "quantity": 1, "unit_price": "3.1"},
+    ],
+    "crm.device": [
+        {"device_id": "6f1c2b9e-3a44-4b8e-9a51-0c2d3e4f5a6b", "label": "one"},
+        {"device_id": "0b7e5c1d-2f3a-4c5b-8d6e-7f8091a2b3c4", "label": "two"},
+    ],
 }
 
 

@@ -24,8 +24,10 @@ from tests.support.processes import database_url
 
 S = SyncRun.Status
 GENERIC = re.compile(r"^internal error while processing this run; our team was alerted \(reference [0-9a-f]{8}\)$")
-SQL_TEXT = ('invalid input syntax for type json\nDETAIL:  Token "NaN" is invalid.\n'
-            'LINE 1: INSERT INTO "integrations_recorderror" ("run_id", "seq") VALUES (1, 2)')
+SQL_TEXT = (
+    'invalid input syntax for type json\nDETAIL:  Token "NaN" is invalid.\n'
+    'LINE 1: INSERT INTO "integrations_recorderror" ("run_id", "seq") VALUES (1, 2)'
+)
 
 
 @pytest.fixture
@@ -69,8 +71,9 @@ def staff_page(client, run) -> str:
 # --- task errors: visible at once, generic for the customer, detailed for staff -----------------------
 
 
-def test_a_target_raising_type_error_fails_the_run_at_once(integration, api, client, broken_target, mailoutbox,
-                                                            settings):
+def test_a_target_raising_type_error_fails_the_run_at_once(
+    integration, api, client, broken_target, mailoutbox, settings
+):
     settings.INTEGRATIONS_STAFF_EMAILS = ["staff@example.com"]
     broken_target(raising(TypeError("unsupported operand type(s) for +: 'int' and 'str'")))
     run = sync(integration, [product("A")])
@@ -91,8 +94,9 @@ def test_a_target_raising_type_error_fails_the_run_at_once(integration, api, cli
 
 def test_an_unknown_target_fails_the_run_at_once(integration, api):
     run, _ = services.run_create(integration=integration)
-    services.batch_receive(run=run, seq=1, body=json.dumps({"records": [product("A")]}).encode(),
-                           content_type="application/json")
+    services.batch_receive(
+        run=run, seq=1, body=json.dumps({"records": [product("A")]}).encode(), content_type="application/json"
+    )
     Integration.objects.filter(pk=integration.pk).update(target="gone.model")  # the host removed it
     services.run_complete(run=run)
     run.refresh_from_db()
@@ -116,8 +120,10 @@ def test_a_transient_error_leaves_the_run_to_be_retried(integration, api, broken
 
     def once_then_fine(n, owner_id):
         if n == 1:
-            raise OperationalError("could not serialize access due to concurrent update\n"
-                                   'SELECT "catalog_product"."id" FROM "catalog_product" FOR UPDATE')
+            raise OperationalError(
+                "could not serialize access due to concurrent update\n"
+                'SELECT "catalog_product"."id" FROM "catalog_product" FOR UPDATE'
+            )
         return Product.objects.filter(customer_id=owner_id)
 
     broken_target(once_then_fine)
@@ -147,8 +153,10 @@ def test_a_transient_error_fails_only_after_the_attempts(integration, api, broke
 
 # --- no customer waits on another's lock (PostgreSQL; SQLite runs one writer at a time) ---------------
 
-needs_postgres = pytest.mark.skipif(not db_is_postgres(), reason="row and table locks between concurrent "
-                                    "transactions are PostgreSQL's; SQLite serialises every writer")
+needs_postgres = pytest.mark.skipif(
+    not db_is_postgres(),
+    reason="row and table locks between concurrent transactions are PostgreSQL's; SQLite serialises every writer",
+)
 
 
 class InThread:
@@ -231,7 +239,9 @@ def test_two_customers_apply_at_once_while_a_third_holds_row_locks(customer, oth
         held = InThread(full_sync, z, ["Z1"])
         wait_for_a_blocked_statement()
         # ... and two other customers' runs apply at once, without waiting for it
-        runs = [InThread(full_sync, integration, [f"{integration.pk}-{i}" for i in range(50)]) for integration in (x, y)]
+        runs = [
+            InThread(full_sync, integration, [f"{integration.pk}-{i}" for i in range(50)]) for integration in (x, y)
+        ]
         done = [r.join(15) for r in runs]
         assert [r.status for r in done] == [S.SUCCEEDED, S.SUCCEEDED]
         assert max(r.seconds for r in runs) < 5, [r.seconds for r in runs]
@@ -246,8 +256,9 @@ def test_complete_of_another_integration_does_not_wait_for_an_apply(customer, se
     b = services.integration_create(customer=customer, slug="hourly", target="catalog.product", mode="incremental")
     Product.objects.create(customer=customer, sku="K", name="K", price="1.00", currency="EUR")
     waiting, _ = services.run_create(integration=b)
-    services.batch_receive(run=waiting, seq=1, body=json.dumps({"records": [product("N")]}).encode(),
-                           content_type="application/json")
+    services.batch_receive(
+        run=waiting, seq=1, body=json.dumps({"records": [product("N")]}).encode(), content_type="application/json"
+    )
     with RowLocks(customer):
         applying = InThread(full_sync, a, ["K"])  # A's apply waits for row K: it is held open
         wait_for_a_blocked_statement()
@@ -265,13 +276,25 @@ def test_complete_of_another_integration_does_not_wait_for_an_apply(customer, se
 
 
 def start_cluster(settings, **extra):
-    env = {**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": settings.MEDIA_ROOT, "EMAIL_URL": "dummymail://",
-           "INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE": "true", **extra}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "MEDIA_ROOT": settings.MEDIA_ROOT,
+        "EMAIL_URL": "dummymail://",
+        "INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE": "true",
+        **extra,
+    }
     for name in ("REDIS_URL", "INTEGRATIONS_WEBHOOK_CLUSTER", "Q_QUEUE", "Q_CLUSTER_NAME"):
         if name not in extra:
             env.pop(name, None)
-    return subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=settings.BASE_DIR, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def stop_cluster(proc):
@@ -289,8 +312,10 @@ def clusters(transactional_db, settings):
     webhook cluster (`Q_QUEUE=webhooks`), as the Procfile and `make run` start them."""
     settings.INTEGRATIONS_RUN_TASKS_INLINE = False
     settings.INTEGRATIONS_WEBHOOK_CLUSTER = queue = "integrations-webhooks"
-    procs = [start_cluster(settings, Q_WORKERS="1", INTEGRATIONS_WEBHOOK_CLUSTER=queue),
-             start_cluster(settings, Q_QUEUE="webhooks", INTEGRATIONS_WEBHOOK_CLUSTER=queue)]
+    procs = [
+        start_cluster(settings, Q_WORKERS="1", INTEGRATIONS_WEBHOOK_CLUSTER=queue),
+        start_cluster(settings, Q_QUEUE="webhooks", INTEGRATIONS_WEBHOOK_CLUSTER=queue),
+    ]
     yield procs
     for proc in procs:
         stop_cluster(proc)
@@ -318,8 +343,9 @@ def test_a_dripping_receiver_does_not_delay_another_customers_run(clusters, inte
         wait_until(lambda: dripping.connections >= 1, 60, "the webhook try of the first customer's run")
         second = sync(other, [product("B")])
         started = time.monotonic()
-        wait_until(lambda: SyncRun.objects.get(pk=second.pk).status in SyncRun.END_STATES, 25,
-                   "the other customer's run")
+        wait_until(
+            lambda: SyncRun.objects.get(pk=second.pk).status in SyncRun.END_STATES, 25, "the other customer's run"
+        )
         took = time.monotonic() - started
         assert SyncRun.objects.get(pk=second.pk).status == S.SUCCEEDED
         assert took < 8, took  # not the 30 s of the drip

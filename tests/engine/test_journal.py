@@ -19,8 +19,9 @@ S = SyncRun.Status
 
 def journal(run):
     # as the API reads it: a created row journaled by digest (PostgreSQL) gets `after` from the table
-    changes = fill_created(get_target(run.integration.target), run.integration.customer_id,
-                           list(RunChange.objects.filter(run=run)))
+    changes = fill_created(
+        get_target(run.integration.target), run.integration.customer_id, list(RunChange.objects.filter(run=run))
+    )
     return {(c.op, c.key): (c.before, c.after) for c in changes}
 
 
@@ -33,8 +34,10 @@ def seed(integration, n=4):
 def test_created_updated_deleted_unchanged(integration):
     first = seed(integration)
     assert {op for op, _ in journal(first)} == {"created"}
-    assert journal(first)[("created", "K1")] == (None, {"name": "Product K1", "price": "1.50", "currency": "EUR",
-                                                         "quantity": 0, "active": True, "attributes": {}})
+    assert journal(first)[("created", "K1")] == (
+        None,
+        {"name": "Product K1", "price": "1.50", "currency": "EUR", "quantity": 0, "active": True, "attributes": {}},
+    )
     # K0 unchanged, K1 updated, K2/K3 absent from the full snapshot: deleted, N1 new
     run = sync(integration, [product("K0", price="0.50"), product("K1", price="7.00"), product("N1")], mode="full")
     assert (run.created, run.updated, run.unchanged, run.deleted) == (1, 1, 1, 2)
@@ -47,8 +50,9 @@ def test_created_updated_deleted_unchanged(integration):
 
 def test_explicit_deletes_only_those_that_hit_a_row(integration):
     seed(integration)
-    run = sync(integration, {"records": [product("K0", price="0.50")], "deletes": ["K1", "NOPE", "K0"]},
-               mode="incremental")
+    run = sync(
+        integration, {"records": [product("K0", price="0.50")], "deletes": ["K1", "NOPE", "K0"]}, mode="incremental"
+    )
     assert run.deleted == 1
     assert set(journal(run)) == {("deleted", "K1")}  # K0 is in the run: its record wins; NOPE hits nothing
 
@@ -58,7 +62,12 @@ def test_dry_run_journal_is_what_it_would_change(integration):
     run = sync(integration, [product("K0", price="9.00"), product("N1")], mode="full", dry_run=True)
     assert run.status == S.SUCCEEDED
     assert {op: k for op, k in journal(run)} and set(journal(run)) == {
-        ("updated", "K0"), ("created", "N1"), ("deleted", "K1"), ("deleted", "K2"), ("deleted", "K3")}
+        ("updated", "K0"),
+        ("created", "N1"),
+        ("deleted", "K1"),
+        ("deleted", "K2"),
+        ("deleted", "K3"),
+    }
     assert Product.objects.get(sku="K0").price == Decimal("0.50")  # nothing applied
 
 
@@ -102,7 +111,9 @@ def test_api_pages_filter_csv_and_changes_url(integration, api):
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert sorted(r["sku"] for r in rows) == ["K2", "K3"]
-    assert {r["op"] for r in rows} == {"deleted"} and rows[0]["before_currency"] == "EUR" and rows[0]["after_name"] == ""
+    assert (
+        {r["op"] for r in rows} == {"deleted"} and rows[0]["before_currency"] == "EUR" and rows[0]["after_name"] == ""
+    )
 
 
 def test_api_another_customers_run_is_404(integration, other_customer):

@@ -127,8 +127,15 @@ def test_only_the_first_20_errors_are_listed(integration):
 def test_a_stuck_run_alerts_staff_once(integration, settings):
     settings.INTEGRATIONS_STUCK_AFTER = 600
     long_ago = timezone.now() - timedelta(hours=2)
-    run = SyncRun.objects.create(integration=integration, mode="full", status=S.PROCESSING, completed_at=long_ago,
-                                 started_at=long_ago, heartbeat_at=timezone.now(), last_error="OSError: disk full")
+    run = SyncRun.objects.create(
+        integration=integration,
+        mode="full",
+        status=S.PROCESSING,
+        completed_at=long_ago,
+        started_at=long_ago,
+        heartbeat_at=timezone.now(),
+        last_error="OSError: disk full",
+    )
     assert services.sweep()["stuck"] == 1
     assert [m.to for m in mail.outbox] == [STAFF]
     message = mail.outbox[0]

@@ -88,8 +88,11 @@ INVALID_CHANGES = [
 
 @st.composite
 def failing_record(draw):
-    kind = draw(st.sampled_from(["invalid", "missing_name", "long_sku", "huge_sku", "unknown_field",
-                                 "missing_key", "parse_error"]))
+    kind = draw(
+        st.sampled_from(
+            ["invalid", "missing_name", "long_sku", "huge_sku", "unknown_field", "missing_key", "parse_error"]
+        )
+    )
     base = dict(draw(valid_record()).raw)
     key = base["sku"]
     if kind == "invalid":
@@ -199,8 +202,14 @@ def reference(sc: dict, *, waive_guard: bool = False) -> Expected:
     created = sum(1 for k in applied if k not in table)
     unchanged = sum(1 for k, v in applied.items() if table.get(k) == v)
     updated = len(applied) - created - unchanged
-    counts = {"received": received, "created": created, "updated": updated, "unchanged": unchanged,
-              "deleted": len(explicit) + len(snapshot), "failed": failed}
+    counts = {
+        "received": received,
+        "created": created,
+        "updated": updated,
+        "unchanged": unchanged,
+        "deleted": len(explicit) + len(snapshot),
+        "failed": failed,
+    }
 
     # rule 5: the deletion guard counts snapshot deletions only
     if snapshot and not waive_guard:
@@ -236,8 +245,9 @@ def reset(customer, integration, sc: dict) -> None:
     SyncRun.objects.filter(integration=integration).delete()
     Product.objects.filter(customer=customer).delete()
     Product.objects.bulk_create(
-        Product(customer=customer, sku=k, name=v[0], price=v[1], currency=v[2], quantity=v[3], active=v[4],
-                attributes=v[5])
+        Product(
+            customer=customer, sku=k, name=v[0], price=v[1], currency=v[2], quantity=v[3], active=v[4], attributes=v[5]
+        )
         for k, v in sc["table"].items()
     )
     integration.max_error_rate = sc["max_error_rate"]
@@ -250,8 +260,13 @@ def run_engine(integration, sc: dict) -> SyncRun:
     for seq, (batch, deletes) in enumerate(zip(sc["batches"], sc["deletes"]), start=1):
         body = json.dumps({"seq": seq, "records": [r.raw for r in batch], "deletes": deletes}).encode()
         encoding = "gzip" if sc["gzip"] else ""
-        services.batch_receive(run=run, seq=seq, body=gzip.compress(body) if encoding else body,
-                               content_type="application/json", content_encoding=encoding)
+        services.batch_receive(
+            run=run,
+            seq=seq,
+            body=gzip.compress(body) if encoding else body,
+            content_type="application/json",
+            content_encoding=encoding,
+        )
     services.run_complete(run=run)
     run.refresh_from_db()
     return run
@@ -283,8 +298,7 @@ def test_engine_matches_the_reference_model(transactional_db):
     )
     theirs = table_of(bystander)
 
-    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                      HealthCheck.data_too_large])
+    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(sc=scenario())
     def engine_matches(sc):
         note(f"scenario: {sc!r}")
@@ -317,8 +331,13 @@ def valid_line(draw):
     order_no, n = draw(st.sampled_from(LINE_RECORD_KEYS))
     variant = LINE_VARIANTS[draw(st.integers(0, len(LINE_VARIANTS) - 1))]
     sku, quantity, price = variant
-    raw = {"order_no": order_no, "line": n, "sku": sku, "quantity": quantity,
-           "unit_price": draw(st.sampled_from([str(price), float(price)]))}
+    raw = {
+        "order_no": order_no,
+        "line": n,
+        "sku": sku,
+        "quantity": quantity,
+        "unit_price": draw(st.sampled_from([str(price), float(price)])),
+    }
     return Rec(raw, None, (order_no, n), variant)
 
 
@@ -334,8 +353,11 @@ def failing_line(draw):
         base["colour"] = "red"
         return Rec(base, "unknown_field", key)
     if kind == "missing_key":
-        change = draw(st.sampled_from([("line", None), ("line", "1"), ("line", -1), ("order_no", ""),
-                                       ("order_no", 5), ("order_no", None)]))
+        change = draw(
+            st.sampled_from(
+                [("line", None), ("line", "1"), ("line", -1), ("order_no", ""), ("order_no", 5), ("order_no", None)]
+            )
+        )
         if change[1] is None:
             del base[change[0]]
         else:
@@ -353,8 +375,7 @@ def line_scenario(draw):
     cuts = sorted(draw(st.lists(st.integers(0, len(records)), min_size=n_batches - 1, max_size=n_batches - 1)))
     bounds = [0, *cuts, len(records)]
     batches = [records[a:b] for a, b in zip(bounds, bounds[1:])]
-    deletes = [draw(st.lists(st.sampled_from(LINE_RECORD_KEYS + LINE_TABLE_KEYS[8:11]), max_size=3))
-               for _ in batches]
+    deletes = [draw(st.lists(st.sampled_from(LINE_RECORD_KEYS + LINE_TABLE_KEYS[8:11]), max_size=3)) for _ in batches]
     return {
         "table": {k: LINE_VARIANTS[draw(st.integers(0, len(LINE_VARIANTS) - 1))] for k in keys},
         "batches": batches,
@@ -374,15 +395,21 @@ def test_engine_matches_the_reference_model_on_a_composite_key(transactional_db)
     customer = services.customer_create(slug="prop", name="Property")
     integration = services.integration_create(customer=customer, slug="lines", target="crm.order_line")
     bystander = services.customer_create(slug="bystander", name="Bystander")
-    OrderLine.objects.bulk_create(OrderLine(customer=bystander, order_no=o, line=n, sku="X", quantity=0,
-                                            unit_price=Decimal("1.00")) for o, n in set(LINE_RECORD_KEYS + LINE_TABLE_KEYS))
+    OrderLine.objects.bulk_create(
+        OrderLine(customer=bystander, order_no=o, line=n, sku="X", quantity=0, unit_price=Decimal("1.00"))
+        for o, n in set(LINE_RECORD_KEYS + LINE_TABLE_KEYS)
+    )
 
     def lines_of(owner):
-        return {(o.order_no, o.line): (o.sku, o.quantity, o.unit_price) for o in OrderLine.objects.filter(customer=owner)}
+        return {
+            (o.order_no, o.line): (o.sku, o.quantity, o.unit_price) for o in OrderLine.objects.filter(customer=owner)
+        }
 
     def line_errors(run):
-        return {(seq, index, None if key is None else (key["order_no"], key["line"]), code)
-                for seq, index, key, code in RecordError.objects.filter(run=run).values_list("seq", "index", "key", "code")}
+        return {
+            (seq, index, None if key is None else (key["order_no"], key["line"]), code)
+            for seq, index, key, code in RecordError.objects.filter(run=run).values_list("seq", "index", "key", "code")
+        }
 
     def verify(run, expected):
         assert run.status == expected.status, run.message
@@ -392,8 +419,7 @@ def test_engine_matches_the_reference_model_on_a_composite_key(transactional_db)
 
     theirs = lines_of(bystander)
 
-    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                      HealthCheck.data_too_large])
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(sc=line_scenario())
     def engine_matches(sc):
         note(f"scenario: {sc!r}")
@@ -402,8 +428,10 @@ def test_engine_matches_the_reference_model_on_a_composite_key(transactional_db)
             staging.ensure_table(get_target("crm.order_line")).objects.filter(run_id__in=run_ids).delete()
         SyncRun.objects.filter(integration=integration).delete()
         OrderLine.objects.filter(customer=customer).delete()
-        OrderLine.objects.bulk_create(OrderLine(customer=customer, order_no=o, line=n, sku=v[0], quantity=v[1],
-                                                unit_price=v[2]) for (o, n), v in sc["table"].items())
+        OrderLine.objects.bulk_create(
+            OrderLine(customer=customer, order_no=o, line=n, sku=v[0], quantity=v[1], unit_price=v[2])
+            for (o, n), v in sc["table"].items()
+        )
         integration.max_error_rate = sc["max_error_rate"]
         integration.max_deletes_percent = sc["max_deletes_percent"]
         integration.save(update_fields=["max_error_rate", "max_deletes_percent"])

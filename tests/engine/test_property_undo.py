@@ -25,8 +25,12 @@ VARIANTS = [
 
 
 def table_of(customer) -> dict:
-    return {p["sku"]: p for p in Product.objects.filter(customer=customer)
-            .values("sku", "name", "price", "currency", "quantity", "active", "attributes")}
+    return {
+        p["sku"]: p
+        for p in Product.objects.filter(customer=customer).values(
+            "sku", "name", "price", "currency", "quantity", "active", "attributes"
+        )
+    }
 
 
 @st.composite
@@ -69,20 +73,24 @@ def test_undo_restores_each_state_latest_first(transactional_db):
     integration.max_error_rate = 0.2
     integration.save(update_fields=["max_error_rate"])
     bystander = services.customer_create(slug="bystander", name="Bystander")
-    Product.objects.bulk_create(Product(customer=bystander, sku=k, name="Theirs", price="1.00", currency="GBP")
-                                for k in KEYS)
+    Product.objects.bulk_create(
+        Product(customer=bystander, sku=k, name="Theirs", price="1.00", currency="GBP") for k in KEYS
+    )
     theirs = table_of(bystander)
 
-    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                     HealthCheck.data_too_large])
-    @given(seed=st.lists(st.sampled_from(KEYS), max_size=6, unique=True),
-           runs=st.lists(a_run(), min_size=1, max_size=4), edit=st.booleans())
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(
+        seed=st.lists(st.sampled_from(KEYS), max_size=6, unique=True),
+        runs=st.lists(a_run(), min_size=1, max_size=4),
+        edit=st.booleans(),
+    )
     def undo_walks_back(seed, runs, edit):
         note(f"seed {seed!r}, runs {runs!r}, edit {edit}")
         SyncRun.objects.filter(integration=integration).delete()
         Product.objects.filter(customer=customer).delete()
-        Product.objects.bulk_create(Product(customer=customer, sku=k, name="Seed", price="5.00", currency="EUR")
-                                    for k in seed)
+        Product.objects.bulk_create(
+            Product(customer=customer, sku=k, name="Seed", price="5.00", currency="EUR") for k in seed
+        )
         before = []  # (run, the table before it) of every applied run, in order
         for sc in runs:
             state = table_of(customer)

@@ -113,12 +113,14 @@ def test_dry_run_deletes_nothing_and_counts_what_a_purge_does(reporting):
 
 
 def test_unfinished_runs_are_never_touched(integration):
-    held = days_ago(300, lambda: (sync(integration, [product(f"P{i}") for i in range(20)]),
-                                  sync(integration, [product("P1")]))[1])
+    held = days_ago(
+        300, lambda: (sync(integration, [product(f"P{i}") for i in range(20)]), sync(integration, [product("P1")]))[1]
+    )
     assert held.status == S.NEEDS_REVIEW
     long_ago = timezone.now() - timedelta(days=300)
-    processing = SyncRun.objects.create(integration=integration, mode="full", status=S.PROCESSING,
-                                        completed_at=long_ago, started_at=long_ago)
+    processing = SyncRun.objects.create(
+        integration=integration, mode="full", status=S.PROCESSING, completed_at=long_ago, started_at=long_ago
+    )
     SyncRun.objects.filter(pk=processing.pk).update(created_at=long_ago)
     SyncBatch.objects.create(run=processing, seq=1, payload="integrations/x/never-there", sha256="0")
 
@@ -157,8 +159,11 @@ def test_a_file_shared_with_a_younger_retry_stays_until_the_retry_expires(integr
 
 def test_an_uploaded_file_expires(integration):
     def upload():
-        run = services.upload_create(integration=integration, stream=io.BytesIO(b'[{"sku": "A", "name": "A", '
-                                     b'"price": 1, "currency": "EUR"}]'), filename="products.json")
+        run = services.upload_create(
+            integration=integration,
+            stream=io.BytesIO(b'[{"sku": "A", "name": "A", "price": 1, "currency": "EUR"}]'),
+            filename="products.json",
+        )
         run.refresh_from_db()
         return run
 

@@ -75,12 +75,21 @@ def test_only_the_transitions_module_sets_a_status():
     setters = set()
     for path, tree in sources():
         for node in ast.walk(tree):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-                node, (ast.AugAssign, ast.AnnAssign)) else []
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, (ast.AugAssign, ast.AnnAssign))
+                else []
+            )
             if any(isinstance(t, ast.Attribute) and t.attr == "status" for t in targets):
                 setters.add(path.relative_to(APP).as_posix())
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "update"
-                    and any(k.arg == "status" for k in node.keywords)):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "update"
+                and any(k.arg == "status" for k in node.keywords)
+            ):
                 setters.add(path.relative_to(APP).as_posix())
     assert setters == {"services/transitions.py", "webhooks.py"}  # webhooks.py: a delivery's own status
 
@@ -97,9 +106,11 @@ def test_no_module_of_the_services_imports_a_private_name_of_another():
 
 # --- the transitions -------------------------------------------------------------------------------
 
+
 def test_a_transition_saves_only_the_fields_it_sets(integration):
-    run = SyncRun.objects.create(integration=integration, mode="incremental", status=S.PROCESSING,
-                                 completed_at=timezone.now(), received=3)
+    run = SyncRun.objects.create(
+        integration=integration, mode="incremental", status=S.PROCESSING, completed_at=timezone.now(), received=3
+    )
     stale = SyncRun.objects.get(pk=run.pk)
     # written meanwhile by another process (a task error): a whole-row save would put it back
     SyncRun.objects.filter(pk=run.pk).update(last_error="seen elsewhere", attempts=2)
@@ -141,6 +152,7 @@ def test_run_complete_saves_the_integrity_check_with_the_queueing(integration):
 
 # --- task references -------------------------------------------------------------------------------
 
+
 def test_every_task_resolves_to_a_function_of_the_tasks_module():
     assert queue.unresolved_tasks() == []
     for task in Task:
@@ -149,9 +161,9 @@ def test_every_task_resolves_to_a_function_of_the_tasks_module():
 
 
 def test_a_task_that_does_not_resolve_is_reported(monkeypatch):
-    assert queue.unresolved_tasks(["integrations.tasks.no_such_task", "integrations.checks.REQUIRED_APPS",
-                                   "no_such_module.task", Task.APPLY_RUN]) == [
-        "integrations.tasks.no_such_task", "integrations.checks.REQUIRED_APPS", "no_such_module.task"]
+    assert queue.unresolved_tasks(
+        ["integrations.tasks.no_such_task", "integrations.checks.REQUIRED_APPS", "no_such_module.task", Task.APPLY_RUN]
+    ) == ["integrations.tasks.no_such_task", "integrations.checks.REQUIRED_APPS", "no_such_module.task"]
     monkeypatch.setattr(queue, "unresolved_tasks", lambda: ["integrations.tasks.gone"])
     errors = [e for e in checks.run_checks() if e.id == "integrations.E005"]
     assert len(errors) == 1 and "integrations.tasks.gone" in errors[0].msg
@@ -162,12 +174,17 @@ def test_tasks_are_named_by_the_task_enum_only():
     literals, calls = [], []
     for path, tree in sources():
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
-                    and node.value.startswith("integrations.tasks.") and path.name != "queue.py"):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and node.value.startswith("integrations.tasks.")
+                and path.name != "queue.py"
+            ):
                 literals.append(f"{path.name}:{node.lineno}")
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "enqueue":
                 names = [n for n in ast.walk(node.args[0]) if isinstance(n, ast.Attribute)]
-                if not names or not all(isinstance(n.value, ast.Name) and n.value.id == "Task"
-                                        and n.attr in Task.__members__ for n in names):
+                if not names or not all(
+                    isinstance(n.value, ast.Name) and n.value.id == "Task" and n.attr in Task.__members__ for n in names
+                ):
                     calls.append(f"{path.name}:{node.lineno}")
     assert literals == [] and calls == []

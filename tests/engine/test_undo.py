@@ -28,11 +28,15 @@ def undo(run):
 def test_undo_restores_exactly_and_walks_back(integration, customer):
     sync(integration, [product(f"K{i}", price=f"{i}.50", attributes={"i": i}) for i in range(5)])
     state1 = table(customer)
-    r2 = sync(integration, [product("K0", price="0.50", attributes={"i": 0}), product("K1", price="8.00"),
-                            product("N1")], mode="full")
+    r2 = sync(
+        integration,
+        [product("K0", price="0.50", attributes={"i": 0}), product("K1", price="8.00"), product("N1")],
+        mode="full",
+    )
     state2 = table(customer)
-    r3 = sync(integration, {"records": [product("K1", name="Renamed", price="8.00")], "deletes": ["K0"]},
-              mode="incremental")
+    r3 = sync(
+        integration, {"records": [product("K1", name="Renamed", price="8.00")], "deletes": ["K0"]}, mode="incremental"
+    )
     assert r3.status == S.SUCCEEDED
     u3 = undo(r3)
     assert u3.status == S.SUCCEEDED and u3.source == "undo" and u3.undoes_id == r3.pk
@@ -44,7 +48,12 @@ def test_undo_restores_exactly_and_walks_back(integration, customer):
     assert (u2.created, u2.updated, u2.deleted) == (3, 1, 1)
     assert table(customer) == state1
     assert {(c.op, c.key) for c in RunChange.objects.filter(run=u2)} == {
-        ("created", "K2"), ("created", "K3"), ("created", "K4"), ("updated", "K1"), ("deleted", "N1")}
+        ("created", "K2"),
+        ("created", "K3"),
+        ("created", "K4"),
+        ("updated", "K1"),
+        ("deleted", "N1"),
+    }
     with pytest.raises(Conflict, match="undone already"):
         services.run_undo(run=r3)
 
@@ -121,7 +130,11 @@ def test_admin_run_page_changes_and_undo_with_preview(integration, customer, cli
     changes = client.get(reverse("admin:integrations_runchange_changelist") + f"?run={r2.pk}&op__exact=updated")
     assert changes.status_code == 200 and "price: 9.99 → 1.00" in changes.content.decode()
     preview = client.get(reverse("admin:integrations_syncrun_undo", args=[r2.pk])).content.decode()
-    assert "restore 1 deleted row" in preview and "revert 1 updated row" in preview and Product.objects.filter(sku="N").exists()
+    assert (
+        "restore 1 deleted row" in preview
+        and "revert 1 updated row" in preview
+        and Product.objects.filter(sku="N").exists()
+    )
     response = client.post(reverse("admin:integrations_syncrun_undo", args=[r2.pk]))
     assert response.status_code == 302
     assert sorted(Product.objects.values_list("sku", flat=True)) == ["A", "B"]

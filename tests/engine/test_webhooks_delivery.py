@@ -145,8 +145,12 @@ def test_410_gone_stops_the_retries(hooked, httpserver):
 
 def test_retry_after_is_honoured_on_429_and_503(hooked, httpserver):
     later = (timezone.now() + timedelta(hours=1)).strftime("%a, %d %b %Y %H:%M:%S GMT")
-    receiver = Receiver(httpserver, Response("slow down", status=429, headers={"Retry-After": "120"}),
-                        Response("down", status=503, headers={"Retry-After": later}), 200)
+    receiver = Receiver(
+        httpserver,
+        Response("slow down", status=429, headers={"Retry-After": "120"}),
+        Response("down", status=503, headers={"Retry-After": later}),
+        200,
+    )
     run = sync(hooked, [product("A")])
     delivery = WebhookDelivery.objects.get(run=run)
     first = delivery.attempt_log.get(number=1)
@@ -193,12 +197,26 @@ def test_a_private_address_is_refused_when_the_setting_is_off(hooked, httpserver
     assert receiver.requests == []
 
 
-@pytest.mark.parametrize("address, public", [
-    ("127.0.0.1", False), ("10.1.2.3", False), ("172.16.0.1", False), ("192.168.1.1", False),
-    ("169.254.169.254", False), ("0.0.0.0", False), ("100.64.0.1", False), ("::1", False), ("fe80::1", False),
-    ("fc00::1", False), ("::ffff:127.0.0.1", False), ("::ffff:10.0.0.1", False), ("224.0.0.1", False),
-    ("8.8.8.8", True), ("2606:4700:4700::1111", True),
-])
+@pytest.mark.parametrize(
+    "address, public",
+    [
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),
+        ("0.0.0.0", False),
+        ("100.64.0.1", False),
+        ("::1", False),
+        ("fe80::1", False),
+        ("fc00::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("::ffff:10.0.0.1", False),
+        ("224.0.0.1", False),
+        ("8.8.8.8", True),
+        ("2606:4700:4700::1111", True),
+    ],
+)
 def test_address_rules(address, public):
     import ipaddress
 

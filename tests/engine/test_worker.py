@@ -22,12 +22,23 @@ S = SyncRun.Status
 @pytest.fixture
 def worker(transactional_db, tmp_path, settings):
     settings.INTEGRATIONS_RUN_TASKS_INLINE = False
-    env = {**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": settings.MEDIA_ROOT, "Q_WORKERS": "2",
-           "EMAIL_URL": "dummymail://",
-           "INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE": "true"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "MEDIA_ROOT": settings.MEDIA_ROOT,
+        "Q_WORKERS": "2",
+        "EMAIL_URL": "dummymail://",
+        "INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE": "true",
+    }
     env.pop("REDIS_URL", None)
-    proc = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=settings.BASE_DIR, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     yield proc
     os.killpg(proc.pid, signal.SIGTERM)
     try:

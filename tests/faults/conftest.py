@@ -25,8 +25,10 @@ END_STATES = set(SyncRun.END_STATES) | {SyncRun.Status.NEEDS_REVIEW}
 def pytest_collection_modifyitems(config, items):
     if db_is_postgres():
         return
-    skip = pytest.mark.skip(reason="fault tests run real gunicorn/qcluster processes on PostgreSQL; "
-                                   "they run in the PostgreSQL pass of `make test` (DATABASE_URL=postgres://...)")
+    skip = pytest.mark.skip(
+        reason="fault tests run real gunicorn/qcluster processes on PostgreSQL; "
+        "they run in the PostgreSQL pass of `make test` (DATABASE_URL=postgres://...)"
+    )
     for item in items:
         if "tests/faults/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(skip)
@@ -47,7 +49,7 @@ def db_url() -> str:
 
 @pytest.fixture
 def broker(request):
-    """"redis" (at-most-once: a task whose worker dies is lost; the sweeper re-queues its run) or
+    """ "redis" (at-most-once: a task whose worker dies is lost; the sweeper re-queues its run) or
     "orm" (at-least-once: the task is delivered again after Q_RETRY). Parametrize indirectly."""
     kind = getattr(request, "param", "redis")
     if kind == "redis" and not redis_available():
@@ -67,7 +69,8 @@ def procs(transactional_db, tmp_path, settings, broker):
         Q_CLUSTER_NAME=cluster_name,
         REDIS_URL=REDIS_BASE if broker == "redis" else None,
         INTEGRATIONS_REQUEUE_AFTER=5,
-        Q_TIMEOUT=600, Q_RETRY=660,
+        Q_TIMEOUT=600,
+        Q_RETRY=660,
     )
     p = Procs(env, tmp_path / "logs")
     p.cluster_name = cluster_name
@@ -109,11 +112,18 @@ def wait_settled(run_id, timeout: float, procs: Procs | None = None) -> SyncRun:
     from .stack import wait_for
 
     try:
-        wait_for(lambda: SyncRun.objects.filter(pk=run_id, status__in=END_STATES).exists(), timeout,
-                 f"run {run_id} to settle")
+        wait_for(
+            lambda: SyncRun.objects.filter(pk=run_id, status__in=END_STATES).exists(),
+            timeout,
+            f"run {run_id} to settle",
+        )
     except AssertionError as exc:
         run = SyncRun.objects.filter(pk=run_id).first()
-        state = f"status={run.status} batches={run.batches_done}/{run.batches_total} attempts={run.attempts} " \
-                f"last_error={run.last_error!r}" if run else "gone"
+        state = (
+            f"status={run.status} batches={run.batches_done}/{run.batches_total} attempts={run.attempts} "
+            f"last_error={run.last_error!r}"
+            if run
+            else "gone"
+        )
         raise AssertionError(f"{exc}; {state}\n{procs.logs() if procs else ''}") from None
     return SyncRun.objects.get(pk=run_id)

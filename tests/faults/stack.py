@@ -20,8 +20,19 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 # variables of the developer's or CI's shell that must not leak into the processes we start
-_SCRUB = ("DATABASE_URL", "REDIS_URL", "CACHE_URL", "Q_CLUSTER_NAME", "Q_WORKERS", "Q_TIMEOUT", "Q_RETRY",
-          "MEDIA_ROOT", "AWS_STORAGE_BUCKET_NAME", "PORT", "WEB_CONCURRENCY")
+_SCRUB = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CACHE_URL",
+    "Q_CLUSTER_NAME",
+    "Q_WORKERS",
+    "Q_TIMEOUT",
+    "Q_RETRY",
+    "MEDIA_ROOT",
+    "AWS_STORAGE_BUCKET_NAME",
+    "PORT",
+    "WEB_CONCURRENCY",
+)
 
 
 def free_port() -> int:
@@ -42,13 +53,22 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
         except Exception as exc:  # the thing may be down for a while: that is what we test
             last_exc = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+    raise AssertionError(
+        f"timed out after {timeout:.0f} s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else "")
+    )
 
 
 def base_env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUB and not k.startswith("INTEGRATIONS_")}
-    env.update({"DJANGO_SETTINGS_MODULE": "project.settings", "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING",
-                "INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE": "true", "EMAIL_URL": "consolemail://"})
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "project.settings",
+            "PYTHONUNBUFFERED": "1",
+            "LOG_LEVEL": "WARNING",
+            "INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE": "true",
+            "EMAIL_URL": "consolemail://",
+        }
+    )
     env.update({k: str(v) for k, v in extra.items() if v is not None})
     return env
 
@@ -61,8 +81,15 @@ class Proc:
 
     def start(self) -> Proc:
         log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        self.popen = subprocess.Popen(
+            self.cmd,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log.close()
         return self
 
@@ -117,12 +144,23 @@ class Procs:
 
     def web(self, port: int, workers: int = 2, name: str = "web", **env) -> Proc:
         cmd = [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "project.wsgi"]
-        proc = Proc(name, cmd, {**self.env, "HOST": "127.0.0.1", "PORT": str(port),
-                                "WEB_CONCURRENCY": str(workers), **env}, self.log_dir).start()
+        proc = Proc(
+            name,
+            cmd,
+            {**self.env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers), **env},
+            self.log_dir,
+        ).start()
         self.started.append(proc)
         url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: proc.alive and requests.get(url + "/api/v1/", timeout=2).status_code in (200, 401, 404)
-                 or (not proc.alive and _raise(f"{name} died:\n{proc.log_tail()}")), 60, f"{name} on port {port}")
+        wait_for(
+            lambda: (
+                proc.alive
+                and requests.get(url + "/api/v1/", timeout=2).status_code in (200, 401, 404)
+                or (not proc.alive and _raise(f"{name} died:\n{proc.log_tail()}"))
+            ),
+            60,
+            f"{name} on port {port}",
+        )
         proc.url = url
         return proc
 
@@ -133,8 +171,15 @@ class Procs:
         return proc
 
     def manage(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
-                              timeout=timeout, check=check)
+        return subprocess.run(
+            [PYTHON, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=check,
+        )
 
     def stop_all(self, grace: float = 3.0) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds (a test's processes owe nobody a clean exit)."""
@@ -150,6 +195,7 @@ def _raise(message: str):
 
 
 # --- a private PostgreSQL cluster (restarting the shared server would hurt everyone on it) ------
+
 
 def pg_bindir() -> Path | None:
     for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
@@ -182,15 +228,36 @@ class PrivatePostgres:
     def init(self) -> PrivatePostgres:
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres")
-        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                  "--no-sync")
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
         self.start()
         return self
 
     def start(self) -> None:
         opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync=off -c max_connections=100"
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "-t", "60",
-                  "start")
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            opts,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")

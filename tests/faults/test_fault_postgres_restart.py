@@ -47,9 +47,18 @@ def private_stack(tmp_path):
         url = pg.create_database("faults_restart")
         media = tmp_path / "media"
         media.mkdir()
-        procs = Procs(base_env(DATABASE_URL=url, REDIS_URL=REDIS_BASE, Q_CLUSTER_NAME=cluster_name,
-                               MEDIA_ROOT=str(media), INTEGRATIONS_REQUEUE_AFTER=5, Q_TIMEOUT=600, Q_RETRY=660),
-                      tmp_path / "logs")
+        procs = Procs(
+            base_env(
+                DATABASE_URL=url,
+                REDIS_URL=REDIS_BASE,
+                Q_CLUSTER_NAME=cluster_name,
+                MEDIA_ROOT=str(media),
+                INTEGRATIONS_REQUEUE_AFTER=5,
+                Q_TIMEOUT=600,
+                Q_RETRY=660,
+            ),
+            tmp_path / "logs",
+        )
         procs.pg, procs.url = pg, url
         yield procs
     finally:
@@ -76,8 +85,19 @@ def query(url: str, sql: str, params=()):
 
 
 def run_row(url: str, run_id: str) -> dict:
-    cols = ["status", "received", "created", "updated", "unchanged", "deleted", "failed", "attempts", "batches_done",
-            "message", "last_error"]
+    cols = [
+        "status",
+        "received",
+        "created",
+        "updated",
+        "unchanged",
+        "deleted",
+        "failed",
+        "attempts",
+        "batches_done",
+        "message",
+        "last_error",
+    ]
     row = query(url, f"SELECT {', '.join(cols)} FROM integrations_syncrun WHERE id = %s", [run_id])[0]
     return dict(zip(cols, row))
 
@@ -88,15 +108,20 @@ def sweep_due_now(url: str) -> None:
 
 def wait_run(procs, run_id, timeout):
     try:
-        return wait_for(lambda: (r := run_row(procs.url, run_id))["status"] in SETTLED and r, timeout,
-                        f"run {run_id} to settle", interval=0.5)
+        return wait_for(
+            lambda: (r := run_row(procs.url, run_id))["status"] in SETTLED and r,
+            timeout,
+            f"run {run_id} to settle",
+            interval=0.5,
+        )
     except AssertionError as exc:
         raise AssertionError(f"{exc}: {run_row(procs.url, run_id)}\n{procs.logs()}") from None
 
 
 def staged_rows(url: str, run_id: str) -> int:
-    tables = query(url, "SELECT relname FROM pg_class WHERE relname LIKE 'integrations_stage_catalog_product_%%' "
-                        "AND relkind = 'r'")
+    tables = query(
+        url, "SELECT relname FROM pg_class WHERE relname LIKE 'integrations_stage_catalog_product_%%' AND relkind = 'r'"
+    )
     return sum(query(url, f'SELECT count(*) FROM "{t}" WHERE run_id = %s', [run_id])[0][0] for (t,) in tables)
 
 
@@ -105,7 +130,8 @@ def staged_rows(url: str, run_id: str) -> int:
 # so a run whose tasks died fails cleanly and is then retried with services.run_retry.
 @pytest.mark.parametrize("stop_mode, max_attempts", [("immediate", 5), ("fast", 1)])
 def test_postgres_restart_while_a_run_is_processing_recovers_or_fails_cleanly_and_can_be_retried(
-        private_stack, stop_mode, max_attempts):
+    private_stack, stop_mode, max_attempts
+):
     procs = private_stack
     procs.env["INTEGRATIONS_MAX_ATTEMPTS"] = str(max_attempts)
     # the crash must meet a run in `processing` with batches validated: validation after `complete`
@@ -120,8 +146,12 @@ def test_postgres_restart_while_a_run_is_processing_recovers_or_fails_cleanly_an
 
     report = Client(web.url, key, timeout=(10, 120)).sync("products", products(N), batch_size=BATCH, wait=False)
     run_id = report.run_id
-    wait_for(lambda: (r := run_row(procs.url, run_id))["batches_done"] >= 2 or r["status"] in SETTLED, 180,
-             "two batches to be validated", interval=0.1)
+    wait_for(
+        lambda: (r := run_row(procs.url, run_id))["batches_done"] >= 2 or r["status"] in SETTLED,
+        180,
+        "two batches to be validated",
+        interval=0.1,
+    )
     before = run_row(procs.url, run_id)
     assert before["status"] == "processing", f"the run settled before the crash: {before}"
     staged_before = staged_rows(procs.url, run_id)
@@ -143,13 +173,19 @@ def test_postgres_restart_while_a_run_is_processing_recovers_or_fails_cleanly_an
         path = f"failed cleanly ({run['message']!r}), then retried"
         assert run["status"] == "failed", run
         assert products_now == (0, 0), "a failed run applied rows"
-        retry = procs.manage("shell", "-c", "from integrations import services; from integrations.models import SyncRun; "
-                             f"print(services.run_retry(run=SyncRun.objects.get(pk='{run_id}')).pk)")
+        retry = procs.manage(
+            "shell",
+            "-c",
+            "from integrations import services; from integrations.models import SyncRun; "
+            f"print(services.run_retry(run=SyncRun.objects.get(pk='{run_id}')).pk)",
+        )
         retry_id = retry.stdout.strip().splitlines()[-1]
         run = wait_run(procs, retry_id, 240)
         assert run["status"] == "succeeded", run
         assert (run["received"], run["created"]) == (N, N)
         assert query(procs.url, "SELECT count(*), count(DISTINCT sku) FROM catalog_product")[0] == (N, N)
-    print(f"\npostgres {stop_mode} restart: batches validated before it {before['batches_done']}/{N // BATCH}; "
-          f"staged rows {staged_before} -> {staged_after}; {path} in {recovered_in:.1f} s; attempts={run['attempts']}; "
-          f"last_error={run['last_error']!r}")
+    print(
+        f"\npostgres {stop_mode} restart: batches validated before it {before['batches_done']}/{N // BATCH}; "
+        f"staged rows {staged_before} -> {staged_after}; {path} in {recovered_in:.1f} s; attempts={run['attempts']}; "
+        f"last_error={run['last_error']!r}"
+    )

@@ -24,21 +24,31 @@ pytestmark = pytest.mark.slow
 
 
 def batch_body(seq: int, n: int, start: int = 0) -> bytes:
-    records = [{"sku": f"ST-{i:06d}", "name": f"Stored product {i} " + "x" * 60, "price": "1.00", "currency": "EUR"}
-               for i in range(start, start + n)]
+    records = [
+        {"sku": f"ST-{i:06d}", "name": f"Stored product {i} " + "x" * 60, "price": "1.00", "currency": "EUR"}
+        for i in range(start, start + n)
+    ]
     return json.dumps({"seq": seq, "records": records}).encode()
 
 
 def open_run(url: str, key: str) -> str:
-    answer = requests.post(f"{url}/api/v1/integrations/products/runs/", json={"mode": "incremental"},
-                           headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    answer = requests.post(
+        f"{url}/api/v1/integrations/products/runs/",
+        json={"mode": "incremental"},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
     assert answer.status_code == 201, answer.text
     return answer.json()["id"]
 
 
 def post(url: str, key: str, run_id: str, body: bytes, **headers) -> requests.Response:
-    return requests.post(f"{url}/api/v1/runs/{run_id}/batches/", data=body, timeout=60,
-                         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json", **headers})
+    return requests.post(
+        f"{url}/api/v1/runs/{run_id}/batches/",
+        data=body,
+        timeout=60,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json", **headers},
+    )
 
 
 def assert_storage_503(answer: requests.Response) -> dict:
@@ -63,14 +73,21 @@ def test_media_root_that_cannot_exist_answers_503_and_records_nothing(procs, ten
     run = SyncRun.objects.get(pk=run_id)
     assert run.status == SyncRun.Status.RECEIVING and not SyncBatch.objects.filter(run=run).exists()
 
-    upload = requests.post(f"{web.url}/api/v1/integrations/products/uploads/", timeout=60,
-                           headers={"Authorization": f"Bearer {key}"},
-                           files={"file": ("p.ndjson", b'{"sku": "U-1", "name": "U", "price": 1, "currency": "EUR"}\n')})
+    upload = requests.post(
+        f"{web.url}/api/v1/integrations/products/uploads/",
+        timeout=60,
+        headers={"Authorization": f"Bearer {key}"},
+        files={"file": ("p.ndjson", b'{"sku": "U-1", "name": "U", "price": 1, "currency": "EUR"}\n')},
+    )
     assert_storage_503(upload)
     assert SyncRun.objects.filter(integration=integration).count() == 1  # no run for the refused file
 
-    complete = requests.post(f"{web.url}/api/v1/runs/{run_id}/complete/", json={"batches": 1},
-                             headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    complete = requests.post(
+        f"{web.url}/api/v1/runs/{run_id}/complete/",
+        json={"batches": 1},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
     assert complete.status_code == 409  # the integrity check: the batch the client sent was never accepted
 
 
@@ -78,8 +95,9 @@ def test_media_root_that_cannot_exist_answers_503_and_records_nothing(procs, ten
 def tiny_tmpfs(tmp_path):
     mount_point = tmp_path / "tiny"
     mount_point.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mount_point)], capture_output=True, text=True, timeout=30
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode})")
     try:
@@ -89,8 +107,7 @@ def tiny_tmpfs(tmp_path):
 
 
 @pytest.mark.parametrize("broker", ["orm"], indirect=True)
-def test_a_full_disk_answers_503_and_the_same_batch_is_accepted_once_there_is_room(procs, tenant, tiny_tmpfs,
-                                                                                   settings):
+def test_a_full_disk_answers_503_and_the_same_batch_is_accepted_once_there_is_room(procs, tenant, tiny_tmpfs, settings):
     customer, integration, key = tenant
     media = tiny_tmpfs / "media"
     media.mkdir()
@@ -114,8 +131,12 @@ def test_a_full_disk_answers_503_and_the_same_batch_is_accepted_once_there_is_ro
     # room again (the operator grows the volume): the same bytes under the same seq are accepted
     subprocess.run(["mount", "-o", "remount,size=8M", str(tiny_tmpfs)], check=True, timeout=30)
     assert post(web.url, key, run_id, big).status_code == 202
-    complete = requests.post(f"{web.url}/api/v1/runs/{run_id}/complete/", json={"batches": 2, "records": 10_500},
-                             headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    complete = requests.post(
+        f"{web.url}/api/v1/runs/{run_id}/complete/",
+        json={"batches": 2, "records": 10_500},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
     assert complete.status_code == 202, complete.text
     run = wait_settled(run_id, 180, procs)
     assert run.status == SyncRun.Status.SUCCEEDED, run.message

@@ -26,8 +26,12 @@ def rec(i: int, rev: int) -> dict:
 PLAN = [
     ("full", [rec(i, 1) for i in range(M)], [], {"created": M, "updated": 0, "deleted": 0}),
     ("full", [rec(i, 2) for i in range(M)], [], {"created": 0, "updated": M, "deleted": 0}),
-    ("incremental", [rec(i, 3) for i in range(M, M + 2000)], [f"TC-{i:06d}" for i in range(1000)],
-     {"created": 2000, "updated": 0, "deleted": 1000}),
+    (
+        "incremental",
+        [rec(i, 3) for i in range(M, M + 2000)],
+        [f"TC-{i:06d}" for i in range(1000)],
+        {"created": 2000, "updated": 0, "deleted": 1000},
+    ),
     ("full", [rec(i, 4) for i in range(1000, M + 2000)], [], {"created": 0, "updated": M + 1000, "deleted": 0}),
 ]
 
@@ -47,7 +51,7 @@ def test_two_clusters_keep_order_per_integration_and_apply_nothing_twice(procs, 
         for mode, records, deletes, _ in PLAN:
             run = client.create_run("products", mode=mode)
             for seq, start in enumerate(range(0, len(records), 5000), start=1):
-                chunk = records[start:start + 5000]
+                chunk = records[start : start + 5000]
                 client.post_batch(run["id"], chunk, seq=seq, deletes=deletes if seq == 1 else ())
             runs[name].append(run["id"])
     procs.cluster("cluster-1", workers=2)
@@ -72,5 +76,7 @@ def test_two_clusters_keep_order_per_integration_and_apply_nothing_twice(procs, 
     a = SyncRun.objects.filter(integration=integration_a)
     b = SyncRun.objects.filter(integration=integration_b)
     overlaps = sum(1 for x in a for y in b if x.started_at < y.finished_at and y.started_at < x.finished_at)
-    print(f"\ntwo clusters: {a.count() + b.count()} runs settled; pairs of runs of the two integrations "
-          f"processing at the same time: {overlaps}")
+    print(
+        f"\ntwo clusters: {a.count() + b.count()} runs settled; pairs of runs of the two integrations "
+        f"processing at the same time: {overlaps}"
+    )

@@ -25,16 +25,18 @@ pytestmark = pytest.mark.slow
 def undo_writing(dsn: str) -> bool:
     """A transaction other than ours has written and is working on the products table."""
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL AND query LIKE %s",
-                    ['%"catalog_product"%'])
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL AND query LIKE %s",
+            ['%"catalog_product"%'],
+        )
         return cur.fetchone()[0] > 0
 
 
 def send(integration, records, batch_size=50_000) -> SyncRun:
     run, _ = services.run_create(integration=integration, mode="full")
     for seq, start in enumerate(range(0, len(records), batch_size), start=1):
-        body = json.dumps({"seq": seq, "records": records[start:start + batch_size]}).encode()
+        body = json.dumps({"seq": seq, "records": records[start : start + batch_size]}).encode()
         services.batch_receive(run=run, seq=seq, body=body, content_type="application/json")
     services.run_complete(run=run)
     return run
@@ -54,8 +56,12 @@ def test_kill9_during_an_undo_leaves_the_run_applied_and_the_undo_recovers_exact
 
     undo = services.run_undo(run=run, user="faults")
     dsn = db_url()
-    wait_for(lambda: undo_writing(dsn) or SyncRun.objects.get(pk=undo.pk).status in SyncRun.END_STATES,
-             300, "the undo to write", interval=0.02)
+    wait_for(
+        lambda: undo_writing(dsn) or SyncRun.objects.get(pk=undo.pk).status in SyncRun.END_STATES,
+        300,
+        "the undo to write",
+        interval=0.02,
+    )
     undo.refresh_from_db()
     assert undo.status == SyncRun.Status.PROCESSING, f"the undo ended before the kill ({undo.status}): make N larger"
     first.kill9()

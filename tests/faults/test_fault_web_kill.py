@@ -25,8 +25,13 @@ N, BATCH = 100_000, 5_000
 
 def products(n):
     for i in range(n):
-        yield {"sku": f"WEB-{i:07d}", "name": f"Product {i}", "price": f"{i % 1000}.50", "currency": "EUR",
-               "quantity": i % 50}
+        yield {
+            "sku": f"WEB-{i:07d}",
+            "name": f"Product {i}",
+            "price": f"{i % 1000}.50",
+            "currency": "EUR",
+            "quantity": i % 50,
+        }
 
 
 @pytest.mark.parametrize("broker", ["redis"], indirect=True)
@@ -37,20 +42,32 @@ def test_kill9_of_gunicorn_while_batches_are_posted_the_client_retries_and_the_r
     procs.cluster("cluster", workers=2)
     answers: list[dict] = []
     outcome: dict = {}
-    client = Client(f"http://127.0.0.1:{port}", key, timeout=(5, 60),
-                    retry=RetryPolicy(max_retries=12, base_delay=0.25, max_delay=2.0))
+    client = Client(
+        f"http://127.0.0.1:{port}",
+        key,
+        timeout=(5, 60),
+        retry=RetryPolicy(max_retries=12, base_delay=0.25, max_delay=2.0),
+    )
 
     def send():
         try:
-            outcome["report"] = client.sync("products", products(N), batch_size=BATCH, wait=False,
-                                            progress=lambda answer, sent: answers.append(answer))
+            outcome["report"] = client.sync(
+                "products",
+                products(N),
+                batch_size=BATCH,
+                wait=False,
+                progress=lambda answer, sent: answers.append(answer),
+            )
         except BaseException as exc:  # re-raised in the test's thread below
             outcome["error"] = exc
 
     sender = threading.Thread(target=send, daemon=True)
     sender.start()
-    wait_for(lambda: SyncBatch.objects.filter(run__integration=integration).count() >= 5 or outcome, 120,
-             "five batches to arrive")
+    wait_for(
+        lambda: SyncBatch.objects.filter(run__integration=integration).count() >= 5 or outcome,
+        120,
+        "five batches to arrive",
+    )
     assert not outcome, f"the client finished before the kill: {outcome}"
     web1 = procs.started[0]
     web1.kill9()
@@ -75,5 +92,7 @@ def test_kill9_of_gunicorn_while_batches_are_posted_the_client_retries_and_the_r
     assert rows.count() == N
     assert set(rows.values_list("sku", flat=True)) == {r["sku"] for r in products(N)}
     stored = sorted(p.name for p in (Path(settings.MEDIA_ROOT) / "integrations" / str(run.pk)).iterdir())
-    print(f"\nweb kill: gunicorn back after {restarted_in:.1f} s; {len(batches)} batches, "
-          f"{len(stored)} payload files (orphans of a killed request: {len(stored) - len(batches)})")
+    print(
+        f"\nweb kill: gunicorn back after {restarted_in:.1f} s; {len(batches)} batches, "
+        f"{len(stored)} payload files (orphans of a killed request: {len(stored) - len(batches)})"
+    )

@@ -28,8 +28,15 @@ N = int(os.environ.get("FAULTS_RECORDS", 200_000))
 
 
 def record(i: int, rev: int = 0) -> dict:
-    return {"sku": f"SKU-{i:08d}", "name": f"Product {i} rev {rev}", "price": f"{(i % 100000) / 100 + rev:.2f}",
-            "currency": "EUR", "quantity": i % 1000, "active": i % 11 != 0, "attributes": {"size": i % 7}}
+    return {
+        "sku": f"SKU-{i:08d}",
+        "name": f"Product {i} rev {rev}",
+        "price": f"{(i % 100000) / 100 + rev:.2f}",
+        "currency": "EUR",
+        "quantity": i % 1000,
+        "active": i % 11 != 0,
+        "attributes": {"size": i % 7},
+    }
 
 
 def snapshot():
@@ -47,17 +54,23 @@ def seed(customer, n: int) -> None:
     lines = []
     for i in range(n):
         r = record(i)
-        lines.append(f"{customer.pk}\t{r['sku']}\t{r['name']}\t{r['price']}\t{r['currency']}\t{r['quantity']}\t"
-                     f"{'t' if r['active'] else 'f'}\t{json.dumps(r['attributes'])}\n")
+        lines.append(
+            f"{customer.pk}\t{r['sku']}\t{r['name']}\t{r['price']}\t{r['currency']}\t{r['quantity']}\t"
+            f"{'t' if r['active'] else 'f'}\t{json.dumps(r['attributes'])}\n"
+        )
     with connection.cursor() as cur:
         cur.cursor.copy_expert(
             f"COPY {Product._meta.db_table} (customer_id, sku, name, price, currency, quantity, active, attributes) "
-            "FROM STDIN", io.BytesIO("".join(lines).encode()))
+            "FROM STDIN",
+            io.BytesIO("".join(lines).encode()),
+        )
 
 
 def table_state(customer) -> dict[str, tuple]:
     rows = Product.objects.filter(customer=customer).values_list("sku", "name", "price", "quantity", "active")
-    return {sku: (name, f"{price:.2f}", qty, active) for sku, name, price, qty, active in rows.iterator(chunk_size=20_000)}
+    return {
+        sku: (name, f"{price:.2f}", qty, active) for sku, name, price, qty, active in rows.iterator(chunk_size=20_000)
+    }
 
 
 def expected_state(records) -> dict[str, tuple]:
@@ -66,8 +79,11 @@ def expected_state(records) -> dict[str, tuple]:
 
 def apply_in_flight(dsn: str) -> bool:
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
-                    "AND pid <> pg_backend_pid() AND query LIKE %s", ['%INSERT INTO "catalog_product"%'])
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
+            "AND pid <> pg_backend_pid() AND query LIKE %s",
+            ['%INSERT INTO "catalog_product"%'],
+        )
         return cur.fetchone()[0] > 0
 
 
@@ -88,8 +104,12 @@ def test_kill9_of_the_cluster_during_apply_leaves_nothing_half_applied_and_recov
     print(f"posted at {time.monotonic() - t0:.1f} s")
 
     dsn = db_url()
-    wait_for(lambda: apply_in_flight(dsn) or SyncRun.objects.get(pk=run_id).status in SyncRun.END_STATES,
-             300, "the apply's INSERT to start", interval=0.05)
+    wait_for(
+        lambda: apply_in_flight(dsn) or SyncRun.objects.get(pk=run_id).status in SyncRun.END_STATES,
+        300,
+        "the apply's INSERT to start",
+        interval=0.05,
+    )
     run = SyncRun.objects.get(pk=run_id)
     assert run.status == SyncRun.Status.PROCESSING, f"the run ended before the kill ({run.status}): make N larger"
     first.kill9()
@@ -108,8 +128,14 @@ def test_kill9_of_the_cluster_during_apply_leaves_nothing_half_applied_and_recov
 
     assert run.status == SyncRun.Status.SUCCEEDED, run.message
     counts = {k: getattr(run, k) for k in ("received", "created", "updated", "unchanged", "deleted", "failed")}
-    assert counts == {"received": N, "created": N // 20, "updated": N // 10, "unchanged": N - N // 20 - N // 10,
-                      "deleted": N // 20, "failed": 0}
+    assert counts == {
+        "received": N,
+        "created": N // 20,
+        "updated": N // 10,
+        "unchanged": N - N // 20 - N // 10,
+        "deleted": N // 20,
+        "failed": 0,
+    }
     assert run.attempts >= 1  # picked up again by the sweeper, not by luck
     after = table_state(customer)
     assert after == expected_state(records)

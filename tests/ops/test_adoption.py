@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 # --- the host's own app: a model and its target (a string key) ----------------------------------
-SHOP_MODELS = '''
+SHOP_MODELS = """
 from django.db import models
 
 
@@ -37,8 +37,8 @@ class Item(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["customer", "code"], name="uniq_item")]
-'''
-SHOP_TARGETS = '''
+"""
+SHOP_TARGETS = """
 import decimal
 
 import msgspec
@@ -62,17 +62,17 @@ class ItemTarget(Target):
     owner_field = "customer"
     key_field = "code"
     schema = ItemRecord
-'''
+"""
 # --- SPEC section 12, word for word, appended to startproject's files ------------------------------
-SPEC_SETTINGS = '''
+SPEC_SETTINGS = """
 INSTALLED_APPS += ["rest_framework", "rest_framework_api_key", "django_q",
                    "drf_spectacular", "drf_spectacular_sidecar", "integrations"]
 Q_CLUSTER = {"name": "myproject", "orm": "default"}           # any django-q2 broker
-'''
-SPEC_URLS = '''
+"""
+SPEC_URLS = """
 from django.urls import include  # startproject imports only `path`
 urlpatterns += [path("api/v1/", include("integrations.api.urls"))]   # any prefix
-'''
+"""
 END_STATES = {"succeeded", "partial", "failed", "cancelled", "needs_review"}
 
 
@@ -98,16 +98,26 @@ def host_database():
     import psycopg2
 
     parts = urlparse(url)
-    server = {"host": parts.hostname or "127.0.0.1", "port": parts.port or 5432,
-              "user": parts.username or "postgres", "password": parts.password or ""}
+    server = {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 5432,
+        "user": parts.username or "postgres",
+        "password": parts.password or "",
+    }
     name = f"adoption_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(dbname="postgres", **server)
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield {"ENGINE": "django.db.backends.postgresql", "NAME": name, "USER": server["user"],
-               "PASSWORD": server["password"], "HOST": server["host"], "PORT": server["port"]}
+        yield {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name,
+            "USER": server["user"],
+            "PASSWORD": server["password"],
+            "HOST": server["host"],
+            "PORT": server["port"],
+        }
     finally:
         with admin.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -116,9 +126,12 @@ def host_database():
 
 def test_a_fresh_startproject_host_adopts_the_app(tmp_path, host_database):
     started = time.monotonic()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "DJANGO_SETTINGS_MODULE", "VIRTUAL_ENV", "DATABASE_URL", "REDIS_URL")
-           and not k.startswith("INTEGRATIONS_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "DJANGO_SETTINGS_MODULE", "VIRTUAL_ENV", "DATABASE_URL", "REDIS_URL")
+        and not k.startswith("INTEGRATIONS_")
+    }
     env["PYTHONUNBUFFERED"] = "1"
 
     # 1. the distribution, built from the files it claims to need and nothing else
@@ -126,10 +139,25 @@ def test_a_fresh_startproject_host_adopts_the_app(tmp_path, host_database):
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    shutil.copytree(ROOT / "integrations", source / "integrations",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "--disable-pip-version-check",
-          "-w", tmp_path / "dist", source], cwd=tmp_path, env=env)
+    shutil.copytree(
+        ROOT / "integrations", source / "integrations", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "--disable-pip-version-check",
+            "-w",
+            tmp_path / "dist",
+            source,
+        ],
+        cwd=tmp_path,
+        env=env,
+    )
     wheel = next((tmp_path / "dist").glob("*.whl"))
 
     # 2. a fresh virtualenv: the wheel and the dependencies it declares, nothing else
@@ -137,8 +165,12 @@ def test_a_fresh_startproject_host_adopts_the_app(tmp_path, host_database):
     _run([sys.executable, "-m", "venv", venv], cwd=tmp_path, env=env)
     python = venv / "bin" / "python"
     requirement = f"{wheel}[postgres]" if host_database else str(wheel)
-    _run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement], cwd=tmp_path,
-         env=env, timeout=300)
+    _run(
+        [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement],
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
     installed = _run([python, "-c", "import integrations, sys; print(integrations.__file__)"], cwd=tmp_path, env=env)
     assert "site-packages" in installed.stdout
     leaked = subprocess.run([python, "-c", "import catalog"], cwd=tmp_path, env=env, capture_output=True)
@@ -152,12 +184,12 @@ def test_a_fresh_startproject_host_adopts_the_app(tmp_path, host_database):
     (site / "shop" / "models.py").write_text(SHOP_MODELS)
     (site / "shop" / "sync_targets.py").write_text(SHOP_TARGETS)
     mail_dir = tmp_path / "mail"
-    host_own = f'''
+    host_own = f"""
 INSTALLED_APPS += ["shop"]
 # the host's own choices, not the app's set-up: where its e-mails go (and its database)
 EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 EMAIL_FILE_PATH = {str(mail_dir)!r}
-'''
+"""
     if host_database:
         host_own += f"DATABASES = {{'default': {host_database!r}}}\n"
     settings_py = site / "host" / "settings.py"
@@ -169,11 +201,17 @@ EMAIL_FILE_PATH = {str(mail_dir)!r}
     assert "ERRORS" not in check.stderr + check.stdout
     _run([*manage, "makemigrations", "shop"], cwd=site, env=env)
     _run([*manage, "migrate", "--noinput"], cwd=site, env=env)
-    _run([*manage, "createsuperuser", "--noinput", "--username", "admin", "--email", "admin@host.example"],
-         cwd=site, env={**env, "DJANGO_SUPERUSER_PASSWORD": "adoption-secret-1"})
+    _run(
+        [*manage, "createsuperuser", "--noinput", "--username", "admin", "--email", "admin@host.example"],
+        cwd=site,
+        env={**env, "DJANGO_SUPERUSER_PASSWORD": "adoption-secret-1"},
+    )
     _run([*manage, "create_customer", "acme", "--name", "Acme", "--email", "tech@acme.example"], cwd=site, env=env)
-    _run([*manage, "create_integration", "acme", "items", "--target", "shop.item", "--max-error-rate", "0.5"],
-         cwd=site, env=env)
+    _run(
+        [*manage, "create_integration", "acme", "items", "--target", "shop.item", "--max-error-rate", "0.5"],
+        cwd=site,
+        env=env,
+    )
     key = _run([*manage, "create_api_key", "acme"], cwd=site, env=env).stdout.strip().splitlines()[-1]
 
     # 4. the host's web server and worker
@@ -181,10 +219,22 @@ EMAIL_FILE_PATH = {str(mail_dir)!r}
     base = f"http://127.0.0.1:{port}"
     logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("runserver", "qcluster")}
     procs = [
-        subprocess.Popen([*map(str, manage), "runserver", f"127.0.0.1:{port}", "--noreload"], cwd=site, env=env,
-                         stdout=logs["runserver"], stderr=subprocess.STDOUT, start_new_session=True),
-        subprocess.Popen([*map(str, manage), "qcluster"], cwd=site, env=env,
-                         stdout=logs["qcluster"], stderr=subprocess.STDOUT, start_new_session=True),
+        subprocess.Popen(
+            [*map(str, manage), "runserver", f"127.0.0.1:{port}", "--noreload"],
+            cwd=site,
+            env=env,
+            stdout=logs["runserver"],
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
+        subprocess.Popen(
+            [*map(str, manage), "qcluster"],
+            cwd=site,
+            env=env,
+            stdout=logs["qcluster"],
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
     ]
     try:
         deadline = time.monotonic() + 30
@@ -233,8 +283,7 @@ def _exercise(base: str, key: str, mail_dir: Path, root) -> None:
     assert (first["counts"]["created"], first["counts"]["failed"]) == (3, 1), first
     errors = api.get(f"{base}/api/v1/runs/{first['id']}/errors/", timeout=10).json()["results"]
     assert [(e["key"], e["code"]) for e in errors] == [("I-bad", "invalid")]
-    second = _sync(api, base, "incremental", [{"code": "I-0", "title": "Renamed", "price": "9.50"}],
-                   deletes=["I-2"])
+    second = _sync(api, base, "incremental", [{"code": "I-0", "title": "Renamed", "price": "9.50"}], deletes=["I-2"])
     assert second["status"] == "succeeded", second
     assert (second["counts"]["updated"], second["counts"]["deleted"]) == (1, 1), second
 
@@ -249,9 +298,17 @@ def _exercise(base: str, key: str, mail_dir: Path, root) -> None:
     # the admin: login, dashboard, runs, a run, the sync-file page
     staff = requests.Session()
     staff.get(f"{base}/admin/login/", timeout=10)
-    login = staff.post(f"{base}/admin/login/?next=/admin/", timeout=10, headers={"Referer": f"{base}/admin/login/"},
-                       data={"username": "admin", "password": "adoption-secret-1", "next": "/admin/",
-                             "csrfmiddlewaretoken": staff.cookies["csrftoken"]})
+    login = staff.post(
+        f"{base}/admin/login/?next=/admin/",
+        timeout=10,
+        headers={"Referer": f"{base}/admin/login/"},
+        data={
+            "username": "admin",
+            "password": "adoption-secret-1",
+            "next": "/admin/",
+            "csrfmiddlewaretoken": staff.cookies["csrftoken"],
+        },
+    )
     assert login.status_code == 200 and login.url == f"{base}/admin/", login.url
     assert 'id="sync-dashboard"' in login.text  # the dashboard on the host's stock admin index
     pages = {
@@ -281,13 +338,17 @@ def _exercise(base: str, key: str, mail_dir: Path, root) -> None:
     review_url = f"{base}/admin/integrations/syncrun/{held['id']}/review/"
     review = staff.get(review_url, timeout=10)
     assert review.status_code == 200 and "I-1" in review.text, review.text[:3000]  # the keys it would delete
-    approved = staff.post(review_url, timeout=10, headers={"Referer": review_url},
-                          data={"decision": "approve", "confirm_delete": "yes",
-                                "csrfmiddlewaretoken": staff.cookies["csrftoken"]})
+    approved = staff.post(
+        review_url,
+        timeout=10,
+        headers={"Referer": review_url},
+        data={"decision": "approve", "confirm_delete": "yes", "csrfmiddlewaretoken": staff.cookies["csrftoken"]},
+    )
     assert approved.status_code == 200
     deadline = time.monotonic() + 60
     while (run := api.get(f"{base}/api/v1/runs/{held['id']}/", params={"wait": 10}, timeout=20).json())[
-            "status"] not in END_STATES - {"needs_review"}:
+        "status"
+    ] not in END_STATES - {"needs_review"}:
         assert time.monotonic() < deadline, run
     assert (run["status"], run["counts"]["deleted"]) == ("succeeded", 2), run
 
@@ -296,8 +357,11 @@ def _sync(api, base, mode, records, deletes=()) -> dict:
     run = api.post(f"{base}/api/v1/integrations/items/runs/", json={"mode": mode}, timeout=10)
     assert run.status_code == 201, run.text
     run_id = run.json()["id"]
-    batch = api.post(f"{base}/api/v1/runs/{run_id}/batches/", timeout=10,
-                     json={"seq": 1, "records": records, "deletes": list(deletes)})
+    batch = api.post(
+        f"{base}/api/v1/runs/{run_id}/batches/",
+        timeout=10,
+        json={"seq": 1, "records": records, "deletes": list(deletes)},
+    )
     assert batch.status_code == 202, batch.text
     assert api.post(f"{base}/api/v1/runs/{run_id}/complete/", json={}, timeout=10).status_code == 202
     deadline = time.monotonic() + 60

@@ -15,15 +15,26 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _manage(tmp_path, without: set[str], *args) -> subprocess.CompletedProcess:
     """manage.py <args> with the demo's settings minus some INSTALLED_APPS, in a fresh process."""
-    (tmp_path / "host_settings.py").write_text(textwrap.dedent(f"""
+    (tmp_path / "host_settings.py").write_text(
+        textwrap.dedent(f"""
         from project.settings import *  # noqa: F403
         INSTALLED_APPS = [app for app in INSTALLED_APPS if app not in {sorted(without)!r}]
-    """))
+    """)
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "INTEGRATIONS_"))}
-    env.update(DJANGO_SETTINGS_MODULE="host_settings", PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}",
-               DATABASE_URL=f"sqlite:///{tmp_path / 'host.sqlite3'}")
-    return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=120)
+    env.update(
+        DJANGO_SETTINGS_MODULE="host_settings",
+        PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'host.sqlite3'}",
+    )
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
 
 
 def test_each_missing_app_is_named_with_the_fix_and_migrate_stops_before_a_crash(tmp_path):
@@ -59,13 +70,17 @@ def test_demo_settings_pass_every_check():
     assert _q_messages() == {}
 
 
-@pytest.mark.parametrize("q_cluster, expected", [
-    (None, "integrations.E001"),
-    ({"name": "host"}, "integrations.E001"),
-    ({"name": "host", "orm": "nosuchdb", "timeout": 60, "retry": 90}, "integrations.E004"),
-    ({"name": "host", "orm": "default", "timeout": 300, "retry": 300}, "integrations.E002"),
-    ({"name": "host", "orm": "default"}, "integrations.W001"),
-], ids=["missing", "no-broker", "unknown-database", "retry-not-above-timeout", "no-timeout"])
+@pytest.mark.parametrize(
+    "q_cluster, expected",
+    [
+        (None, "integrations.E001"),
+        ({"name": "host"}, "integrations.E001"),
+        ({"name": "host", "orm": "nosuchdb", "timeout": 60, "retry": 90}, "integrations.E004"),
+        ({"name": "host", "orm": "default", "timeout": 300, "retry": 300}, "integrations.E002"),
+        ({"name": "host", "orm": "default"}, "integrations.W001"),
+    ],
+    ids=["missing", "no-broker", "unknown-database", "retry-not-above-timeout", "no-timeout"],
+)
 def test_q_cluster_problems_are_named_with_the_fix(settings, q_cluster, expected):
     if q_cluster is None:
         del settings.Q_CLUSTER
@@ -92,11 +107,24 @@ def test_sqlite_transactions_begin_immediate_unless_the_host_chose(tmp_path, dja
     from django.db.backends.sqlite3.base import DatabaseWrapper
 
     options = {"transaction_mode": chosen} if chosen else {}
-    wrapper = DatabaseWrapper({"NAME": str(tmp_path / "h.sqlite3"),
-                               "OPTIONS": options, "ENGINE": "django.db.backends.sqlite3", "USER": "",
-                               "PASSWORD": "", "HOST": "", "PORT": "", "TIME_ZONE": None, "CONN_MAX_AGE": 0,
-                               "CONN_HEALTH_CHECKS": False, "AUTOCOMMIT": True, "ATOMIC_REQUESTS": False,
-                               "TEST": {}}, alias="host")
+    wrapper = DatabaseWrapper(
+        {
+            "NAME": str(tmp_path / "h.sqlite3"),
+            "OPTIONS": options,
+            "ENGINE": "django.db.backends.sqlite3",
+            "USER": "",
+            "PASSWORD": "",
+            "HOST": "",
+            "PORT": "",
+            "TIME_ZONE": None,
+            "CONN_MAX_AGE": 0,
+            "CONN_HEALTH_CHECKS": False,
+            "AUTOCOMMIT": True,
+            "ATOMIC_REQUESTS": False,
+            "TEST": {},
+        },
+        alias="host",
+    )
     try:
         with django_db_blocker.unblock():  # a database of its own, not the test database
             wrapper.ensure_connection()

@@ -31,14 +31,34 @@ def test_setup_commands_and_their_errors(manage):
     out = manage("create_customer", "acme", "--name", "Again", check=1)
     assert "already exists" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert manage("create_customer", "bad", "--name", "B", "--email", "not-an-email", check=1).stderr.strip()
-    manage("create_integration", "acme", "products", "--target", "catalog.product", "--max-error-rate", "0.1",
-           "--field-map", '{"Title": "name"}', check=0)
-    assert "unknown customer" in manage("create_integration", "nobody", "p", "--target", "catalog.product", check=1).stderr
+    manage(
+        "create_integration",
+        "acme",
+        "products",
+        "--target",
+        "catalog.product",
+        "--max-error-rate",
+        "0.1",
+        "--field-map",
+        '{"Title": "name"}',
+        check=0,
+    )
+    assert (
+        "unknown customer" in manage("create_integration", "nobody", "p", "--target", "catalog.product", check=1).stderr
+    )
     assert "unknown target" in manage("create_integration", "acme", "p2", "--target", "catalog.nothing", check=1).stderr
-    assert "not valid JSON" in manage("create_integration", "acme", "p3", "--target", "catalog.product",
-                                      "--field-map", "{oops", check=1).stderr
-    assert "not a field" in manage("create_integration", "acme", "p4", "--target", "catalog.product",
-                                   "--field-map", '{"a": "colour"}', check=1).stderr
+    assert (
+        "not valid JSON"
+        in manage(
+            "create_integration", "acme", "p3", "--target", "catalog.product", "--field-map", "{oops", check=1
+        ).stderr
+    )
+    assert (
+        "not a field"
+        in manage(
+            "create_integration", "acme", "p4", "--target", "catalog.product", "--field-map", '{"a": "colour"}', check=1
+        ).stderr
+    )
     assert manage("create_integration", "acme", "products", "--target", "catalog.product", check=1).stderr
     out = manage("create_api_key", "acme", "--name", "ci", check=0)
     key = out.stdout.strip().splitlines()[-1]
@@ -54,8 +74,7 @@ def test_setup_commands_and_their_errors(manage):
 
 def test_sync_file_wait_exit_statuses(manage, tmp_path):
     manage("create_customer", "acme", "--name", "Acme", check=0)
-    manage("create_integration", "acme", "products", "--target", "catalog.product", "--max-error-rate", "0.5",
-           check=0)
+    manage("create_integration", "acme", "products", "--target", "catalog.product", "--max-error-rate", "0.5", check=0)
     ok = write(tmp_path, "ok.json", [rec(f"S{i}") for i in range(15)])
     out = manage("sync_file", "acme/products", ok, "--wait", check=0)
     run_id = out.stdout.splitlines()[0]
@@ -109,10 +128,20 @@ def test_review_run_by_id_prefix_and_ambiguous_prefixes(manage, tmp_path):
     manage("create_customer", "acme", "--name", "Acme", check=0)
     manage("create_integration", "acme", "products", "--target", "catalog.product", check=0)
     integration = SyncRun._meta.get_field("integration").related_model.objects.get(slug="products")
-    a = SyncRun.objects.create(id=uuid.UUID("1bbb6310-0000-4000-8000-000000000001"), integration=integration,
-                               mode="full", status="needs_review", completed_at=timezone.now())
-    SyncRun.objects.create(id=uuid.UUID("1bbb6310-ffff-4000-8000-000000000002"), integration=integration,
-                           mode="full", status="needs_review", completed_at=timezone.now())
+    a = SyncRun.objects.create(
+        id=uuid.UUID("1bbb6310-0000-4000-8000-000000000001"),
+        integration=integration,
+        mode="full",
+        status="needs_review",
+        completed_at=timezone.now(),
+    )
+    SyncRun.objects.create(
+        id=uuid.UUID("1bbb6310-ffff-4000-8000-000000000002"),
+        integration=integration,
+        mode="full",
+        status="needs_review",
+        completed_at=timezone.now(),
+    )
     ambiguous = manage("review_run", "1bbb6310", "--reject", check=1).stderr
     assert "several runs" in ambiguous and str(a.pk) in ambiguous and len(ambiguous.strip().splitlines()) == 1
     out = manage("review_run", "1bbb631000004", "--reject", check=0)  # no dashes, still unique

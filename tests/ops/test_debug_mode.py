@@ -57,11 +57,23 @@ def test_the_worker_empties_the_query_log_before_each_task(debug_on):
 def debug_worker(transactional_db, settings):
     """A real `manage.py qcluster` with DEBUG=true, as a fresh startproject host runs it."""
     settings.INTEGRATIONS_RUN_TASKS_INLINE = False
-    env = {**os.environ, "DEBUG": "true", "DATABASE_URL": database_url(), "MEDIA_ROOT": settings.MEDIA_ROOT,
-           "Q_WORKERS": "1", "EMAIL_URL": "dummymail://"}
+    env = {
+        **os.environ,
+        "DEBUG": "true",
+        "DATABASE_URL": database_url(),
+        "MEDIA_ROOT": settings.MEDIA_ROOT,
+        "Q_WORKERS": "1",
+        "EMAIL_URL": "dummymail://",
+    }
     env.pop("REDIS_URL", None)
-    proc = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=settings.BASE_DIR, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     yield proc
     os.killpg(proc.pid, signal.SIGTERM)
     try:

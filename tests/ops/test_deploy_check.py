@@ -34,8 +34,14 @@ PLAIN_SETTINGS = {
 def check_deploy(env: dict) -> subprocess.CompletedProcess:
     # a clean environment: nothing of the test run (DEBUG, DATABASE_URL, ...) leaks in
     base = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                          cwd=ROOT, env=base | env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=base | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("env", [PRODUCTION, PLAIN_SETTINGS], ids=["settings_production", "settings+env"])
@@ -49,8 +55,14 @@ def test_check_deploy_is_clean(env):
 def test_development_defaults_do_warn():
     result = check_deploy({"DJANGO_SETTINGS_MODULE": "project.settings", "DEBUG": "true"})
     assert result.returncode != 0
-    for check_id in ("security.W004", "security.W008", "security.W009", "security.W012", "security.W016",
-                     "security.W018"):
+    for check_id in (
+        "security.W004",
+        "security.W008",
+        "security.W009",
+        "security.W012",
+        "security.W016",
+        "security.W018",
+    ):
         assert check_id in result.stderr + result.stdout, check_id
 
 

@@ -71,13 +71,24 @@ def test_a_lost_key_file_gets_a_new_key(transactional_db, tmp_path, sample):
 
 
 def settings_in_subprocess(**env) -> dict:
-    code = ("import django, json; django.setup(); from django.conf import settings as s; "
-            "from integrations.conf import conf; "
-            "print(json.dumps([conf.BASE_URL, s.EMAIL_BACKEND, str(getattr(s, 'EMAIL_FILE_PATH', ''))]))")
-    base = {k: v for k, v in os.environ.items()
-            if k not in ("HOST", "PORT", "INTEGRATIONS_BASE_URL", "EMAIL_URL", "DJANGO_SETTINGS_MODULE")}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          env={**base, "DJANGO_SETTINGS_MODULE": "project.settings", **env})
+    code = (
+        "import django, json; django.setup(); from django.conf import settings as s; "
+        "from integrations.conf import conf; "
+        "print(json.dumps([conf.BASE_URL, s.EMAIL_BACKEND, str(getattr(s, 'EMAIL_FILE_PATH', ''))]))"
+    )
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("HOST", "PORT", "INTEGRATIONS_BASE_URL", "EMAIL_URL", "DJANGO_SETTINGS_MODULE")
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**base, "DJANGO_SETTINGS_MODULE": "project.settings", **env},
+    )
     assert proc.returncode == 0, proc.stderr
     return dict(zip(("base_url", "email_backend", "email_path"), json.loads(proc.stdout)))
 
@@ -88,8 +99,10 @@ def test_port_reaches_the_links_and_mail_goes_to_files():
     assert got["email_backend"].endswith("filebased.EmailBackend")
     assert got["email_path"] == str(ROOT / "var" / "mail")
     assert settings_in_subprocess(HOST="0.0.0.0", PORT="9000")["base_url"] == "http://127.0.0.1:9000"
-    assert settings_in_subprocess(PORT="8101", INTEGRATIONS_BASE_URL="https://sync.example.com")["base_url"] == \
-        "https://sync.example.com"
+    assert (
+        settings_in_subprocess(PORT="8101", INTEGRATIONS_BASE_URL="https://sync.example.com")["base_url"]
+        == "https://sync.example.com"
+    )
     assert settings_in_subprocess(EMAIL_URL="smtp://127.0.0.1:1025")["email_backend"].endswith("smtp.EmailBackend")
 
 
@@ -103,13 +116,27 @@ def free_port() -> int:
 def test_ctrl_c_stops_the_three_processes_once(tmp_path):
     """What a terminal does on Ctrl-C: SIGINT to the whole foreground process group."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.sqlite3'}", "PORT": str(port),
-           "HOST": "127.0.0.1", "Q_CLUSTER_NAME": f"devloop-{port}", "MEDIA_ROOT": str(tmp_path / "media")}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.sqlite3'}",
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "Q_CLUSTER_NAME": f"devloop-{port}",
+        "MEDIA_ROOT": str(tmp_path / "media"),
+    }
     env.pop("REDIS_URL", None)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True,
-                   timeout=120)
-    proc = subprocess.Popen([sys.executable, "-m", "project.devrun"], cwd=ROOT, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=120
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "project.devrun"],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:

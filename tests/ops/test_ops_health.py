@@ -74,8 +74,12 @@ def test_readyz_fails_when_storage_is_unwritable(client, db, settings, tmp_path)
 
 
 def test_readyz_fails_when_the_cache_is_down(client, db, settings):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": f"redis://127.0.0.1:{closed_port()}/0"}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{closed_port()}/0",
+        }
+    }
     response = client.get("/readyz")
     assert response.status_code == 503
     assert list(response.json()["failed"]) == ["cache"]
@@ -124,6 +128,7 @@ def test_probes_need_no_credentials_and_no_https_redirect(client, db, settings):
 
 
 # --- the worker's liveness ------------------------------------------------------------------
+
 
 def announce_cluster(status="Idle", host=None):
     """What a running django-q2 cluster's sentinel saves every guard cycle (a Stat, 3 s long)."""

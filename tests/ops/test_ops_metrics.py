@@ -33,8 +33,11 @@ def scrape(client) -> dict:
     response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     assert response.status_code == 200, response.content
     assert response["Content-Type"].startswith("text/plain")
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(response.content.decode()) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for s in family.samples
+    }
 
 
 def value(samples, name, **labels) -> float:
@@ -55,19 +58,32 @@ def test_metrics_need_the_right_bearer_token(client, db, token):
     assert response.status_code == 200
     names = {f.name for f in text_string_to_metric_families(response.content.decode())}
     assert {n for n in names if n.startswith("integrations_")} >= {
-        "integrations_runs_finished", "integrations_records", "integrations_run_duration_seconds",
-        "integrations_run_queue_wait_seconds", "integrations_batch_accept_seconds", "integrations_batch_records",
-        "integrations_webhook_deliveries", "integrations_sweeper_actions", "integrations_runs",
-        "integrations_oldest_queued_run_age_seconds", "integrations_runs_held", "integrations_runs_stuck",
-        "integrations_runs_behind", "integrations_integrations_failing"}
+        "integrations_runs_finished",
+        "integrations_records",
+        "integrations_run_duration_seconds",
+        "integrations_run_queue_wait_seconds",
+        "integrations_batch_accept_seconds",
+        "integrations_batch_records",
+        "integrations_webhook_deliveries",
+        "integrations_sweeper_actions",
+        "integrations_runs",
+        "integrations_oldest_queued_run_age_seconds",
+        "integrations_runs_held",
+        "integrations_runs_stuck",
+        "integrations_runs_behind",
+        "integrations_integrations_failing",
+    }
 
 
 def test_a_sync_counts_its_run_records_and_batches(client, integration, token):
     integration.max_error_rate = 0.5
     integration.save()
     before = scrape(client)
-    run = sync(integration, [product("A"), product("B"), {"sku": "C", "name": "", "price": "1", "currency": "EUR"}],
-               [product("D")])
+    run = sync(
+        integration,
+        [product("A"), product("B"), {"sku": "C", "name": "", "price": "1", "currency": "EUR"}],
+        [product("D")],
+    )
     run.refresh_from_db()
     assert run.status == S.PARTIAL
     after = scrape(client)
@@ -78,7 +94,13 @@ def test_a_sync_counts_its_run_records_and_batches(client, integration, token):
 
     assert delta("integrations_runs_finished_total", integration=label, status="partial") == 1
     assert {o: delta("integrations_records_total", integration=label, outcome=o) for o in metrics.OUTCOMES} == {
-        "received": 4, "created": 3, "updated": 0, "unchanged": 0, "deleted": 0, "failed": 1}
+        "received": 4,
+        "created": 3,
+        "updated": 0,
+        "unchanged": 0,
+        "deleted": 0,
+        "failed": 1,
+    }
     assert delta("integrations_batch_records_count") == 2  # per batch, not per record
     assert delta("integrations_batch_records_sum") == 4
     assert delta("integrations_batch_accept_seconds_count") == 2
@@ -87,8 +109,11 @@ def test_a_sync_counts_its_run_records_and_batches(client, integration, token):
     # a second, identical run: unchanged records
     sync(integration, [product("A"), product("B"), product("D")], mode="incremental")
     again = scrape(client)
-    assert value(again, "integrations_records_total", integration=label, outcome="unchanged") - \
-        value(after, "integrations_records_total", integration=label, outcome="unchanged") == 3
+    assert (
+        value(again, "integrations_records_total", integration=label, outcome="unchanged")
+        - value(after, "integrations_records_total", integration=label, outcome="unchanged")
+        == 3
+    )
 
 
 def test_webhook_deliveries_and_sweeper_actions_are_counted(client, integration, token, httpserver):
@@ -102,23 +127,42 @@ def test_webhook_deliveries_and_sweeper_actions_are_counted(client, integration,
     SyncRun.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=3))
     assert services.sweep()["cancelled"] == 1
     after = scrape(client)
-    assert value(after, "integrations_webhook_deliveries_total", outcome="delivered") - \
-        value(before, "integrations_webhook_deliveries_total", outcome="delivered") >= 1
-    assert value(after, "integrations_sweeper_actions_total", action="cancelled") - \
-        value(before, "integrations_sweeper_actions_total", action="cancelled") == 1
+    assert (
+        value(after, "integrations_webhook_deliveries_total", outcome="delivered")
+        - value(before, "integrations_webhook_deliveries_total", outcome="delivered")
+        >= 1
+    )
+    assert (
+        value(after, "integrations_sweeper_actions_total", action="cancelled")
+        - value(before, "integrations_sweeper_actions_total", action="cancelled")
+        == 1
+    )
 
 
-def test_state_gauges_come_from_the_database_and_agree_with_the_admin(client, admin_client, integration,
-                                                                      other_customer, token, settings):
+def test_state_gauges_come_from_the_database_and_agree_with_the_admin(
+    client, admin_client, integration, other_customer, token, settings
+):
     settings.INTEGRATIONS_STUCK_AFTER = 600
     settings.INTEGRATIONS_BEHIND_AFTER = 300
     long_ago = timezone.now() - timedelta(hours=2)
     late = services.integration_create(customer=other_customer, slug="late", target="catalog.product")
-    stuck = SyncRun.objects.create(integration=late, mode="full", status=S.PROCESSING, completed_at=long_ago,
-                                   started_at=long_ago, heartbeat_at=timezone.now())
+    stuck = SyncRun.objects.create(
+        integration=late,
+        mode="full",
+        status=S.PROCESSING,
+        completed_at=long_ago,
+        started_at=long_ago,
+        heartbeat_at=timezone.now(),
+    )
     SyncRun.objects.create(integration=late, mode="full", status=S.QUEUED, completed_at=long_ago)
-    SyncRun.objects.create(integration=integration, mode="full", status=S.NEEDS_REVIEW, completed_at=long_ago,
-                           started_at=long_ago, finished_at=long_ago)
+    SyncRun.objects.create(
+        integration=integration,
+        mode="full",
+        status=S.NEEDS_REVIEW,
+        completed_at=long_ago,
+        started_at=long_ago,
+        finished_at=long_ago,
+    )
     samples = scrape(client)
     assert value(samples, "integrations_runs", integration="globex/late", status="processing") == 1
     assert value(samples, "integrations_runs", integration="globex/late", status="queued") == 1
@@ -137,17 +181,20 @@ def test_state_gauges_come_from_the_database_and_agree_with_the_admin(client, ad
     assert conditions.summary() == {"stuck": 1, "held": 1, "failing": 1, "behind": 1}
 
 
-def test_worker_processes_counters_reach_the_scrape_through_the_multiprocess_directory(client, db, token,
-                                                                                      tmp_path, monkeypatch):
+def test_worker_processes_counters_reach_the_scrape_through_the_multiprocess_directory(
+    client, db, token, tmp_path, monkeypatch
+):
     """A django-q2 worker is another process: with PROMETHEUS_MULTIPROC_DIR shared, what it counts
     is in the web process's answer."""
     directory = tmp_path / "prometheus"
     directory.mkdir()
-    code = ("import django; django.setup()\n"
-            "from integrations import metrics\n"
-            "metrics.batch_accepted(seconds=0.02, records=1234)\n"
-            "metrics.webhook_attempted('retry')\n"
-            "metrics.sweeper_acted({'requeued': 2})\n")
+    code = (
+        "import django; django.setup()\n"
+        "from integrations import metrics\n"
+        "metrics.batch_accepted(seconds=0.02, records=1234)\n"
+        "metrics.webhook_attempted('retry')\n"
+        "metrics.sweeper_acted({'requeued': 2})\n"
+    )
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory), "DJANGO_SETTINGS_MODULE": "project.settings"}
     env.pop("DATABASE_URL", None)
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
@@ -171,13 +218,27 @@ def test_serve_metrics_answers_a_worker_machines_counters(db, token, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory), "DJANGO_SETTINGS_MODULE": "project.settings",
-           "INTEGRATIONS_METRICS_TOKEN": TOKEN}
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(directory),
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "INTEGRATIONS_METRICS_TOKEN": TOKEN,
+    }
     env.pop("DATABASE_URL", None)
-    subprocess.run([sys.executable, "-c", "import django; django.setup()\nfrom integrations import metrics\n"
-                    "metrics.webhook_attempted('failed')"], cwd=ROOT, env=env, check=True, timeout=60)
-    server = subprocess.Popen([sys.executable, "manage.py", "serve_metrics", "--port", str(port), "--host", "127.0.0.1"],
-                              cwd=ROOT, env=env)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup()\nfrom integrations import metrics\nmetrics.webhook_attempted('failed')",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "serve_metrics", "--port", str(port), "--host", "127.0.0.1"], cwd=ROOT, env=env
+    )
     try:
         url = f"http://127.0.0.1:{port}/metrics"
         body = None
@@ -214,17 +275,26 @@ STAFF = ["oncall@ourco.example"]
 
 def stalled_runs(integration_factory, n):
     long_ago = timezone.now() - timedelta(hours=2)
-    return [SyncRun.objects.create(integration=integration_factory(i), mode="full", status=S.PROCESSING,
-                                   completed_at=long_ago, started_at=long_ago, heartbeat_at=timezone.now())
-            for i in range(n)]
+    return [
+        SyncRun.objects.create(
+            integration=integration_factory(i),
+            mode="full",
+            status=S.PROCESSING,
+            completed_at=long_ago,
+            started_at=long_ago,
+            heartbeat_at=timezone.now(),
+        )
+        for i in range(n)
+    ]
 
 
 def test_many_stuck_runs_at_once_make_one_digest_and_no_later_alerts(customer, settings, mailoutbox):
     settings.INTEGRATIONS_STAFF_EMAILS = STAFF
     settings.INTEGRATIONS_STUCK_AFTER = 600
     settings.INTEGRATIONS_ALERT_DIGEST_AFTER = 3
-    runs = stalled_runs(lambda i: services.integration_create(customer=customer, slug=f"feed-{i}",
-                                                              target="catalog.product"), 5)
+    runs = stalled_runs(
+        lambda i: services.integration_create(customer=customer, slug=f"feed-{i}", target="catalog.product"), 5
+    )
     assert services.sweep()["stuck"] == 5
     assert len(mailoutbox) == 1
     digest = mailoutbox[0]
@@ -241,11 +311,14 @@ def test_a_few_stuck_runs_get_an_alert_each(customer, settings, mailoutbox):
     settings.INTEGRATIONS_STAFF_EMAILS = STAFF
     settings.INTEGRATIONS_STUCK_AFTER = 600
     settings.INTEGRATIONS_ALERT_DIGEST_AFTER = 3
-    stalled_runs(lambda i: services.integration_create(customer=customer, slug=f"feed-{i}",
-                                                       target="catalog.product"), 2)
+    stalled_runs(
+        lambda i: services.integration_create(customer=customer, slug=f"feed-{i}", target="catalog.product"), 2
+    )
     assert services.sweep()["stuck"] == 2
     assert sorted(m.subject.split(": run ")[0] for m in mailoutbox) == [
-        "[integrations] acme/feed-0", "[integrations] acme/feed-1"]
+        "[integrations] acme/feed-0",
+        "[integrations] acme/feed-1",
+    ]
 
 
 def test_a_run_behind_schedule_alerts_staff_once(integration, settings, mailoutbox, client, token):
@@ -253,8 +326,14 @@ def test_a_run_behind_schedule_alerts_staff_once(integration, settings, mailoutb
     settings.INTEGRATIONS_BEHIND_AFTER = 300
     long_ago = timezone.now() - timedelta(hours=1)
     # a run ahead of it is still processing (alive: its heartbeat is fresh), so it waits
-    SyncRun.objects.create(integration=integration, mode="full", status=S.PROCESSING, completed_at=long_ago,
-                           started_at=timezone.now() - timedelta(minutes=10), heartbeat_at=timezone.now())
+    SyncRun.objects.create(
+        integration=integration,
+        mode="full",
+        status=S.PROCESSING,
+        completed_at=long_ago,
+        started_at=timezone.now() - timedelta(minutes=10),
+        heartbeat_at=timezone.now(),
+    )
     waiting = SyncRun.objects.create(integration=integration, mode="full", status=S.QUEUED, completed_at=long_ago)
     assert services.sweep()["behind"] == 1
     assert [m.subject for m in mailoutbox] == [f"[integrations] acme/products: run behind schedule: {waiting.pk}"]

@@ -42,8 +42,13 @@ def s3(s3_endpoint, settings):
         "default": {
             "BACKEND": "storages.backends.s3.S3Storage",
             "OPTIONS": {
-                "bucket_name": BUCKET, "endpoint_url": s3_endpoint, "region_name": "us-east-1",
-                "access_key": "testing", "secret_key": "testing", "file_overwrite": True, "default_acl": None,
+                "bucket_name": BUCKET,
+                "endpoint_url": s3_endpoint,
+                "region_name": "us-east-1",
+                "access_key": "testing",
+                "secret_key": "testing",
+                "file_overwrite": True,
+                "default_acl": None,
             },
         },
     }
@@ -108,16 +113,30 @@ def test_the_settings_switch_to_s3_from_the_environment(s3):
     import sys
 
     endpoint = s3.meta.endpoint_url
-    env = {**os.environ, "AWS_STORAGE_BUCKET_NAME": BUCKET, "AWS_S3_ENDPOINT_URL": endpoint,
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_S3_REGION_NAME": "us-east-1",
-           "DJANGO_SETTINGS_MODULE": "project.settings"}
-    code = ("import django; django.setup()\n"
-            "from django.core.files.storage import storages\n"
-            "from integrations import storage\n"
-            "s = storages['default']\n"
-            "name = storage.save_bytes('integrations/check/one.json', b'{}')\n"
-            "print(type(s).__name__, s.bucket_name, name, storage.read_payload(name).decode())\n")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    env = {
+        **os.environ,
+        "AWS_STORAGE_BUCKET_NAME": BUCKET,
+        "AWS_S3_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_S3_REGION_NAME": "us-east-1",
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+    }
+    code = (
+        "import django; django.setup()\n"
+        "from django.core.files.storage import storages\n"
+        "from integrations import storage\n"
+        "s = storages['default']\n"
+        "name = storage.save_bytes('integrations/check/one.json', b'{}')\n"
+        "print(type(s).__name__, s.bucket_name, name, storage.read_payload(name).decode())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout.split()
     assert out == ["S3Storage", BUCKET, "integrations/check/one.json", "{}"]
     assert keys(s3) == ["integrations/check/one.json"]

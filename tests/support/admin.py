@@ -30,11 +30,25 @@ def admin_urls(world):
             url_name = pattern.name or ""
             if "<path:object_id>" in route:
                 for pk in ids[name]:
-                    found.append((name, url_name, "/admin/integrations/" + name + "/" + route.replace("<path:object_id>", str(pk))))
+                    found.append(
+                        (
+                            name,
+                            url_name,
+                            "/admin/integrations/" + name + "/" + route.replace("<path:object_id>", str(pk)),
+                        )
+                    )
             elif "<int:customer_id>" in route:
                 key = world.extra["key"]
-                found.append((name, url_name, "/admin/integrations/" + name + "/"
-                              + route.replace("<int:customer_id>", str(key.customer_id)).replace("<str:prefix>", key.prefix)))
+                found.append(
+                    (
+                        name,
+                        url_name,
+                        "/admin/integrations/"
+                        + name
+                        + "/"
+                        + route.replace("<int:customer_id>", str(key.customer_id)).replace("<str:prefix>", key.prefix),
+                    )
+                )
             else:
                 found.append((name, url_name, f"/admin/integrations/{name}/{route}"))
     return found

@@ -74,8 +74,15 @@ class FaultProxy:
         self.thread.start()
 
     def fault(self, method: str, fragment: str, occurrence: int, action, headers: dict | None = None):
-        self.faults.append({"method": method, "fragment": fragment, "occurrence": occurrence, "action": action,
-                            "headers": headers or {}})
+        self.faults.append(
+            {
+                "method": method,
+                "fragment": fragment,
+                "occurrence": occurrence,
+                "action": action,
+                "headers": headers or {},
+            }
+        )
 
     def close(self):
         self.server.shutdown()
@@ -83,7 +90,9 @@ class FaultProxy:
 
     def _fault_for(self, method: str, path: str):
         with self.lock:
-            keys = {(r["method"], r["fragment"]) for r in self.faults if r["method"] == method and r["fragment"] in path}
+            keys = {
+                (r["method"], r["fragment"]) for r in self.faults if r["method"] == method and r["fragment"] in path
+            }
             for key in keys:
                 self.counts[key] = self.counts.get(key, 0) + 1
             for rule in self.faults:

@@ -53,7 +53,7 @@ def held_integration(customer, slug="products", rows=20, keep=3):
 
 
 def failed_run(integration):
-    bad = {"sku": "BAD-1", "name": "=HYPERLINK(\"http://evil.example\")", "price": "-3", "currency": "EUR"}
+    bad = {"sku": "BAD-1", "name": '=HYPERLINK("http://evil.example")', "price": "-3", "currency": "EUR"}
     run = sync(integration, [product("OK-1"), bad, {"name": "no key", "price": 1, "currency": "EUR"}])
     assert run.status == SyncRun.Status.FAILED, run.message
     return run
@@ -63,40 +63,84 @@ def build(customer=None, other=None) -> Scenario:
     customer = customer or services.customer_create(slug="acme", name="Acme", emails=["ops@acme.example"])
     other = other or services.customer_create(slug="globex", name="Globex")
     products, succeeded, held = held_integration(customer)
-    feed = services.integration_create(customer=other, slug="feed", target="catalog.product",
-                                       webhook_url="http://127.0.0.1:9/hook", webhook_secret="whsec_" + "A" * 32)
+    feed = services.integration_create(
+        customer=other,
+        slug="feed",
+        target="catalog.product",
+        webhook_url="http://127.0.0.1:9/hook",
+        webhook_secret="whsec_" + "A" * 32,
+    )
     failed = failed_run(feed)
     receiving, _ = services.run_create(integration=feed, mode="incremental")
     late = services.integration_create(customer=other, slug="late", target="catalog.product")
     long_ago = timezone.now() - timedelta(hours=3)
-    stuck = SyncRun.objects.create(integration=late, mode="full", status=SyncRun.Status.PROCESSING,
-                                   completed_at=long_ago, started_at=long_ago, heartbeat_at=long_ago,
-                                   batches_total=4, batches_done=1, received=200)
+    stuck = SyncRun.objects.create(
+        integration=late,
+        mode="full",
+        status=SyncRun.Status.PROCESSING,
+        completed_at=long_ago,
+        started_at=long_ago,
+        heartbeat_at=long_ago,
+        batches_total=4,
+        batches_done=1,
+        received=200,
+    )
     delivery = WebhookDelivery.objects.create(
-        run=failed, event="run.failed", webhook_id="msg_test_1", event_timestamp=failed.finished_at,
-        url=feed.webhook_url, payload={"type": "run.failed", "data": {"id": str(failed.pk)}},
-        status=WebhookDelivery.Status.PENDING, attempts=1, last_status_code=503, last_error="503 Service Unavailable",
+        run=failed,
+        event="run.failed",
+        webhook_id="msg_test_1",
+        event_timestamp=failed.finished_at,
+        url=feed.webhook_url,
+        payload={"type": "run.failed", "data": {"id": str(failed.pk)}},
+        status=WebhookDelivery.Status.PENDING,
+        attempts=1,
+        last_status_code=503,
+        last_error="503 Service Unavailable",
         next_attempt_at=timezone.now() + timedelta(minutes=1),
     )
-    WebhookAttempt.objects.create(delivery=delivery, number=1, started_at=timezone.now(), duration_ms=42,
-                                  status_code=503, error="503 Service Unavailable")
+    WebhookAttempt.objects.create(
+        delivery=delivery,
+        number=1,
+        started_at=timezone.now(),
+        duration_ms=42,
+        status_code=503,
+        error="503 Service Unavailable",
+    )
     return Scenario(customer, other, products, feed, succeeded, held, failed, receiving, stuck, delivery)
 
 
 def spread_over_days(integration, days=14, per_day=3):
     """Runs over the last `days` days in mixed states, for the index chart."""
-    statuses = [SyncRun.Status.SUCCEEDED, SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL,
-                SyncRun.Status.FAILED, SyncRun.Status.CANCELLED, SyncRun.Status.SUCCEEDED]
+    statuses = [
+        SyncRun.Status.SUCCEEDED,
+        SyncRun.Status.SUCCEEDED,
+        SyncRun.Status.PARTIAL,
+        SyncRun.Status.FAILED,
+        SyncRun.Status.CANCELLED,
+        SyncRun.Status.SUCCEEDED,
+    ]
     now = timezone.now()
     made = []
     for d in range(days):
         for k in range(per_day + (d % 3)):
             status = statuses[(d + k) % len(statuses)]
             at = now - timedelta(days=d, minutes=5 * k)
-            made.append(SyncRun(integration=integration, mode="full", status=status, completed_at=at,
-                                started_at=at, finished_at=at + timedelta(seconds=3 + k), received=100 + k,
-                                created=2, updated=3, unchanged=95 + k, failed=0 if status != "failed" else 7,
-                                message=f"{status} run"))
+            made.append(
+                SyncRun(
+                    integration=integration,
+                    mode="full",
+                    status=status,
+                    completed_at=at,
+                    started_at=at,
+                    finished_at=at + timedelta(seconds=3 + k),
+                    received=100 + k,
+                    created=2,
+                    updated=3,
+                    unchanged=95 + k,
+                    failed=0 if status != "failed" else 7,
+                    message=f"{status} run",
+                )
+            )
     SyncRun.objects.bulk_create(made)
     for run in made:
         SyncRun.objects.filter(pk=run.pk).update(created_at=run.completed_at)

@@ -32,16 +32,19 @@ def test_the_issues_example_through_the_api(api, integration):
     assert error["fields"] == {"price": ["At most 2 decimal places."], "currency": ["Must be 3 upper-case letters."]}
 
 
-@pytest.mark.parametrize("record, field, reason", [
-    (product("A", name=""), "name", "Must not be empty."),
-    (product("A", name="x" * 201), "name", "Must be at most 200 characters long."),
-    (product("A", name=5), "name", "Must be text, not a whole number."),
-    (product("A", price=True), "price", "Must be a decimal number, not true or false."),
-    (product("A", price="abc"), "price", "Must be a decimal number."),
-    (product("A", quantity="3"), "quantity", "Must be a number, not text."),
-    (product("A", active="yes"), "active", "Must be true or false, not text."),
-    (product("A", attributes=[1]), "attributes", "Must be an object, not a list."),
-])
+@pytest.mark.parametrize(
+    "record, field, reason",
+    [
+        (product("A", name=""), "name", "Must not be empty."),
+        (product("A", name="x" * 201), "name", "Must be at most 200 characters long."),
+        (product("A", name=5), "name", "Must be text, not a whole number."),
+        (product("A", price=True), "price", "Must be a decimal number, not true or false."),
+        (product("A", price="abc"), "price", "Must be a decimal number."),
+        (product("A", quantity="3"), "quantity", "Must be a number, not text."),
+        (product("A", active="yes"), "active", "Must be true or false, not text."),
+        (product("A", attributes=[1]), "attributes", "Must be an object, not a list."),
+    ],
+)
 def test_catalog_reasons(record, field, reason):
     fields = reasons(get_target("catalog.product"), record)
     assert fields[field] == [reason]
@@ -51,7 +54,10 @@ def test_catalog_reasons(record, field, reason):
 def test_crm_reasons():
     contact = {"external_id": 1, "email": "not an e-mail", "signed_up_at": "2024-01-01T00:00:00"}
     fields = reasons(get_target("crm.contact"), contact)
-    assert fields == {"email": ["Must be an e-mail address."], "signed_up_at": ["Must include a time zone (Z or +01:00)."]}
+    assert fields == {
+        "email": ["Must be an e-mail address."],
+        "signed_up_at": ["Must include a time zone (Z or +01:00)."],
+    }
 
 
 def test_a_target_gives_its_own_sentence():
@@ -70,18 +76,21 @@ def test_a_target_gives_its_own_sentence():
     assert reasons(Generic(), {"sku": "A", "code": "x"}) == {"code": ["Must match the pattern ^[A-Z]{2}-\\d+$."]}
 
 
-@pytest.mark.parametrize("raw, sentence", [
-    ("Expected `str` matching regex '^[A-Z]{3}$' - at `$`", "Must be 3 upper-case letters."),
-    ("Expected `int` >= 0", "Must be at least 0."),
-    ("Expected `int` < 10", "Must be less than 10."),
-    ("Expected `str` of length >= 3", "Must be at least 3 characters long."),
-    ("Expected `array` of length <= 2", "Must have at most 2 items."),
-    ("Expected `int | null`, got `str`", "Must be a whole number or null, not text."),
-    ("Expected `int`, got `float`", "Must be a whole number, not a number with a fraction."),
-    ("Expected `int`, got `str` - at `$.size[0]`", "Must be a whole number, not text (at size[0])."),
-    ("Invalid RFC3339 encoded date", "Must be a date like 2024-01-31."),
-    ("Invalid UUID", "Must be a UUID."),
-    ("something else entirely", "Something else entirely."),
-])
+@pytest.mark.parametrize(
+    "raw, sentence",
+    [
+        ("Expected `str` matching regex '^[A-Z]{3}$' - at `$`", "Must be 3 upper-case letters."),
+        ("Expected `int` >= 0", "Must be at least 0."),
+        ("Expected `int` < 10", "Must be less than 10."),
+        ("Expected `str` of length >= 3", "Must be at least 3 characters long."),
+        ("Expected `array` of length <= 2", "Must have at most 2 items."),
+        ("Expected `int | null`, got `str`", "Must be a whole number or null, not text."),
+        ("Expected `int`, got `float`", "Must be a whole number, not a number with a fraction."),
+        ("Expected `int`, got `str` - at `$.size[0]`", "Must be a whole number, not text (at size[0])."),
+        ("Invalid RFC3339 encoded date", "Must be a date like 2024-01-31."),
+        ("Invalid UUID", "Must be a UUID."),
+        ("something else entirely", "Something else entirely."),
+    ],
+)
 def test_readable_message(raw, sentence):
     assert readable_message(raw) == sentence

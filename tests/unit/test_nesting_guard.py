@@ -62,18 +62,18 @@ def text(value) -> bytes:
 LIMIT = 8  # small, so that every payload below sits at the limit with a few hundred bytes
 PAYLOADS = {
     "brackets in strings": text({"a": "[[[{{", "b": ["]]]", "}{"], "c": "[" * 20}),
-    "escaped quotes": br'["a\"[", "\\", "\\\"]]", "x\\\\\"[{", {"\"": "\\\\"}]',
-    "backslash runs": b'[' + b', '.join(b'"' + b"\\\\" * n + b'"' for n in range(6)) + b', "\\\\\\"[["]',
-    "multi-byte UTF-8": text(["é[", "日本]", {"😀{": "ü\"]"}, ["ß" * 3]]),
+    "escaped quotes": rb'["a\"[", "\\", "\\\"]]", "x\\\\\"[{", {"\"": "\\\\"}]',
+    "backslash runs": b"[" + b", ".join(b'"' + b"\\\\" * n + b'"' for n in range(6)) + b', "\\\\\\"[["]',
+    "multi-byte UTF-8": text(["é[", "日本]", {"😀{": 'ü"]'}, ["ß" * 3]]),
     "at the limit": nested(LIMIT),
     "over the limit": nested(LIMIT + 1),
     "objects at the limit": objects(LIMIT - 1, b"[2]"),
     "objects over the limit": objects(LIMIT, b"[2]"),
-    "deep strings at the limit": nested(LIMIT - 1, text(["[[[", "\\\"]"])),
-    "deep strings over the limit": nested(LIMIT, text(["[[[", "\\\"{"])),
+    "deep strings at the limit": nested(LIMIT - 1, text(["[[[", '\\"]'])),
+    "deep strings over the limit": nested(LIMIT, text(["[[[", '\\"{'])),
     # after the deep value's opens, a chunk holds its closes and then shallow pairs: a bound that
     # adds the chunk's inner depth to the deepest level it starts at overestimates there
-    "deep then shallow": b"[" + nested(LIMIT - 1) + b", [[1]], {\"a\": [2]}, [[[3]]]]",
+    "deep then shallow": b"[" + nested(LIMIT - 1) + b', [[1]], {"a": [2]}, [[[3]]]]',
     "shallow then deep": b"[[[0]], " + nested(LIMIT - 1) + b"]",
     "deep value then opens": b'[{"x": ' + nested(LIMIT - 2) + b', "y": [[' + b'"]]"' + b"]]}]",
     "over the limit after strings": b'["[[[[", "]]]]", ' + nested(LIMIT) + b"]",
@@ -105,7 +105,7 @@ def test_chunks_of_every_size_give_the_unsplit_answer(name):
     data = PAYLOADS[name]
     whole = fed([data], LIMIT)[0]
     for size in range(1, len(data) + 1):
-        chunks = [data[i:i + size] for i in range(0, len(data), size)]
+        chunks = [data[i : i + size] for i in range(0, len(data), size)]
         refused, depth = fed(chunks, LIMIT)
         assert refused == whole, f"chunks of {size} bytes"
         if not refused:
@@ -144,7 +144,7 @@ class Trickle(io.RawIOBase):
 
     def read(self, n=-1):
         n = self.size if n is None or n < 0 else min(n, self.size)
-        chunk = self.data[self.at:self.at + n]
+        chunk = self.data[self.at : self.at + n]
         self.at += len(chunk)
         return chunk
 

@@ -39,8 +39,21 @@ def layout(body: bytes) -> str:
 
 # every kind of value, absent fields, nulls, and columns of mixed kinds
 ODD = [
-    {"sku": "A", "name": "Chair", "price": Decimal("49.90"), "currency": "EUR", "quantity": 3, "active": True,
-     "attributes": {"color": "red", "dims": [1, 2.5, None], "nested": {"x": False}, "empty": {}, "d": Decimal("1.50")}},
+    {
+        "sku": "A",
+        "name": "Chair",
+        "price": Decimal("49.90"),
+        "currency": "EUR",
+        "quantity": 3,
+        "active": True,
+        "attributes": {
+            "color": "red",
+            "dims": [1, 2.5, None],
+            "nested": {"x": False},
+            "empty": {},
+            "d": Decimal("1.50"),
+        },
+    },
     {"sku": "B", "price": 9.99, "quantity": -(2**63), "huge": 2**64, "gone": None, "when": datetime.date(2026, 1, 2)},
     {"currency": "USD", "attributes": None, "quantity": 1.5},
     {"attributes": [1, "two", {"3": 4}], "huge": 7, "flag": True},
@@ -114,9 +127,18 @@ def test_both_layouts_validate_alike_errors_included(recs):
     assert received == len(recs)
     if recs is CASES:
         codes = {CASES[i]["sku"]: code for i, _, code, _, _ in problems}
-        assert codes == {"NAN-1": "invalid", "INF-1": "invalid", "TYPE-1": "invalid", "TYPE-2": "invalid",
-                         "CENTS-1": "invalid", "   ": "missing_key", "OK-1": "duplicate_key", "NONAME": "invalid",
-                         "UNKNOWN-1": "unknown_field", "NUL-1": "invalid"}
+        assert codes == {
+            "NAN-1": "invalid",
+            "INF-1": "invalid",
+            "TYPE-1": "invalid",
+            "TYPE-2": "invalid",
+            "CENTS-1": "invalid",
+            "   ": "missing_key",
+            "OK-1": "duplicate_key",
+            "NONAME": "invalid",
+            "UNKNOWN-1": "unknown_field",
+            "NUL-1": "invalid",
+        }
         assert dict((i, f) for i, _, _, _, f in problems)[2] == {"price": ["Not a finite number."]}
     assert {v[1] for v in valid} >= {"OK-1", "OK-2"}
     assert dict((k, d) for _, k, d in valid)["OK-2"]["price"] == "12.50"
@@ -136,7 +158,9 @@ def test_a_fast_column_batch_gives_the_schema_structs():
 
 
 def test_a_free_form_value_naming_a_key_twice_is_a_parse_error():
-    message = batch_pb2.Batch.FromString(columns_body([product("A", attributes={"a": 1}), product("B", attributes={"b": 2})]))
+    message = batch_pb2.Batch.FromString(
+        columns_body([product("A", attributes={"a": 1}), product("B", attributes={"b": 2})])
+    )
     index = list(message.fields).index("attributes")
     message.columns.columns[index].json = '[{"a":1,"a":2},{"b":2}]'
     _, problems, _ = results(message.SerializeToString())
@@ -204,8 +228,12 @@ def test_malformed_columns_are_400(api, integration, damage):
 def test_a_columnar_run_through_the_api_ends_like_a_row_run(api, integration):
     integration.max_error_rate = 1.0
     integration.save()
-    recs = [product("OK-1", price=Decimal("19.99"), attributes={"w": 1.5}), product("NAN-1", price=float("nan")),
-            product("INF-1", attributes={"deep": [float("-inf")]}), product("OK-2", quantity=4)]
+    recs = [
+        product("OK-1", price=Decimal("19.99"), attributes={"w": 1.5}),
+        product("NAN-1", price=float("nan")),
+        product("INF-1", attributes={"deep": [float("-inf")]}),
+        product("OK-2", quantity=4),
+    ]
     ends = {}
     for name, body in (("columns", columns_body(recs)), ("rows", rows_body(recs))):
         run_id = open_run(api, mode="incremental")["id"]

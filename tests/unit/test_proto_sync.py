@@ -37,15 +37,27 @@ def test_codec_round_trip_of_every_value_kind():
     from integrations.proto.testing import decode_batch, encode_batch
 
     recs = [
-        {"sku": "A", "name": "Chair", "price": Decimal("12.50"), "quantity": 3, "active": True,
-         "attributes": {"size": "L", "dims": [1, 2.5, None], "nested": {"ok": False}}},
+        {
+            "sku": "A",
+            "name": "Chair",
+            "price": Decimal("12.50"),
+            "quantity": 3,
+            "active": True,
+            "attributes": {"size": "L", "dims": [1, 2.5, None], "nested": {"ok": False}},
+        },
         {"sku": "B", "price": 1.25, "note": None},  # fields absent from a record stay absent
     ]
     seq, decoded, deletes = decode_batch(encode_batch(recs, seq=7, deletes=["OLD"]))
     assert seq == 7 and deletes == ["OLD"]
     assert decoded == [
-        {"sku": "A", "name": "Chair", "price": "12.50", "quantity": 3, "active": True,
-         "attributes": {"size": "L", "dims": [1, 2.5, None], "nested": {"ok": False}}},
+        {
+            "sku": "A",
+            "name": "Chair",
+            "price": "12.50",
+            "quantity": 3,
+            "active": True,
+            "attributes": {"size": "L", "dims": [1, 2.5, None], "nested": {"ok": False}},
+        },
         {"sku": "B", "price": 1.25, "note": None},
     ]
 

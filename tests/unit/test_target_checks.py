@@ -1,8 +1,6 @@
 """Registration checks (SPEC 2): a target that does not fit its model is a system check error at
 startup naming the target and the fix, never a crash in a worker."""
 
-
-
 import msgspec
 import pytest
 from django.core import checks
@@ -57,19 +55,36 @@ class LineKey(msgspec.Struct):
     unit_price: str
 
 
-@pytest.mark.parametrize("target, words", [
-    (lambda: make(Category, schema=Unknown), ["'colour' is not a field of crm.Category", "fix"]),
-    (lambda: make(Contact, schema=EmailKeyed, key_field="email"),
-     ["not unique per owner", "UniqueConstraint(fields=['customer', 'email']"]),
-    (lambda: make(Category, owner_field="name"), ["owner_field 'name' must be a ForeignKey", "integrations.Customer"]),
-    (lambda: make(Contact, schema=WithCategory, key_field="external_id", references={"category": "crm.nope"}),
-     ["unknown target 'crm.nope'", "register it"]),
-    (lambda: make(Contact, schema=WithCategory, key_field="external_id"),
-     ["'category' is a foreign key", "references"]),
-    (lambda: make(Contact, schema=WithCategory, key_field="external_id", references={"category": "crm.contact"}),
-     ["points to crm.Category, but crm.contact syncs crm.Contact"]),
-    (lambda: make(OrderLine, schema=LineKey, key_fields=("order_no", "sku")), ["order_no/sku is not unique per owner"]),
-])
+@pytest.mark.parametrize(
+    "target, words",
+    [
+        (lambda: make(Category, schema=Unknown), ["'colour' is not a field of crm.Category", "fix"]),
+        (
+            lambda: make(Contact, schema=EmailKeyed, key_field="email"),
+            ["not unique per owner", "UniqueConstraint(fields=['customer', 'email']"],
+        ),
+        (
+            lambda: make(Category, owner_field="name"),
+            ["owner_field 'name' must be a ForeignKey", "integrations.Customer"],
+        ),
+        (
+            lambda: make(Contact, schema=WithCategory, key_field="external_id", references={"category": "crm.nope"}),
+            ["unknown target 'crm.nope'", "register it"],
+        ),
+        (
+            lambda: make(Contact, schema=WithCategory, key_field="external_id"),
+            ["'category' is a foreign key", "references"],
+        ),
+        (
+            lambda: make(Contact, schema=WithCategory, key_field="external_id", references={"category": "crm.contact"}),
+            ["points to crm.Category, but crm.contact syncs crm.Contact"],
+        ),
+        (
+            lambda: make(OrderLine, schema=LineKey, key_fields=("order_no", "sku")),
+            ["order_no/sku is not unique per owner"],
+        ),
+    ],
+)
 def test_each_problem_is_named_with_its_fix(target, words):
     problems = " | ".join(target_problems(target()))
     for word in words:
@@ -77,8 +92,9 @@ def test_each_problem_is_named_with_its_fix(target, words):
 
 
 def test_a_required_column_outside_the_schema_is_named():
-    problems = target_problems(make(Contact, schema=WithCategory, key_field="external_id",
-                                    references={"category": "crm.category"}))
+    problems = target_problems(
+        make(Contact, schema=WithCategory, key_field="external_id", references={"category": "crm.category"})
+    )
     assert problems == []
 
     class NoDate(msgspec.Struct):
@@ -96,4 +112,3 @@ def test_a_key_of_another_type_stops_registration():
 
     with pytest.raises(NotImplementedError, match="str, int or uuid.UUID"):
         make(Category, schema=FloatKey)
-

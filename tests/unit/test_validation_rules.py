@@ -47,8 +47,9 @@ def test_the_checks_are_declared_once_and_every_decode_runs_them():
     # the fast path (all valid) and the careful path (one invalid) give the same clean records
     validator = Validator(target)
     fast = validator.validate(decode_batch(body([{"code": "a", "name": "x"}]), "application/json"))
-    careful = validator.validate(decode_batch(body([{"code": "a", "name": "x"}, {"code": "b", "name": " y"}]),
-                                              "application/json"))
+    careful = validator.validate(
+        decode_batch(body([{"code": "a", "name": "x"}, {"code": "b", "name": " y"}]), "application/json")
+    )
     assert [r.name for _, _, r in fast.valid] == [r.name for _, _, r in careful.valid] == ["X"]
     [problem] = careful.problems
     assert (problem.code, problem.fields) == ("invalid", {"name": ["No spaces around the name."]})
@@ -77,10 +78,13 @@ def test_the_demo_targets_declare_their_checks_on_the_target_only():
         assert target.checks and "__post_init__" not in type(target).schema.__dict__
 
 
-@pytest.mark.parametrize("name, values", [
-    ("catalog.product", ["A", " A ", "", "   ", "\t", "x" * 64]),
-    ("crm.contact", [0, 1, -1, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 2**64]),
-])
+@pytest.mark.parametrize(
+    "name, values",
+    [
+        ("catalog.product", ["A", " A ", "", "   ", "\t", "x" * 64]),
+        ("crm.contact", [0, 1, -1, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 2**64]),
+    ],
+)
 def test_the_fast_paths_key_rule_is_the_careful_paths(name, values):
     target = get_target(name)
     field = target.keys[0]

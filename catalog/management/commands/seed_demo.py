@@ -29,16 +29,22 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--sample", default=str(Path(settings.BASE_DIR) / "samples" / "products.json"))
-        parser.add_argument("--state-dir", default=str(Path(settings.BASE_DIR) / "var"),
-                            help="where the demo's API key and admin password are kept (default: var/)")
+        parser.add_argument(
+            "--state-dir",
+            default=str(Path(settings.BASE_DIR) / "var"),
+            help="where the demo's API key and admin password are kept (default: var/)",
+        )
 
     def handle(self, *args, sample, state_dir, **options):
         state = Path(state_dir)
         customer = Customer.objects.filter(slug="demo").first() or services.customer_create(
-            slug="demo", name="Demo Retail Ltd", emails=["tech@demo.example"])
-        integration = Integration.objects.filter(customer=customer, slug="products").first() or \
-            services.integration_create(customer=customer, slug="products", target="catalog.product",
-                                        max_error_rate=0.5)
+            slug="demo", name="Demo Retail Ltd", emails=["tech@demo.example"]
+        )
+        integration = Integration.objects.filter(
+            customer=customer, slug="products"
+        ).first() or services.integration_create(
+            customer=customer, slug="products", target="catalog.product", max_error_rate=0.5
+        )
         key_file, key_new = state / "demo-api-key.txt", False
         key = _usable_key(key_file)
         if key is None:
@@ -59,23 +65,31 @@ class Command(BaseCommand):
         sample_new = run is None
         if sample_new:  # once: a second full sync of the sample would only be held for review
             with open(sample, "rb") as stream, inline():
-                run = services.upload_create(integration=integration, stream=stream, filename=sample,
-                                             source=SyncRun.Source.COMMAND)
+                run = services.upload_create(
+                    integration=integration, stream=stream, filename=sample, source=SyncRun.Source.COMMAND
+                )
             run.refresh_from_db()
         base = conf.BASE_URL.rstrip("/")
         self.stdout.write(self.style.SUCCESS("Demo ready." if sample_new else "Demo already seeded; nothing changed."))
         self.stdout.write(f"  customer / integration : {customer.slug} / {integration.slug}")
-        self.stdout.write(f"  sample sync            : run {run.pk} {run.status} ({run.message})"
-                          if sample_new else f"  sample sync            : done earlier (run {run.pk}, {run.status})")
-        self.stdout.write(f"  admin                  : {base}/admin/  user admin, password "
-                          + (f"{password}  (saved in {password_file})" if password_new else f"in {password_file}"))
+        self.stdout.write(
+            f"  sample sync            : run {run.pk} {run.status} ({run.message})"
+            if sample_new
+            else f"  sample sync            : done earlier (run {run.pk}, {run.status})"
+        )
+        self.stdout.write(
+            f"  admin                  : {base}/admin/  user admin, password "
+            + (f"{password}  (saved in {password_file})" if password_new else f"in {password_file}")
+        )
         if key_new:
             self.stdout.write(f"  API key                : {raw}  (saved in {key_file})")
         else:
             self.stdout.write(f"  API key                : {key.prefix}.…  (the whole key is in {key_file})")
         self.stdout.write(f"  API                    : {base}/api/v1/  (docs: {base}/api/v1/docs/)")
         if settings.EMAIL_BACKEND.endswith("filebased.EmailBackend"):
-            self.stdout.write(f"  e-mails                : written to {settings.EMAIL_FILE_PATH}/ (set EMAIL_URL to send them)")
+            self.stdout.write(
+                f"  e-mails                : written to {settings.EMAIL_FILE_PATH}/ (set EMAIL_URL to send them)"
+            )
 
 
 def _usable_key(path: Path):

@@ -1,7 +1,7 @@
 """Client of the integrations service: push records in one call.
 
-    from integrations_client import Client
-    report = Client("https://integrations.example.com", api_key).sync("products", records)
+from integrations_client import Client
+report = Client("https://integrations.example.com", api_key).sync("products", records)
 """
 
 __version__ = "0.1.0"
@@ -27,9 +27,27 @@ from .retry import RetryPolicy  # noqa: E402
 from .webhooks import verify_webhook  # noqa: E402
 
 __all__ = [
-    "END_STATES", "SETTLED_STATES", "ApiError", "AuthError", "BatchEncoder", "Client", "ConflictError",
-    "EncodedBatch", "IntegrationsClientError", "NotFoundError", "PayloadTooLarge", "RateLimited", "Report",
-    "RetryPolicy", "ServerError", "TransportError", "Unparseable", "ValidationError", "WaitTimeout",
+    "END_STATES",
+    "SETTLED_STATES",
+    "ApiError",
+    "AuthError",
+    "BatchEncoder",
+    "Client",
+    "ConflictError",
+    "EncodedBatch",
+    "IntegrationsClientError",
+    "NotFoundError",
+    "PayloadTooLarge",
+    "RateLimited",
+    "Report",
+    "RetryPolicy",
+    "ServerError",
+    "TransportError",
+    "Unparseable",
+    "ValidationError",
+    "WaitTimeout",
     "WebhookVerificationError",
-    "encode_batch", "verify_webhook", "__version__",
+    "encode_batch",
+    "verify_webhook",
+    "__version__",
 ]

@@ -41,25 +41,46 @@ PROG = "integrations-sync"
 USAGE_ERROR = 2
 COMMANDS = ("sync", "status", "errors")
 # options that take a value, to find the first positional argument (the command) in argv
-_VALUED = {"--url", "--key", "--mode", "--format", "--batch-size", "--transport", "--wait-timeout", "--timeout",
-           "--code", "--output", "-o"}
+_VALUED = {
+    "--url",
+    "--key",
+    "--mode",
+    "--format",
+    "--batch-size",
+    "--transport",
+    "--wait-timeout",
+    "--timeout",
+    "--code",
+    "--output",
+    "-o",
+}
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=os.environ.get("INTEGRATIONS_URL"),
-                        help="the service's root URL (default: $INTEGRATIONS_URL)")
-    parser.add_argument("--key", default=os.environ.get("INTEGRATIONS_API_KEY"),
-                        help="the API key (default: $INTEGRATIONS_API_KEY, which keeps it out of shell history)")
+    parser.add_argument(
+        "--url", default=os.environ.get("INTEGRATIONS_URL"), help="the service's root URL (default: $INTEGRATIONS_URL)"
+    )
+    parser.add_argument(
+        "--key",
+        default=os.environ.get("INTEGRATIONS_API_KEY"),
+        help="the API key (default: $INTEGRATIONS_API_KEY, which keeps it out of shell history)",
+    )
     parser.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS", help="per HTTP request")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the final report")
-    parser.add_argument("--progress", action="store_true",
-                        help="show progress bars even when standard error is not a terminal")
+    parser.add_argument(
+        "--progress", action="store_true", help="show progress bars even when standard error is not a terminal"
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
 
 
 def _waiting(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--wait-timeout", type=float, default=3600.0, metavar="SECONDS",
-                        help="how long to wait for the end of the run (default 3600)")
+    parser.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long to wait for the end of the run (default 3600)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Sync a file of records (JSON array, NDJSON or CSV) into an integration. "
-                    f"Also: `{PROG} status RUN_ID` and `{PROG} errors RUN_ID` (see their --help).",
+        f"Also: `{PROG} status RUN_ID` and `{PROG} errors RUN_ID` (see their --help).",
         epilog="Exit status: 0 succeeded, 1 failed or cancelled, 3 partial, 4 needs_review, 2 usage error.",
     )
     _common(parser)
@@ -76,11 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", choices=["full", "incremental"], default="full", help="default: full")
     parser.add_argument("--format", choices=["json", "ndjson", "csv"], help="default: from the file's extension")
     parser.add_argument("--dry-run", action="store_true", help="validate and count, apply nothing")
-    parser.add_argument("--batch-size", type=int, default=MAX_BATCH_RECORDS, metavar="N",
-                        help=f"records per batch, 1 to {MAX_BATCH_RECORDS} (default {MAX_BATCH_RECORDS})")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=MAX_BATCH_RECORDS,
+        metavar="N",
+        help=f"records per batch, 1 to {MAX_BATCH_RECORDS} (default {MAX_BATCH_RECORDS})",
+    )
     parser.add_argument("--upload", action="store_true", help="send the whole file to the upload endpoint")
-    parser.add_argument("--transport", choices=["protobuf", "json"], default="protobuf",
-                        help="how batches travel (default protobuf, gzip-compressed)")
+    parser.add_argument(
+        "--transport",
+        choices=["protobuf", "json"],
+        default="protobuf",
+        help="how batches travel (default protobuf, gzip-compressed)",
+    )
     parser.add_argument("--no-wait", action="store_true", help="print the run id and exit once it is queued")
     _waiting(parser)
     return parser
@@ -88,9 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_status_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=f"{PROG} status", description="Show a run: its status, counts, progress and message.",
+        prog=f"{PROG} status",
+        description="Show a run: its status, counts, progress and message.",
         epilog="Exit status 0 once shown (1 if the server refused); with --wait, that of a sync: "
-               "0 succeeded, 1 failed or cancelled, 3 partial, 4 needs_review.")
+        "0 succeeded, 1 failed or cancelled, 3 partial, 4 needs_review.",
+    )
     _common(parser)
     parser.add_argument("run_id", metavar="RUN_ID")
     parser.add_argument("--wait", action="store_true", help="wait until the run ends (or is held for review)")
@@ -102,14 +134,16 @@ def build_errors_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"{PROG} errors",
         description="A run's record errors with every field's reasons, or (--csv) the errors file: the "
-                    "records' fields then error_code, error_message, error_fields, error_seq, error_index; "
-                    "fix the cells and send the file again as it is (the error_* columns are ignored).",
-        epilog="Exit status 0 once written (1 if the server refused).")
+        "records' fields then error_code, error_message, error_fields, error_seq, error_index; "
+        "fix the cells and send the file again as it is (the error_* columns are ignored).",
+        epilog="Exit status 0 once written (1 if the server refused).",
+    )
     _common(parser)
     parser.add_argument("run_id", metavar="RUN_ID")
     parser.add_argument("--csv", action="store_true", help="the CSV file instead of readable lines")
-    parser.add_argument("--code", help="only errors of this code (parse_error, missing_key, invalid, "
-                                       "unknown_field, duplicate_key)")
+    parser.add_argument(
+        "--code", help="only errors of this code (parse_error, missing_key, invalid, unknown_field, duplicate_key)"
+    )
     parser.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
     return parser
 
@@ -128,7 +162,7 @@ def split_command(argv: list[str]) -> tuple[str, list[str]]:
             skip = arg in _VALUED
             continue
         if arg in COMMANDS:
-            return arg, argv[:i] + argv[i + 1:]
+            return arg, argv[:i] + argv[i + 1 :]
         break
     return "sync", argv
 
@@ -204,20 +238,32 @@ def run_sync(args, parser: argparse.ArgumentParser, client: Client) -> int:
         with stream:
             if upload:
                 say(f"uploading {args.file} ({fmt})")
-                report = client.upload_file(args.integration, stream, format=fmt, mode=args.mode,
-                                            dry_run=args.dry_run, wait=False)
+                report = client.upload_file(
+                    args.integration, stream, format=fmt, mode=args.mode, dry_run=args.dry_run, wait=False
+                )
                 say(f"run {report.run_id}: uploaded, {report.status}")
                 if not args.no_wait:
                     report = client.wait(report.run_id, timeout=args.wait_timeout, on_poll=on_poll)
             else:
-                report = client.sync(args.integration, unreadable.watch(iter_records(stream, fmt)), mode=args.mode,
-                                     batch_size=args.batch_size, dry_run=args.dry_run, wait=not args.no_wait,
-                                     poll_timeout=args.wait_timeout, progress=on_batch, on_poll=on_poll)
+                report = client.sync(
+                    args.integration,
+                    unreadable.watch(iter_records(stream, fmt)),
+                    mode=args.mode,
+                    batch_size=args.batch_size,
+                    dry_run=args.dry_run,
+                    wait=not args.no_wait,
+                    poll_timeout=args.wait_timeout,
+                    progress=on_batch,
+                    on_poll=on_poll,
+                )
     except FileFormatError as exc:
         bars.close()
-        print(f"{PROG}: {args.file}: {exc}. Nothing was applied: the run was cancelled. "
-              f"A JSON array cannot be read past such an error; fix the file, or send it as NDJSON "
-              f"(one record per line), where a bad line becomes one parse_error record.", file=sys.stderr)
+        print(
+            f"{PROG}: {args.file}: {exc}. Nothing was applied: the run was cancelled. "
+            f"A JSON array cannot be read past such an error; fix the file, or send it as NDJSON "
+            f"(one record per line), where a bad line becomes one parse_error record.",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         bars.close()
@@ -252,8 +298,10 @@ class UnreadableLines:
     def print(self) -> None:
         if not self.count:
             return
-        print(f"{self.count} line(s) of the file could not be read; each was sent as a parse_error record "
-              f"of the run (the rest of the file was synced):")
+        print(
+            f"{self.count} line(s) of the file could not be read; each was sent as a parse_error record "
+            f"of the run (the rest of the file was synced):"
+        )
         for reason in self.first:
             print(f"  {reason}")
 
@@ -264,8 +312,9 @@ def run_status(args, parser: argparse.ArgumentParser, client: Client) -> int:
         print_report(report, max_errors=0 if not report.settled else 10)
         if not report.settled:
             progress = report.run.get("progress") or {}
-            print(f"progress: batches {progress.get('batches_done') or 0}/{progress.get('batches_total') or 0} "
-                  f"validated")
+            print(
+                f"progress: batches {progress.get('batches_done') or 0}/{progress.get('batches_total') or 0} validated"
+            )
         return 0
     bars = _bars(args)
     try:
@@ -277,8 +326,11 @@ def run_status(args, parser: argparse.ArgumentParser, client: Client) -> int:
 
 
 def run_errors(args, parser: argparse.ArgumentParser, client: Client) -> int:
-    out = open(args.output, "wb") if args.output and args.csv else (
-        open(args.output, "w", encoding="utf-8") if args.output else None)
+    out = (
+        open(args.output, "wb")
+        if args.output and args.csv
+        else (open(args.output, "w", encoding="utf-8") if args.output else None)
+    )
     try:
         if args.csv:
             target = out or sys.stdout.buffer
@@ -292,8 +344,9 @@ def run_errors(args, parser: argparse.ArgumentParser, client: Client) -> int:
             for line in format_error(error):
                 write(line)
         if not count and not args.quiet:
-            print(f"run {args.run_id} has no record errors{f' of code {args.code}' if args.code else ''}",
-                  file=sys.stderr)
+            print(
+                f"run {args.run_id} has no record errors{f' of code {args.code}' if args.code else ''}", file=sys.stderr
+            )
         return 0
     finally:
         if out:
@@ -304,13 +357,17 @@ def next_step(report: Report) -> str | None:
     """What the reader of a report can do next, as the exact command."""
     run_id = report.run_id
     if report.status == "needs_review":
-        return (f"held for staff review: nothing is applied until a staff member approves (the run is then "
-                f"applied) or rejects it (nothing changes). `{PROG} status {run_id} --wait` waits for "
-                f"the decision.")
+        return (
+            f"held for staff review: nothing is applied until a staff member approves (the run is then "
+            f"applied) or rejects it (nothing changes). `{PROG} status {run_id} --wait` waits for "
+            f"the decision."
+        )
     if report.counts.get("failed") and report.status in ("partial", "failed"):
-        return (f"every error: `{PROG} errors {run_id}`; the errors file to fix and send again as it is: "
-                f"`{PROG} errors {run_id} --csv -o errors.csv`, then `{PROG} {report.run.get('integration') or 'SLUG'} "
-                f"errors.csv`.")
+        return (
+            f"every error: `{PROG} errors {run_id}`; the errors file to fix and send again as it is: "
+            f"`{PROG} errors {run_id} --csv -o errors.csv`, then `{PROG} {report.run.get('integration') or 'SLUG'} "
+            f"errors.csv`."
+        )
     return None
 
 

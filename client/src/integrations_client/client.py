@@ -46,9 +46,18 @@ Progress = Callable[[dict[str, Any], int], None]
 
 
 class Client:
-    def __init__(self, base_url: str, api_key: str, *, timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
-                 retry: RetryPolicy | None = None, format: str = "protobuf", compress: bool = True,
-                 session: requests.Session | None = None, max_batch_bytes: int = MAX_BATCH_BYTES):
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        format: str = "protobuf",
+        compress: bool = True,
+        session: requests.Session | None = None,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
+    ):
         """`base_url` is the server's root (e.g. http://127.0.0.1:8000); the API is under /api/v1/.
         `format` is how batches travel: "protobuf" (default) or "json"; `compress` gzips them."""
         if not api_key:
@@ -63,11 +72,13 @@ class Client:
         self._stop: threading.Event | None = None  # set while a sync's batches are being posted
         BatchEncoder(format)  # refuse an unknown format now, not at the first batch
         self.session = session or requests.Session()
-        self.session.headers.update({
-            "Authorization": f"Bearer {api_key}",
-            "Accept": "application/json",
-            "User-Agent": f"integrations-client/{__version__} python-requests/{requests.__version__}",
-        })
+        self.session.headers.update(
+            {
+                "Authorization": f"Bearer {api_key}",
+                "Accept": "application/json",
+                "User-Agent": f"integrations-client/{__version__} python-requests/{requests.__version__}",
+            }
+        )
 
     def close(self) -> None:
         self.session.close()
@@ -85,8 +96,16 @@ class Client:
     def _url(self, path: str) -> str:
         return urljoin(self.api_url, path)
 
-    def request(self, method: str, path: str, *, idempotent: bool = True, timeout=None,
-                rewind: Callable[[], None] | None = None, **kwargs) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool = True,
+        timeout=None,
+        rewind: Callable[[], None] | None = None,
+        **kwargs,
+    ) -> requests.Response:
         """One API call, retried on connection errors, 429 and 5xx; any other error status raises.
 
         `idempotent` False (an upload) retries only what the server surely did not act on: a
@@ -98,8 +117,11 @@ class Client:
             try:
                 response = self.session.request(method, url, timeout=timeout or self.timeout, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if (retries >= self.retry.max_retries or not (idempotent or _never_sent(exc))
-                        or not self._pause(self.retry.delay(retries + 1))):
+                if (
+                    retries >= self.retry.max_retries
+                    or not (idempotent or _never_sent(exc))
+                    or not self._pause(self.retry.delay(retries + 1))
+                ):
                     raise TransportError(f"{method} {url} failed after {retries + 1} attempt(s): {exc}") from exc
                 retries += 1
                 if rewind:
@@ -110,8 +132,11 @@ class Client:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             retryable = response.status_code in RETRY_STATUSES and (idempotent or response.status_code in (429, 503))
             error = _api_error(response, method, url, retry_after)
-            if (retryable and retries < self.retry.max_retries
-                    and (retry_after is None or retry_after <= self.retry.max_retry_after)):
+            if (
+                retryable
+                and retries < self.retry.max_retries
+                and (retry_after is None or retry_after <= self.retry.max_retry_after)
+            ):
                 response.close()
                 if self._pause(self.retry.delay(retries + 1, retry_after)):
                     retries += 1
@@ -135,16 +160,21 @@ class Client:
         try:
             return response.json()
         except ValueError:
-            raise ApiError(response.status_code, "bad_response",
-                           f"the server answered {response.status_code} with a body that is not JSON: "
-                           f"{response.text[:200]!r}", method=method, url=response.url) from None
+            raise ApiError(
+                response.status_code,
+                "bad_response",
+                f"the server answered {response.status_code} with a body that is not JSON: {response.text[:200]!r}",
+                method=method,
+                url=response.url,
+            ) from None
 
     # --- the calls of the API ------------------------------------------------------------------
     def list_integrations(self) -> list[dict[str, Any]]:
         return list(self._pages("integrations/"))
 
-    def create_run(self, integration: str, *, mode: str | None = "full", dry_run: bool = False,
-                   idempotency_key: str | None = None) -> dict[str, Any]:
+    def create_run(
+        self, integration: str, *, mode: str | None = "full", dry_run: bool = False, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         """Open a run (`receiving`). The Idempotency-Key makes a retried create return the same run."""
         body: dict[str, Any] = {"dry_run": bool(dry_run)}
         if mode is not None:
@@ -156,15 +186,22 @@ class Client:
         """The integration's runs, newest first."""
         return self._pages(f"integrations/{_seg(integration)}/runs/")
 
-    def encode_batch(self, records: Iterable[Mapping[str, Any]], *, seq: int,
-                     deletes: Iterable[Any] = ()) -> EncodedBatch:
+    def encode_batch(
+        self, records: Iterable[Mapping[str, Any]], *, seq: int, deletes: Iterable[Any] = ()
+    ) -> EncodedBatch:
         encoder = BatchEncoder(self.format, compress=self.compress)
         for record in records:
             encoder.add(record)
         return encoder.finish(seq, deletes)
 
-    def post_batch(self, run_id: str, records: Iterable[Mapping[str, Any]] | EncodedBatch, *, seq: int | None = None,
-                   deletes: Iterable[Any] = ()) -> dict[str, Any]:
+    def post_batch(
+        self,
+        run_id: str,
+        records: Iterable[Mapping[str, Any]] | EncodedBatch,
+        *,
+        seq: int | None = None,
+        deletes: Iterable[Any] = (),
+    ) -> dict[str, Any]:
         """Post one batch (records, or a batch encoded before); a retry re-posts the very same bytes.
 
         Answers {"seq", "received", "status": "received"}."""
@@ -188,8 +225,9 @@ class Client:
         if not wait:
             return self._json("GET", f"runs/{_seg(run_id)}/")
         connect, read = self.timeout if isinstance(self.timeout, tuple) else (self.timeout, self.timeout)
-        return self._json("GET", f"runs/{_seg(run_id)}/", params={"wait": _seconds(wait)},
-                          timeout=(connect, read + wait))
+        return self._json(
+            "GET", f"runs/{_seg(run_id)}/", params={"wait": _seconds(wait)}, timeout=(connect, read + wait)
+        )
 
     def cancel(self, run_id: str) -> dict[str, Any]:
         """Cancel a run not yet applied (409 ConflictError once it is). Cancelling a cancelled run
@@ -206,8 +244,9 @@ class Client:
         params = {"page_size": 500, **({"code": code} if code else {})}
         return self._pages(f"runs/{_seg(run_id)}/errors/", params=params)
 
-    def errors_csv(self, run_id: str, out: str | os.PathLike | IO[bytes] | None = None, *,
-                   code: str | None = None) -> bytes | None:
+    def errors_csv(
+        self, run_id: str, out: str | os.PathLike | IO[bytes] | None = None, *, code: str | None = None
+    ) -> bytes | None:
         """The run's record errors as CSV (the target's fields, then error_code, error_message,
         error_fields, error_seq, error_index: fix the cells and send the file again as it is).
 
@@ -217,8 +256,9 @@ class Client:
             with open(out, "wb") as fp:
                 return self.errors_csv(run_id, fp, code=code)
         params = {"format": "csv", **({"code": code} if code else {})}
-        response = self.request("GET", f"runs/{_seg(run_id)}/errors/", params=params, stream=True,
-                                headers={"Accept": "text/csv"})
+        response = self.request(
+            "GET", f"runs/{_seg(run_id)}/errors/", params=params, stream=True, headers={"Accept": "text/csv"}
+        )
         with response:
             if out is None:
                 return response.content
@@ -226,10 +266,18 @@ class Client:
                 out.write(chunk)
         return None
 
-    def upload_file(self, integration: str, file: str | os.PathLike | IO[bytes], *, format: str | None = None,
-                    mode: str | None = None, dry_run: bool = False, wait: bool = False,
-                    poll_timeout: float = 3600.0, on_poll: Callable[[dict[str, Any]], None] | None = None
-                    ) -> Report:
+    def upload_file(
+        self,
+        integration: str,
+        file: str | os.PathLike | IO[bytes],
+        *,
+        format: str | None = None,
+        mode: str | None = None,
+        dry_run: bool = False,
+        wait: bool = False,
+        poll_timeout: float = 3600.0,
+        on_poll: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Report:
         """Send a whole file (JSON array, NDJSON or CSV) to POST integrations/{slug}/uploads/.
 
         The file is streamed from disk, never read into memory; the server splits it into batches,
@@ -237,22 +285,44 @@ class Client:
         idempotency key, so it is retried only when the server surely did not take it."""
         if isinstance(file, (str, os.PathLike)):
             with open(file, "rb") as fp:
-                return self.upload_file(integration, fp, format=format, mode=mode, dry_run=dry_run, wait=wait,
-                                        poll_timeout=poll_timeout, on_poll=on_poll)
+                return self.upload_file(
+                    integration,
+                    fp,
+                    format=format,
+                    mode=mode,
+                    dry_run=dry_run,
+                    wait=wait,
+                    poll_timeout=poll_timeout,
+                    on_poll=on_poll,
+                )
         fields = {k: v for k, v in (("format", format), ("mode", mode)) if v}
         if dry_run:
             fields["dry_run"] = "true"
         filename = os.path.basename(getattr(file, "name", "") or f"upload.{format or 'json'}")
         body = MultipartFile(file, filename=filename, fields=fields)
-        run = self._json("POST", f"integrations/{_seg(integration)}/uploads/", data=body, headers=body.headers,
-                         idempotent=False, rewind=body.rewind)
+        run = self._json(
+            "POST",
+            f"integrations/{_seg(integration)}/uploads/",
+            data=body,
+            headers=body.headers,
+            idempotent=False,
+            rewind=body.rewind,
+        )
         if wait:
             return self.wait(run["id"], timeout=poll_timeout, on_poll=on_poll)
         return self._report(run)
 
     # --- waiting -------------------------------------------------------------------------------
-    def wait(self, run_id: str, *, timeout: float = 3600.0, interval: float = 0.5, max_interval: float = 5.0,
-             on_poll: Callable[[dict[str, Any]], None] | None = None, long_poll: float = LONG_POLL) -> Report:
+    def wait(
+        self,
+        run_id: str,
+        *,
+        timeout: float = 3600.0,
+        interval: float = 0.5,
+        max_interval: float = 5.0,
+        on_poll: Callable[[dict[str, Any]], None] | None = None,
+        long_poll: float = LONG_POLL,
+    ) -> Report:
         """Follow the run until an end state or needs_review; WaitTimeout after `timeout` seconds.
 
         Long-polls (GET runs/{id}/?wait=`long_poll`): the server answers as soon as the status or
@@ -288,10 +358,20 @@ class Client:
             last = seen
 
     # --- one call ------------------------------------------------------------------------------
-    def sync(self, integration: str, records: Iterable[Mapping[str, Any] | Unparseable], *, mode: str | None = "full",
-             batch_size: int = MAX_BATCH_RECORDS, wait: bool = True, dry_run: bool = False,
-             deletes: Iterable[Any] = (), poll_timeout: float = 3600.0, progress: Progress | None = None,
-             on_poll: Callable[[dict[str, Any]], None] | None = None) -> Report:
+    def sync(
+        self,
+        integration: str,
+        records: Iterable[Mapping[str, Any] | Unparseable],
+        *,
+        mode: str | None = "full",
+        batch_size: int = MAX_BATCH_RECORDS,
+        wait: bool = True,
+        dry_run: bool = False,
+        deletes: Iterable[Any] = (),
+        poll_timeout: float = 3600.0,
+        progress: Progress | None = None,
+        on_poll: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Report:
         """Create a run, stream `records` into batches of `batch_size`, complete, and (wait=True) wait.
 
         `records` is consumed lazily, in the caller's thread: while one batch is posted (by a
@@ -341,8 +421,13 @@ class Client:
             return self.wait(run_id, timeout=poll_timeout, on_poll=on_poll)
         return self._report(run)
 
-    def iter_batches(self, records: Iterable[Mapping[str, Any] | Unparseable], *, batch_size: int = MAX_BATCH_RECORDS,
-                     deletes: Iterable[Any] = ()) -> Iterator[EncodedBatch]:
+    def iter_batches(
+        self,
+        records: Iterable[Mapping[str, Any] | Unparseable],
+        *,
+        batch_size: int = MAX_BATCH_RECORDS,
+        deletes: Iterable[Any] = (),
+    ) -> Iterator[EncodedBatch]:
         """Encoded batches (seq 1, 2, ...) of `records`, read lazily: at most `batch_size` records,
         or fewer once they reach `max_batch_bytes`. Explicit deletes ride along, `batch_size` keys
         per batch (the last may come in batches of their own). An empty input still makes one
@@ -424,8 +509,13 @@ def _watched(run: dict[str, Any]) -> tuple:
     """What the server's long-poll watches: a change of it ends a wait early."""
     progress = run.get("progress") or {}
     counts = run.get("counts") or {}
-    return (run.get("status"), progress.get("batches_done"), progress.get("batches_total"), counts.get("received"),
-            counts.get("failed"))
+    return (
+        run.get("status"),
+        progress.get("batches_done"),
+        progress.get("batches_total"),
+        counts.get("received"),
+        counts.get("failed"),
+    )
 
 
 def _seg(value: Any) -> str:
@@ -457,5 +547,6 @@ def _api_error(response: requests.Response, method: str, url: str, retry_after: 
         message = str(body["detail"])
     elif response.text:
         message = f"{message}: {response.text[:200]}"
-    return error_class(response.status_code)(response.status_code, code, message, details, method=method, url=url,
-                                             retry_after=retry_after)
+    return error_class(response.status_code)(
+        response.status_code, code, message, details, method=method, url=url, retry_after=retry_after
+    )

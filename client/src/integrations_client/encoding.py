@@ -122,6 +122,8 @@ def _not_like_rows(text: str) -> bool:
     if '"true":' in text or '"false":' in text or '"null":' in text:
         return True
     return b"0000000000000000000" in text.encode().translate(_DIGITS_ONLY)  # at C speed, unlike a regex
+
+
 _free_form_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default, allow_nan=False)
 
 
@@ -242,8 +244,9 @@ class BatchEncoder:
             self._columns: dict[str, list] = {}  # field -> its values so far, one per record
         else:
             self._parts: list[bytes] = []
-            self._json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default,
-                                          allow_nan=False)
+            self._json = json.JSONEncoder(
+                ensure_ascii=False, separators=(",", ":"), default=_json_default, allow_nan=False
+            )
 
     def add(self, record: Mapping[str, Any] | Unparseable) -> None:
         if type(record) is dict:  # the usual case, without the slower checks below
@@ -328,12 +331,24 @@ class BatchEncoder:
         if self.compress:
             body = gzip.compress(body, compresslevel=self.compresslevel, mtime=0)
             encoding = "gzip"
-        return EncodedBatch(seq=seq, body=body, content_type=content_type, content_encoding=encoding,
-                            records=self.count, deletes=len(deletes))
+        return EncodedBatch(
+            seq=seq,
+            body=body,
+            content_type=content_type,
+            content_encoding=encoding,
+            records=self.count,
+            deletes=len(deletes),
+        )
 
 
-def encode_batch(records: Iterable[Mapping[str, Any]], *, seq: int, deletes: Iterable[Any] = (),
-                 fmt: str = "protobuf", compress: bool = True) -> EncodedBatch:
+def encode_batch(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    seq: int,
+    deletes: Iterable[Any] = (),
+    fmt: str = "protobuf",
+    compress: bool = True,
+) -> EncodedBatch:
     encoder = BatchEncoder(fmt, compress=compress)
     for record in records:
         encoder.add(record)
@@ -357,8 +372,10 @@ def decode_protobuf(data: bytes) -> tuple[int, list[dict[str, Any]], list[Any]]:
     fields = list(batch.fields)
     deletes = [*batch.deletes, *(_to_python(v) for v in batch.delete_keys)]
     if not batch.HasField("columns"):
-        records = [{name: _to_python(v) for name, v in zip(fields, record.values) if v.WhichOneof("kind")}
-                   for record in batch.records]
+        records = [
+            {name: _to_python(v) for name, v in zip(fields, record.values) if v.WhichOneof("kind")}
+            for record in batch.records
+        ]
         return batch.seq, records, deletes
     records = [{} for _ in range(batch.columns.count)]
     for name, column in zip(fields, batch.columns.columns):
@@ -367,8 +384,14 @@ def decode_protobuf(data: bytes) -> tuple[int, list[dict[str, Any]], list[Any]]:
         elif len(column.values):
             values = [_to_python(v) if v.WhichOneof("kind") else _ABSENT for v in column.values]
         else:
-            array = next((getattr(column, a) for a in ("strings", "ints", "doubles", "bools", "decimals")
-                          if len(getattr(column, a))), [])
+            array = next(
+                (
+                    getattr(column, a)
+                    for a in ("strings", "ints", "doubles", "bools", "decimals")
+                    if len(getattr(column, a))
+                ),
+                [],
+            )
             values = list(array)
         for i in column.nulls:
             values[i] = None

@@ -21,8 +21,17 @@ class TransportError(IntegrationsClientError):
 class ApiError(IntegrationsClientError):
     """The server answered with an error status. `code`, `message`, `details` are the server's."""
 
-    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None, *,
-                 method: str = "", url: str = "", retry_after: float | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        *,
+        method: str = "",
+        url: str = "",
+        retry_after: float | None = None,
+    ):
         self.status = status
         self.code = code
         self.message = message
@@ -69,8 +78,10 @@ class WaitTimeout(IntegrationsClientError):
         self.timeout = timeout
         self.last = last or {}
         status = self.last.get("status", "unknown")
-        super().__init__(f"run {run_id} still {status} after waiting {timeout:g} s; "
-                         f"it goes on on the server: poll it again with get_run({run_id!r})")
+        super().__init__(
+            f"run {run_id} still {status} after waiting {timeout:g} s; "
+            f"it goes on on the server: poll it again with get_run({run_id!r})"
+        )
 
 
 class WebhookVerificationError(IntegrationsClientError):

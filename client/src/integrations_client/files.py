@@ -88,7 +88,9 @@ def iter_json_array(stream: IO[str], *, chunk_size: int = 1 << 16) -> Iterator[A
             if sep == "]":
                 break
             if sep != ",":
-                raise FileFormatError(f"expected , or ] after item {index - 1} of the array, found {sep or 'the end'!r}")
+                raise FileFormatError(
+                    f"expected , or ] after item {index - 1} of the array, found {sep or 'the end'!r}"
+                )
     if skip_ws() != "":
         raise FileFormatError("the file goes on after the end of its JSON array")
 

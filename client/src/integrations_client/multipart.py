@@ -13,8 +13,15 @@ from typing import IO
 
 
 class MultipartFile:
-    def __init__(self, file: IO[bytes], *, filename: str, fields: dict[str, str] | None = None,
-                 field_name: str = "file", content_type: str = "application/octet-stream"):
+    def __init__(
+        self,
+        file: IO[bytes],
+        *,
+        filename: str,
+        fields: dict[str, str] | None = None,
+        field_name: str = "file",
+        content_type: str = "application/octet-stream",
+    ):
         self.boundary = f"----integrations-client-{uuid.uuid4().hex}"
         self._file = file
         self._start = file.tell()
@@ -25,8 +32,10 @@ class MultipartFile:
             f'--{self.boundary}\r\nContent-Disposition: form-data; name="{_quote(name)}"\r\n\r\n{value}\r\n'.encode()
             for name, value in (fields or {}).items()
         )
-        head += (f'--{self.boundary}\r\nContent-Disposition: form-data; name="{_quote(field_name)}"; '
-                 f'filename="{_quote(filename)}"\r\nContent-Type: {content_type}\r\n\r\n').encode()
+        head += (
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="{_quote(field_name)}"; '
+            f'filename="{_quote(filename)}"\r\nContent-Type: {content_type}\r\n\r\n'
+        ).encode()
         self._head = head
         self._tail = f"\r\n--{self.boundary}--\r\n".encode()
         self.rewind()

@@ -33,8 +33,13 @@ class BatchSender:
     The first error of a post is kept and raised, the very exception, by the caller's next call of
     `reserve()` or `finish()`; nothing is posted after it."""
 
-    def __init__(self, post: Callable[[EncodedBatch], dict[str, Any]], *, slots: int = SLOTS,
-                 name: str = "integrations-client-sender"):
+    def __init__(
+        self,
+        post: Callable[[EncodedBatch], dict[str, Any]],
+        *,
+        slots: int = SLOTS,
+        name: str = "integrations-client-sender",
+    ):
         self._post = post
         self._slots = slots
         self._cond = threading.Condition()

@@ -20,8 +20,7 @@ class ProgressBars:
     def sent(self, answer: dict[str, Any], total_sent: int) -> None:
         """`Client.sync(progress=...)`: a batch was accepted; `total_sent` records so far."""
         if self._sending is None:
-            self._sending = tqdm(desc="sending", unit=" records", disable=not self.enabled,
-                                 dynamic_ncols=True)
+            self._sending = tqdm(desc="sending", unit=" records", disable=not self.enabled, dynamic_ncols=True)
         self._sending.update(total_sent - self._sending.n)
 
     def polled(self, run: dict[str, Any]) -> None:
@@ -31,8 +30,9 @@ class ProgressBars:
         progress = run.get("progress") or {}
         total, done = progress.get("batches_total") or 0, progress.get("batches_done") or 0
         if self._processing is None:
-            self._processing = tqdm(desc="processing", unit=" batches", total=total or None,
-                                    disable=not self.enabled, dynamic_ncols=True)
+            self._processing = tqdm(
+                desc="processing", unit=" batches", total=total or None, disable=not self.enabled, dynamic_ncols=True
+            )
         bar = self._processing
         if total and bar.total != total:
             bar.total = total

@@ -65,8 +65,11 @@ class Report:
 
     def summary(self) -> str:
         counts = self.counts
-        parts = ", ".join(f"{name} {counts[name]}" for name in
-                          ("received", "created", "updated", "unchanged", "deleted", "failed") if name in counts)
+        parts = ", ".join(
+            f"{name} {counts[name]}"
+            for name in ("received", "created", "updated", "unchanged", "deleted", "failed")
+            if name in counts
+        )
         text = f"run {self.run_id}: {self.status}{' (dry run)' if self.dry_run else ''}"
         if parts:
             text += f"; {parts}"

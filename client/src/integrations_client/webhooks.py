@@ -40,7 +40,7 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 def _key(secret: str | bytes) -> bytes:
     if isinstance(secret, bytes):
         return secret
-    raw = secret[len(_PREFIX):] if secret.startswith(_PREFIX) else secret
+    raw = secret[len(_PREFIX) :] if secret.startswith(_PREFIX) else secret
     try:
         return base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
@@ -55,8 +55,14 @@ def sign(msg_id: str, timestamp: int, body: bytes | str, secret: str | bytes) ->
     return "v1," + base64.b64encode(digest).decode()
 
 
-def verify_webhook(body: bytes | str, headers: Mapping[str, str], secret: str | bytes, *,
-                   tolerance: int = TOLERANCE_SECONDS, now: float | None = None) -> Any:
+def verify_webhook(
+    body: bytes | str,
+    headers: Mapping[str, str],
+    secret: str | bytes,
+    *,
+    tolerance: int = TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> Any:
     """Check a webhook delivery and return its parsed JSON body; raise WebhookVerificationError if
     the signature does not match, or the timestamp is more than `tolerance` seconds away from now
     (a replay). Pass the raw body bytes exactly as received."""

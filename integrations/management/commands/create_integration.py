@@ -22,9 +22,16 @@ class Command(ServiceCommand):
     def handle(self, *args, **o):
         customer = services.customer_get(o["customer"])
         integration = services.integration_create(
-            customer=customer, slug=o["slug"], target=o["target"], mode=o["mode"],
-            max_error_rate=o["max_error_rate"], max_deletes_percent=o["max_deletes_percent"],
-            webhook_url=o["webhook_url"], webhook_secret=o["webhook_secret"], field_map=o["field_map"],
-            adapter=o["adapter"], contacts=o["email"],
+            customer=customer,
+            slug=o["slug"],
+            target=o["target"],
+            mode=o["mode"],
+            max_error_rate=o["max_error_rate"],
+            max_deletes_percent=o["max_deletes_percent"],
+            webhook_url=o["webhook_url"],
+            webhook_secret=o["webhook_secret"],
+            field_map=o["field_map"],
+            adapter=o["adapter"],
+            contacts=o["email"],
         )
         self.stdout.write(f"created integration {integration}")

@@ -9,8 +9,11 @@ LINES = (
     ("runs_deleted", "runs deleted", "runs to delete"),
     ("batches_deleted", "batches deleted", "batches to delete"),
     ("errors_deleted", "record errors deleted", "record errors to delete"),
-    ("journals_expired", "runs whose change journal expired (no longer undoable)",
-     "runs whose change journal would expire (no longer undoable)"),
+    (
+        "journals_expired",
+        "runs whose change journal expired (no longer undoable)",
+        "runs whose change journal would expire (no longer undoable)",
+    ),
     ("changes_deleted", "journaled changes deleted", "journaled changes to delete"),
     ("staging_rows_deleted", "staged records of ended runs deleted", "staged records of ended runs to delete"),
     ("deliveries_deleted", "webhook deliveries deleted", "webhook deliveries to delete"),
@@ -20,9 +23,11 @@ LINES = (
 
 
 class Command(ServiceCommand):
-    help = ("Delete raw payloads older than INTEGRATIONS_RAW_RETENTION_DAYS and finished runs (with their "
-            "errors, batches, staged rows and deliveries) older than INTEGRATIONS_RUN_RETENTION_DAYS, and change "
-            "journals older than INTEGRATIONS_CHANGES_RETENTION_DAYS.")
+    help = (
+        "Delete raw payloads older than INTEGRATIONS_RAW_RETENTION_DAYS and finished runs (with their "
+        "errors, batches, staged rows and deliveries) older than INTEGRATIONS_RUN_RETENTION_DAYS, and change "
+        "journals older than INTEGRATIONS_CHANGES_RETENTION_DAYS."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="only count what would be deleted")

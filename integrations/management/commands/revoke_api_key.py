@@ -4,8 +4,10 @@ from ._base import ServiceCommand
 
 
 class Command(ServiceCommand):
-    help = ("Revoke an API key by its prefix. A key revoked already is left as it is, said so, and the "
-            "exit status is 0: the key ends revoked either way, so a script may run again safely.")
+    help = (
+        "Revoke an API key by its prefix. A key revoked already is left as it is, said so, and the "
+        "exit status is 0: the key ends revoked either way, so a script may run again safely."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("prefix", help="the key's prefix (the part before the dot), or the whole key")

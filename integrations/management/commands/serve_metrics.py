@@ -15,8 +15,10 @@ class _Quiet(WSGIRequestHandler):
 
 
 class Command(BaseCommand):
-    help = ("Serve this machine's metrics (PROMETHEUS_MULTIPROC_DIR, written by its django-q2 workers) "
-            "at /metrics, behind INTEGRATIONS_METRICS_TOKEN. The database gauges are the web's.")
+    help = (
+        "Serve this machine's metrics (PROMETHEUS_MULTIPROC_DIR, written by its django-q2 workers) "
+        "at /metrics, behind INTEGRATIONS_METRICS_TOKEN. The database gauges are the web's."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=9108)
@@ -32,8 +34,9 @@ class Command(BaseCommand):
                 start_response("404 Not Found", [("Content-Type", "text/plain")])
                 return [b"not found\n"]
             if not authorized(environ.get("HTTP_AUTHORIZATION", "")):
-                start_response("401 Unauthorized", [("Content-Type", "text/plain"),
-                                                    ("WWW-Authenticate", 'Bearer realm="metrics"')])
+                start_response(
+                    "401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Bearer realm="metrics"')]
+                )
                 return [UNAUTHORIZED.encode()]
             body = events_exposition(path)
             start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")])

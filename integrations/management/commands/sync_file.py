@@ -23,9 +23,12 @@ class Command(ServiceCommand):
         parser.add_argument("--format", choices=Format.values)
         parser.add_argument("--mode", choices=Mode.values)
         parser.add_argument("--dry-run", action="store_true")
-        parser.add_argument("--wait", action="store_true",
-                            help="process the run here and wait for its end; exit 0 succeeded, 1 failed or "
-                                 "cancelled, 3 partial, 4 needs_review")
+        parser.add_argument(
+            "--wait",
+            action="store_true",
+            help="process the run here and wait for its end; exit 0 succeeded, 1 failed or "
+            "cancelled, 3 partial, 4 needs_review",
+        )
         parser.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits at most")
 
     def handle(self, *args, integration, path, format, mode, dry_run, wait, timeout, **options):
@@ -36,8 +39,9 @@ class Command(ServiceCommand):
         try:
             fmt = guess_format(path, format)
         except MalformedBatch:
-            raise CommandError(f"cannot tell the format of {path}: name it .json, .ndjson or .csv, "
-                               f"or pass --format json|ndjson|csv") from None
+            raise CommandError(
+                f"cannot tell the format of {path}: name it .json, .ndjson or .csv, or pass --format json|ndjson|csv"
+            ) from None
         try:
             stream = open(path, "rb")
         except OSError as exc:
@@ -45,11 +49,25 @@ class Command(ServiceCommand):
         with stream:
             if wait:
                 with inline():  # do the work in this process; a running worker may share it safely
-                    run = services.upload_create(integration=target, stream=stream, filename=path, fmt=fmt,
-                                                 mode=mode, dry_run=dry_run, source=SyncRun.Source.COMMAND)
+                    run = services.upload_create(
+                        integration=target,
+                        stream=stream,
+                        filename=path,
+                        fmt=fmt,
+                        mode=mode,
+                        dry_run=dry_run,
+                        source=SyncRun.Source.COMMAND,
+                    )
             else:
-                run = services.upload_create(integration=target, stream=stream, filename=path, fmt=fmt,
-                                             mode=mode, dry_run=dry_run, source=SyncRun.Source.COMMAND)
+                run = services.upload_create(
+                    integration=target,
+                    stream=stream,
+                    filename=path,
+                    fmt=fmt,
+                    mode=mode,
+                    dry_run=dry_run,
+                    source=SyncRun.Source.COMMAND,
+                )
         self.stdout.write(str(run.pk))
         if not wait:
             return
@@ -64,11 +82,13 @@ class Command(ServiceCommand):
                 with inline():  # its turn may have come (rule 6)
                     services.integration_kick(integration_id=run.integration_id)
                 run.refresh_from_db()
-        self.stdout.write(run_report_text(
-            run,
-            review_hint=f"`manage.py review_run {run.pk} --approve` (or --reject), or the admin's review page",
-            errors_hint=f"every error as CSV to fix and send again as it is: the admin's run page, or "
-                        f"GET /api/v1/runs/{run.pk}/errors/?format=csv with the customer's API key",
-        ))
+        self.stdout.write(
+            run_report_text(
+                run,
+                review_hint=f"`manage.py review_run {run.pk} --approve` (or --reject), or the admin's review page",
+                errors_hint=f"every error as CSV to fix and send again as it is: the admin's run page, or "
+                f"GET /api/v1/runs/{run.pk}/errors/?format=csv with the customer's API key",
+            )
+        )
         if EXIT[run.status]:
             raise SystemExit(EXIT[run.status])

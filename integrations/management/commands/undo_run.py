@@ -6,8 +6,10 @@ from ._base import ServiceCommand
 
 
 class Command(ServiceCommand):
-    help = ("Undo the latest applied run of an integration (SPEC 13). Without --yes: print what the undo would "
-            "do and exit with status 1; with --yes: undo it (a run of its own, applied in its turn).")
+    help = (
+        "Undo the latest applied run of an integration (SPEC 13). Without --yes: print what the undo would "
+        "do and exit with status 1; with --yes: undo it (a run of its own, applied in its turn)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("run_id", help="the run's id, or a unique start of it (as the admin lists it)")
@@ -19,9 +21,11 @@ class Command(ServiceCommand):
         if why:
             raise CommandError(f"run {run.pk} cannot be undone: {why}")
         p = services.undo_preview(run)
-        self.stdout.write(f"undo of run {run.pk} ({run.integration}) would restore {p['created']} deleted row(s), "
-                          f"revert {p['updated']} updated row(s) and delete {p['deleted']} created row(s); "
-                          f"{p['conflicts']} row(s) changed since would be left as they are.")
+        self.stdout.write(
+            f"undo of run {run.pk} ({run.integration}) would restore {p['created']} deleted row(s), "
+            f"revert {p['updated']} updated row(s) and delete {p['deleted']} created row(s); "
+            f"{p['conflicts']} row(s) changed since would be left as they are."
+        )
         if not yes:
             raise CommandError("nothing done: run again with --yes to undo it")
         with inline():  # applied here and now if its turn has come; a running worker may share it safely

@@ -4,8 +4,10 @@ from ...health import cluster_alive
 
 
 class Command(BaseCommand):
-    help = ("Liveness probe of a worker machine: exit 0 when a django-q2 cluster on this host has been "
-            "seen running within --max-age seconds, 1 otherwise.")
+    help = (
+        "Liveness probe of a worker machine: exit 0 when a django-q2 cluster on this host has been "
+        "seen running within --max-age seconds, 1 otherwise."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--max-age", type=int, default=60, help="seconds (default 60)")
