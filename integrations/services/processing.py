@@ -107,7 +107,8 @@ def upload_split(*, run_id) -> None:
     except IntegrationsError as exc:
         for b in created:
             storage.delete_payload(b.payload)
-        return _fail_unreadable_file(run.pk, exc.message)
+        _fail_unreadable_file(run.pk, exc.message)
+        return
     with transaction.atomic():
         locked = SyncRun.objects.select_for_update().get(pk=run.pk)
         if locked.status != Status.PROCESSING or locked.batches.exists():
