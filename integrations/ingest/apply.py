@@ -50,26 +50,16 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
     failed = RecordError.objects.filter(run=run).count()
 
     # rule 3: the error policy comes first; a failed run changes nothing
-    rate = failed / received if received else 0.0
-    if rate > integration.max_error_rate:
-        return Outcome(
-            Status.FAILED,
-            received=received,
-            failed=failed,
-            message=(
-                f"{failed} of {received} records failed ({rate:.1%}), above the integration's "
-                f"max_error_rate of {integration.max_error_rate:.1%}: nothing was applied."
-            ),
-        )
+    over = error_policy_failure(failed, received, integration.max_error_rate)
+    if over:
+        return Outcome(Status.FAILED, received=received, failed=failed, message=over)
 
     staged = staging.staged(target, run.pk)
-    rows = target.owner_rows(owner_id)
     plan = DeletionPlan.of(run, target, owner_id)  # rule 4: what the run deletes
     notes: list[str] = []
     if plan.keyless:
         notes.append(f"snapshot deletion skipped: {plan.keyless} failed record(s) had no readable key")
 
-    snapshot_n = plan.snapshot_count
     doomed = plan.doomed()
 
     # a row that another table still references through PROTECT/RESTRICT cannot go: then the run
@@ -87,32 +77,21 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
             )
 
     # rule 5: the deletion guard
-    if snapshot_n and not run.guard_waived:
-        current = rows.count()
-        over_share = snapshot_n * 100 > integration.max_deletes_percent * current and snapshot_n > 10
-        if over_share or snapshot_n == current:
-            created, updated, unchanged = diff_counts(run, target, owner_id)
-            # SPEC 13: what approval would change, as a dry run's journal (approval replaces it)
-            journal.record(run, target, owner_id, doomed)
-            share = snapshot_n / current if current else 1
-            why = (
-                "every row"
-                if snapshot_n == current
-                else f"{share:.1%} of them, above max_deletes_percent {integration.max_deletes_percent:g}%"
-            )
-            return Outcome(
-                Status.NEEDS_REVIEW,
-                received=received,
-                created=created,
-                updated=updated,
-                unchanged=unchanged,
-                deleted=plan.count(),
-                failed=failed,
-                message=(
-                    f"held for review: this full snapshot would delete {snapshot_n} of the {current} current "
-                    f"rows ({why}). Approve to apply it, or reject it."
-                ),
-            )
+    held = plan.guard_reason(run)
+    if held:
+        created, updated, unchanged = diff_counts(run, target, owner_id)
+        # SPEC 13: what approval would change, as a dry run's journal (approval replaces it)
+        journal.record(run, target, owner_id, doomed)
+        return Outcome(
+            Status.NEEDS_REVIEW,
+            received=received,
+            created=created,
+            updated=updated,
+            unchanged=unchanged,
+            deleted=plan.count(),
+            failed=failed,
+            message=held,
+        )
 
     # SPEC 13: what the writes below change (or, for a dry run, would), from the same plan
     fold = journal.folds_into_upsert(run)
@@ -135,6 +114,18 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
     )
     message = " ".join([summary] + [n[0].upper() + n[1:] + "." for n in notes])
     return Outcome(status, received, created, updated, unchanged, deleted, failed, message)
+
+
+def error_policy_failure(failed: int, received: int, max_error_rate: float) -> str | None:
+    """Rule 3, the error policy: the message of a run whose failed records are above the
+    integration's `max_error_rate` (equal is within it), or None when the run may be applied."""
+    rate = failed / received if received else 0.0
+    if rate <= max_error_rate:
+        return None
+    return (
+        f"{failed} of {received} records failed ({rate:.1%}), above the integration's "
+        f"max_error_rate of {max_error_rate:.1%}: nothing was applied."
+    )
 
 
 def protected_references(target: Target, doomed) -> list[str]:

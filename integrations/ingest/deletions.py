@@ -2,7 +2,8 @@
 
 The apply deletes what the plan holds (and a dry run reports its count), the deletion guard weighs
 its snapshot part, the journal records its rows before they go, and the review page of a held run
-shows its count, a sample of its keys and the downloadable list of them. Each builds the plan with
+shows its count, a sample of its keys and the downloadable list of them; rule 5 (the deletion
+guard) weighs the plan in `guard_reason`. Each builds the plan with
 `DeletionPlan.of`; nobody spells the rule again.
 
 Building the plan runs no statement but one cheap EXISTS (whether the run listed deletes at all);
@@ -66,6 +67,27 @@ class DeletionPlan:
         """How many rows the run deletes (the two parts never share a row: a listed key is a
         staging row of the run, so the snapshot keeps it)."""
         return self.explicit_count + self.snapshot_count
+
+    def guard_reason(self, run: SyncRun) -> str | None:
+        """Rule 5, the deletion guard: why this plan holds the run for review, or None. It holds a
+        full snapshot that would delete more than `max_deletes_percent` of the owner's current rows
+        (and more than 10 rows), or every row; listed deletes never count, and an approved run
+        (`guard_waived`) is not held again."""
+        snapshot_n = self.snapshot_count
+        if not snapshot_n or run.guard_waived:
+            return None
+        limit = run.integration.max_deletes_percent
+        current = self.target.owner_rows(run.integration.customer_id).count()
+        if snapshot_n == current:
+            why = "every row"
+        elif snapshot_n * 100 > limit * current and snapshot_n > 10:
+            why = f"{snapshot_n / current:.1%} of them, above max_deletes_percent {limit:g}%"
+        else:
+            return None
+        return (
+            f"held for review: this full snapshot would delete {snapshot_n} of the {current} current "
+            f"rows ({why}). Approve to apply it, or reject it."
+        )
 
     def doomed(self) -> QuerySet | None:
         """Every row the run deletes as one queryset; None when it deletes none."""
