@@ -8,8 +8,9 @@ per record: INSERT ... SELECT statements, one builder with a PostgreSQL and a SQ
 PostgreSQL, for a run that applies, the journal of its new and changed rows is a CTE of the upsert
 itself: one comparison of staging and table feeds both, see `folds_into_upsert`); only a target
 with a field type SQL does not render as Python does (`in_sql`) is journaled in bounded chunks
-through Python (one read of the target per chunk, one bulk insert). A run held by the deletion guard journals what approval would change; the approved run's
-apply replaces that journal with what it did.
+through Python (one read of the target per chunk, one bulk insert). A run held by the deletion
+guard journals what approval would change; the approved run's apply replaces that journal with
+what it did.
 
 A row's synced fields are kept as JSON under their field names (a decimal, a date, a UUID as a
 string, a reference as the referenced row's id): `before` as the row was, `after` as the run
@@ -48,18 +49,22 @@ def folds_into_upsert(run: SyncRun) -> bool:
     return enabled() and connection.vendor == "postgresql" and not run.dry_run
 
 
-def record(run: SyncRun, target: Target, owner_id, doomed, *, upserts: bool = True) -> None:
+def record(run: SyncRun, target: Target, owner_id, doomed, *, upserts: bool = True) -> tuple[int, int] | None:
     """Journal what applying the run's staged records (unless `upserts` is False: the upsert
     journals them itself) and deleting `doomed` (a queryset of the owner's rows, or None) changes
     in the table as it is now. A journal the run had already (a held run's, what approval would
-    change) is replaced: the approved run journals what it does now."""
+    change) is replaced: the approved run journals what it does now.
+
+    Returns (created, updated) when it compared the staged records with the table in SQL, as the
+    upsert compares them (the same join and condition): the SQLite upsert then need not count
+    them again (apply.upsert's `counts`). Else None."""
     if not enabled():
-        return
+        return None
     RunChange.objects.filter(run=run).delete()
     if in_sql(target):
-        _sql_record(run, target, owner_id, doomed, upserts=upserts)
-    else:
-        _py_record(run, target, owner_id, doomed)
+        return _sql_record(run, target, owner_id, doomed, upserts=upserts)
+    _py_record(run, target, owner_id, doomed)
+    return None
 
 
 # --- values as JSON -------------------------------------------------------------------------------
@@ -412,10 +417,10 @@ def pg_upsert_journal(target: Target, cols: list[str], changed: str, up: str) ->
     return extra, returning, cte
 
 
-def _sql_record(run, target, owner_id, doomed, *, upserts: bool = True) -> None:
+def _sql_record(run, target, owner_id, doomed, *, upserts: bool = True) -> tuple[int, int] | None:
     """The journal in INSERT ... SELECT statements (PostgreSQL; SQLite where `in_sql`): the staged
     records compared with the table as the upsert compares them (apply._compare), new and changed
-    ones journaled; then the doomed rows."""
+    ones journaled, and counted (created, updated; None unless `upserts`); then the doomed rows."""
     from .apply import _compare, _join, _source
 
     q = connection.ops.quote_name
@@ -423,6 +428,7 @@ def _sql_record(run, target, owner_id, doomed, *, upserts: bool = True) -> None:
     pk = q(target.model._meta.pk.column)
     run_id = RunChange._meta.get_field("run").get_db_prep_value(run.pk, connection)
     insert = _insert()
+    counts = None
     with connection.cursor() as cursor:
         if upserts:
             source, source_params, cols = _source(target, run.pk, owner_id)
@@ -435,6 +441,15 @@ def _sql_record(run, target, owner_id, doomed, *, upserts: bool = True) -> None:
                 f"FROM src LEFT JOIN {table} t ON {_join(target)} WHERE t.{pk} IS NULL OR {differs}",
                 [*source_params, run_id, owner_id],
             )
+        if upserts and connection.vendor == "sqlite":  # for the upsert (PostgreSQL's counts its own)
+            # the run's journal holds nothing else yet: its rows, counted by op
+            cursor.execute(
+                f"SELECT count(*) FILTER (WHERE op = 'created'), count(*) FILTER (WHERE op = 'updated') "
+                f"FROM {q(RunChange._meta.db_table)} WHERE run_id = %s",
+                [run_id],
+            )
+            created, updated = cursor.fetchone()
+            counts = (created or 0, updated or 0)
         if doomed is not None:
             ids, ids_params = doomed.values("pk").query.sql_with_params()
             cursor.execute(
@@ -442,3 +457,4 @@ def _sql_record(run, target, owner_id, doomed, *, upserts: bool = True) -> None:
                 f"FROM {table} t WHERE t.{pk} IN ({ids})",
                 [run_id, *ids_params],
             )
+    return counts
