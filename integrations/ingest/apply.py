@@ -95,13 +95,13 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
 
     # SPEC 13: what the writes below change (or, for a dry run, would), from the same plan
     fold = journal.folds_into_upsert(run)
-    journal.record(run, target, owner_id, doomed, upserts=not fold)
+    counts = journal.record(run, target, owner_id, doomed, upserts=not fold)
     if run.dry_run:
         created, updated, unchanged = diff_counts(run, target, owner_id)
         deleted = plan.count()
         notes.insert(0, "dry run: nothing was applied")
     else:
-        created, updated = upsert(run, target, owner_id, journal_run=run if fold else None)
+        created, updated = upsert(run, target, owner_id, journal_run=run if fold else None, counts=counts)
         unchanged = staged.count() - created - updated
         deleted = plan.delete()
 
@@ -271,7 +271,13 @@ def diff_counts(run: SyncRun, target: Target, owner_id) -> tuple[int, int, int]:
         return tuple(v or 0 for v in cursor.fetchone())
 
 
-def upsert(run: SyncRun, target: Target, owner_id, journal_run: SyncRun | None = None) -> tuple[int, int]:
+def upsert(
+    run: SyncRun,
+    target: Target,
+    owner_id,
+    journal_run: SyncRun | None = None,
+    counts: tuple[int, int] | None = None,
+) -> tuple[int, int]:
     """Write new and changed records; unchanged rows are not touched. (created, updated).
 
     One INSERT ... SELECT ... ON CONFLICT DO UPDATE of the staged records that are new or differ
@@ -279,7 +285,9 @@ def upsert(run: SyncRun, target: Target, owner_id, journal_run: SyncRun | None =
     wrote through RETURNING in the same statement; SQLite cannot put an INSERT in a WITH, so it
     counts with the same join first (its one writer holds the database: nothing changes between).
     With `journal_run` (PostgreSQL), the same statement journals what it writes (SPEC 13): the
-    prefilter, computed once, feeds the INSERT and the journal's INSERT."""
+    prefilter, computed once, feeds the INSERT and the journal's INSERT. On SQLite, `counts`
+    (created, updated), when the journal has just compared the same rows the same way
+    (journal.record), stands for that first join."""
     source, source_params, cols = _source(target, run.pk, owner_id)
     differs, _ = _compare(target, cols)
     q = connection.ops.quote_name
@@ -315,7 +323,7 @@ def upsert(run: SyncRun, target: Target, owner_id, journal_run: SyncRun | None =
             cursor.execute(sql, [*source_params, owner_id, owner_id, *other_params, *set_params, *journal_params])
             created, updated = cursor.fetchone()
         return created, updated
-    created, updated, _ = diff_counts(run, target, owner_id)
+    created, updated = counts if counts is not None else diff_counts(run, target, owner_id)[:2]
     if not created and not updated:
         return 0, 0
     # no prefilter join here: a SELECT that reads the table it inserts into is materialised first;

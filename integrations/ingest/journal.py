@@ -4,11 +4,13 @@
 before the writes, in the run's transaction: it compares the staging table and the deletion plan
 (the very querysets the apply deletes) with the target table as it is, so the journal says
 exactly what the writes that follow do (and, for a dry run, what they would do). Never one query
-per record: on PostgreSQL INSERT ... SELECT statements (for a run that applies, the journal of its
-new and changed rows is a CTE of the upsert itself: one comparison of staging and table feeds both,
-see `folds_into_upsert`), elsewhere bounded chunks (one read of the target per chunk, one bulk
-insert). A run held by the deletion guard journals what approval would change; the approved run's
-apply replaces that journal with what it did.
+per record: INSERT ... SELECT statements, one builder with a PostgreSQL and a SQLite dialect (on
+PostgreSQL, for a run that applies, the journal of its new and changed rows is a CTE of the upsert
+itself: one comparison of staging and table feeds both, see `folds_into_upsert`); only a target
+with a field type SQL does not render as Python does (`in_sql`) is journaled in bounded chunks
+through Python (one read of the target per chunk, one bulk insert). A run held by the deletion
+guard journals what approval would change; the approved run's apply replaces that journal with
+what it did.
 
 A row's synced fields are kept as JSON under their field names (a decimal, a date, a UUID as a
 string, a reference as the referenced row's id): `before` as the row was, `after` as the run
@@ -23,6 +25,7 @@ import decimal
 import os
 import uuid
 
+from django.conf import settings
 from django.db import connection
 
 from ..models import RunChange, SyncRun
@@ -46,18 +49,22 @@ def folds_into_upsert(run: SyncRun) -> bool:
     return enabled() and connection.vendor == "postgresql" and not run.dry_run
 
 
-def record(run: SyncRun, target: Target, owner_id, doomed, *, upserts: bool = True) -> None:
+def record(run: SyncRun, target: Target, owner_id, doomed, *, upserts: bool = True) -> tuple[int, int] | None:
     """Journal what applying the run's staged records (unless `upserts` is False: the upsert
     journals them itself) and deleting `doomed` (a queryset of the owner's rows, or None) changes
     in the table as it is now. A journal the run had already (a held run's, what approval would
-    change) is replaced: the approved run journals what it does now."""
+    change) is replaced: the approved run journals what it does now.
+
+    Returns (created, updated) when it compared the staged records with the table in SQL, as the
+    upsert compares them (the same join and condition): the SQLite upsert then need not count
+    them again (apply.upsert's `counts`). Else None."""
     if not enabled():
-        return
+        return None
     RunChange.objects.filter(run=run).delete()
-    if connection.vendor == "postgresql":
-        _pg_record(run, target, owner_id, doomed, upserts=upserts)
-    else:
-        _py_record(run, target, owner_id, doomed)
+    if in_sql(target):
+        return _sql_record(run, target, owner_id, doomed, upserts=upserts)
+    _py_record(run, target, owner_id, doomed)
+    return None
 
 
 # --- values as JSON -------------------------------------------------------------------------------
@@ -117,7 +124,7 @@ def fill_created(target: Target, owner_id, changes: list) -> list:
     return changes
 
 
-# --- elsewhere (SQLite): bounded chunks -----------------------------------------------------------
+# --- through Python (a field type `in_sql` does not render): bounded chunks -------------------------
 
 
 def _staged_chunks(run: SyncRun, target: Target, owner_id, size: int = 2000):
@@ -201,38 +208,134 @@ def _py_record(run, target, owner_id, doomed) -> None:
     RunChange.objects.bulk_create(entries, batch_size=500)
 
 
-# --- PostgreSQL: INSERT ... SELECT ------------------------------------------------------------------
+# --- in SQL: INSERT ... SELECT, one builder, a dialect per database -----------------------------
+#
+# The JSON a row's values and key take is built by the database, exactly as `row_json` and
+# `Target.key_json` build it in Python (`_py_record`, kept for the field types SQL cannot render
+# the same way): `_value` renders one column as its JSON value, `_json` a row's synced fields as a
+# JSON object, `_key` a key; each has a PostgreSQL and a SQLite dialect.
+
+# SQLite: the field types rendered in SQL (by their storage: Django's SQLite conventions)
+SQLITE_AS_IS = {
+    "AutoField",
+    "BigAutoField",
+    "SmallAutoField",
+    "BigIntegerField",
+    "IntegerField",
+    "PositiveBigIntegerField",
+    "PositiveIntegerField",
+    "PositiveSmallIntegerField",
+    "SmallIntegerField",
+    "CharField",
+    "EmailField",
+    "SlugField",
+    "TextField",
+    "URLField",
+    "DateField",  # stored as its isoformat, YYYY-MM-DD
+    "TimeField",  # stored as its isoformat, HH:MM:SS[.ffffff]
+}
+SQLITE_RENDERED = SQLITE_AS_IS | {
+    "BooleanField",
+    "DecimalField",
+    "DateTimeField",
+    "UUIDField",
+    "JSONField",
+    "FloatField",
+}
 
 
-def _pg_json(target: Target, alias: str, *, names=None, columns=None) -> str:
-    """A jsonb object of the target's synced fields read from `alias` (at most 50 pairs per
-    jsonb_build_object: a function takes at most 100 arguments)."""
+def _stored(field):
+    """The field whose values a column holds: a reference holds the referenced row's id."""
+    return field.target_field if field.is_relation else field
+
+
+def in_sql(target: Target) -> bool:
+    """Is the journal of this target written in SQL? On PostgreSQL always; on SQLite when every
+    key and synced field is of a type rendered in SQL (`_value`), and datetimes read back in UTC
+    (their isoformat's offset is then +00:00)."""
+    if connection.vendor == "postgresql":
+        return True
+    if connection.vendor != "sqlite":
+        return False
+    meta = target.model._meta
+    for name in (*target.keys, *target.fields):
+        kind = _stored(meta.get_field(name)).get_internal_type()
+        if kind not in SQLITE_RENDERED:
+            return False
+        if kind == "DateTimeField" and settings.USE_TZ and connection.timezone_name != "UTC":
+            return False
+    return True
+
+
+def _value(field, expr: str, *, key: bool = False) -> str:
+    """SQL: the JSON value of a column (`expr`) of this model field, as `json_value` (or, `key`, as
+    `Target.key_json`'s part) gives it for the value Django reads: a decimal as a string with the
+    field's decimal places, a date or time as its isoformat, a UUID with dashes, a JSON field
+    embedded, a reference as the referenced row's id."""
+    field = _stored(field)
+    kind = field.get_internal_type()
+    if connection.vendor == "postgresql":
+        return f"{expr}::text" if kind == "DecimalField" else expr
+    if kind in SQLITE_AS_IS:
+        return expr
+    if kind == "BooleanField":  # stored 1/0
+        return f"CASE WHEN {expr} IS NULL THEN NULL WHEN {expr} THEN json('true') ELSE json('false') END"
+    if kind == "DecimalField":  # stored as a REAL (or an INTEGER): Django reads it quantized
+        return f"CASE WHEN {expr} IS NULL THEN NULL ELSE printf('%.{field.decimal_places}f', {expr}) END"
+    if kind == "DateTimeField":  # stored "YYYY-MM-DD HH:MM:SS[.ffffff]", in UTC when USE_TZ
+        offset = " || '+00:00'" if settings.USE_TZ else ""
+        # the key as str(datetime) (a space), a value as its isoformat (a T)
+        return f"{expr}{offset}" if key else f"replace({expr}, ' ', 'T'){offset}"
+    if kind == "UUIDField":  # stored as 32 hex digits
+        parts = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+        return " || '-' || ".join(f"substr({expr}, {a}, {n})" for a, n in parts)
+    if kind == "JSONField":  # stored as JSON text
+        return f"json({expr})"
+    if kind == "FloatField":  # every digit a double needs (SQLite's JSON keeps only 15)
+        return f"CASE WHEN {expr} IS NULL THEN NULL ELSE json(printf('%!.17g', {expr})) END"
+    raise ValueError(f"no SQL for a {kind} in the journal")  # in_sql() said no: _py_record
+
+
+def _json(target: Target, alias: str, *, names=None, columns=None) -> str:
+    """SQL: a JSON object of the target's synced fields read from `alias` (jsonb on PostgreSQL;
+    at most 50 pairs per call: a function takes at most 100 arguments on PostgreSQL, 127 on SQLite)."""
     meta = target.model._meta
     q = connection.ops.quote_name
     names = target.fields if names is None else names
     pairs = []
     for i, name in enumerate(names):
         column = columns[i] if columns else meta.get_field(name).column
-        expr = f"{alias}.{q(column)}"
-        kind = meta.get_field(name).get_internal_type()
-        if kind == "DecimalField":
-            expr += "::text"  # a decimal as a string, exactly (as json_value does)
-        pairs.append(f"'{name}', {expr}")
+        pairs.append((name, _value(meta.get_field(name), f"{alias}.{q(column)}")))
+    chunks = [", ".join(f"'{n}', {e}" for n, e in pairs[i : i + 50]) for i in range(0, len(pairs), 50)]
+    if connection.vendor == "postgresql":
+        if not pairs:
+            return "'{}'::jsonb"
+        return " || ".join(f"jsonb_build_object({chunk})" for chunk in chunks)
     if not pairs:
-        return "'{}'::jsonb"
-    parts = [f"jsonb_build_object({', '.join(pairs[i : i + 50])})" for i in range(0, len(pairs), 50)]
-    return " || ".join(parts)
+        return "json_object()"
+    out = f"json_object({chunks[0]})"
+    for i in range(50, len(pairs), 50):  # json_set keeps a null (json_patch would drop the key)
+        paths = ", ".join(f"'$.\"{n}\"', {e}" for n, e in pairs[i : i + 50])
+        out = f"json_set({out}, {paths})"
+    return out
 
 
-def _pg_key(target: Target, alias: str) -> str:
+def _key(target: Target, alias: str) -> str:
+    """SQL: the key of the row at `alias` as `Target.key_json` gives it (a value, or an object)."""
+    meta = target.model._meta
     q = connection.ops.quote_name
-    columns = target.key_columns
+    postgres = connection.vendor == "postgresql"
+    parts = [
+        (name, _value(meta.get_field(name), f"{alias}.{q(column)}", key=True))
+        for name, column in zip(target.keys, target.key_columns)
+    ]
     if not target.composite:
-        return f"to_jsonb({alias}.{q(columns[0])})"
-    return "jsonb_build_object(" + ", ".join(f"'{n}', {alias}.{q(c)}" for n, c in zip(target.keys, columns)) + ")"
+        return f"to_jsonb({parts[0][1]})" if postgres else f"json_quote({parts[0][1]})"
+    build = "jsonb_build_object" if postgres else "json_object"
+    return f"{build}(" + ", ".join(f"'{n}', {e}" for n, e in parts) + ")"
 
 
-def _pg_insert() -> str:
+def _insert() -> str:
     table = connection.ops.quote_name(RunChange._meta.db_table)
     return f"INSERT INTO {table} (run_id, op, key, before, after, conflict, digest) "
 
@@ -298,45 +401,60 @@ def pg_upsert_journal(target: Target, cols: list[str], changed: str, up: str) ->
     q = connection.ops.quote_name
     pk = q(target.model._meta.pk.column)
     table = q(target.model._meta.db_table)
-    extra = f"t.{pk} AS _j_old, CASE WHEN t.{pk} IS NULL THEN NULL ELSE {_pg_json(target, 't')} END AS _j_before"
+    extra = f"t.{pk} AS _j_old, CASE WHEN t.{pk} IS NULL THEN NULL ELSE {_json(target, 't')} END AS _j_before"
     keys = "".join(f", {table}.{q(c)}" for c in target.key_columns)
     if digests(target):
         returning = f"{keys}, {pg_digest(target, table)} AS _j_digest"
         created = "NULL, false, _j_digest"
     else:
-        returning = f"{keys}, {_pg_json(target, table)} AS _j_after"
+        returning = f"{keys}, {_json(target, table)} AS _j_after"
         created = "_j_after, false, NULL"
     cte = (
-        f"{_pg_insert()}SELECT %s, 'updated', {_pg_key(target, changed)}, _j_before, "
-        f"{_pg_json(target, changed, columns=cols)}, false, NULL FROM {changed} WHERE _j_old IS NOT NULL "
-        f"UNION ALL SELECT %s, 'created', {_pg_key(target, up)}, NULL, {created} FROM {up} WHERE inserted"
+        f"{_insert()}SELECT %s, 'updated', {_key(target, changed)}, _j_before, "
+        f"{_json(target, changed, columns=cols)}, false, NULL FROM {changed} WHERE _j_old IS NOT NULL "
+        f"UNION ALL SELECT %s, 'created', {_key(target, up)}, NULL, {created} FROM {up} WHERE inserted"
     )
     return extra, returning, cte
 
 
-def _pg_record(run, target, owner_id, doomed, *, upserts: bool = True) -> None:
+def _sql_record(run, target, owner_id, doomed, *, upserts: bool = True) -> tuple[int, int] | None:
+    """The journal in INSERT ... SELECT statements (PostgreSQL; SQLite where `in_sql`): the staged
+    records compared with the table as the upsert compares them (apply._compare), new and changed
+    ones journaled, and counted (created, updated; None unless `upserts`); then the doomed rows."""
     from .apply import _compare, _join, _source
 
     q = connection.ops.quote_name
     table = q(target.model._meta.db_table)
     pk = q(target.model._meta.pk.column)
-    source, source_params, cols = _source(target, run.pk, owner_id)
-    differs, _ = _compare(target, cols)
-    insert = _pg_insert()
-    src_json = _pg_json(target, "src", columns=cols)
+    run_id = RunChange._meta.get_field("run").get_db_prep_value(run.pk, connection)
+    insert = _insert()
+    counts = None
     with connection.cursor() as cursor:
         if upserts:
+            source, source_params, cols = _source(target, run.pk, owner_id)
+            differs, _ = _compare(target, cols)
             cursor.execute(
                 f"WITH src AS ({source}) {insert}"
-                f"SELECT %s, CASE WHEN t.{pk} IS NULL THEN 'created' ELSE 'updated' END, {_pg_key(target, 'src')}, "
-                f"CASE WHEN t.{pk} IS NULL THEN NULL ELSE {_pg_json(target, 't')} END, {src_json}, false, NULL "
+                f"SELECT %s, CASE WHEN t.{pk} IS NULL THEN 'created' ELSE 'updated' END, {_key(target, 'src')}, "
+                f"CASE WHEN t.{pk} IS NULL THEN NULL ELSE {_json(target, 't')} END, "
+                f"{_json(target, 'src', columns=cols)}, false, NULL "
                 f"FROM src LEFT JOIN {table} t ON {_join(target)} WHERE t.{pk} IS NULL OR {differs}",
-                [*source_params, run.pk, owner_id],
+                [*source_params, run_id, owner_id],
             )
+        if upserts and connection.vendor == "sqlite":  # for the upsert (PostgreSQL's counts its own)
+            # the run's journal holds nothing else yet: its rows, counted by op
+            cursor.execute(
+                f"SELECT count(*) FILTER (WHERE op = 'created'), count(*) FILTER (WHERE op = 'updated') "
+                f"FROM {q(RunChange._meta.db_table)} WHERE run_id = %s",
+                [run_id],
+            )
+            created, updated = cursor.fetchone()
+            counts = (created or 0, updated or 0)
         if doomed is not None:
             ids, ids_params = doomed.values("pk").query.sql_with_params()
             cursor.execute(
-                f"{insert}SELECT %s, 'deleted', {_pg_key(target, 't')}, {_pg_json(target, 't')}, NULL, false, NULL "
+                f"{insert}SELECT %s, 'deleted', {_key(target, 't')}, {_json(target, 't')}, NULL, false, NULL "
                 f"FROM {table} t WHERE t.{pk} IN ({ids})",
-                [run.pk, *ids_params],
+                [run_id, *ids_params],
             )
+    return counts
