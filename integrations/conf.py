@@ -66,6 +66,8 @@ _DEFAULTS = {
     "INTEGRATIONS_BEHIND_AFTER": (int, 900),
     # more runs than this hitting one condition in one sweep: staff get one digest, not one e-mail each
     "INTEGRATIONS_ALERT_DIGEST_AFTER": (int, 3),
+    # benchmarks only (bench/engine.py measures the journal's cost): no change journal, so no undo
+    "INTEGRATIONS_BENCH_NO_JOURNAL": (bool, False),
 }
 
 

@@ -22,12 +22,12 @@ applied run created on PostgreSQL keeps no `after` but a 64-bit `digest` of the 
 
 import datetime
 import decimal
-import os
 import uuid
 
 from django.conf import settings
 from django.db import connection
 
+from ..conf import conf
 from ..models import RunChange, SyncRun
 from ..targets import Target
 from . import staging
@@ -38,7 +38,7 @@ Op = RunChange.Op
 
 def enabled() -> bool:
     # for the bench's A/B measurement only (bench/engine.py): the journal is part of the contract
-    return os.environ.get("INTEGRATIONS_BENCH_NO_JOURNAL") != "1"
+    return not conf.BENCH_NO_JOURNAL
 
 
 def folds_into_upsert(run: SyncRun) -> bool:
