@@ -281,7 +281,9 @@ def _value(field, expr: str, *, key: bool = False) -> str:
     if kind == "BooleanField":  # stored 1/0
         return f"CASE WHEN {expr} IS NULL THEN NULL WHEN {expr} THEN json('true') ELSE json('false') END"
     if kind == "DecimalField":  # stored as a REAL (or an INTEGER): Django reads it quantized
-        return f"CASE WHEN {expr} IS NULL THEN NULL ELSE printf('%.{field.decimal_places}f', {expr}) END"
+        # '%%': the statement always runs with parameters, which turn it into one '%' (and DEBUG's
+        # last_executed_query formats the SQL with `%`: a lone '%' there was a crash)
+        return f"CASE WHEN {expr} IS NULL THEN NULL ELSE printf('%%.{field.decimal_places}f', {expr}) END"
     if kind == "DateTimeField":  # stored "YYYY-MM-DD HH:MM:SS[.ffffff]", in UTC when USE_TZ
         offset = " || '+00:00'" if settings.USE_TZ else ""
         # the key as str(datetime) (a space), a value as its isoformat (a T)
@@ -292,7 +294,7 @@ def _value(field, expr: str, *, key: bool = False) -> str:
     if kind == "JSONField":  # stored as JSON text
         return f"json({expr})"
     if kind == "FloatField":  # every digit a double needs (SQLite's JSON keeps only 15)
-        return f"CASE WHEN {expr} IS NULL THEN NULL ELSE json(printf('%!.17g', {expr})) END"
+        return f"CASE WHEN {expr} IS NULL THEN NULL ELSE json(printf('%%!.17g', {expr})) END"
     raise ValueError(f"no SQL for a {kind} in the journal")  # in_sql() said no: _py_record
 
 
