@@ -95,7 +95,8 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
 
     # SPEC 13: what the writes below change (or, for a dry run, would), from the same plan
     fold = journal.folds_into_upsert(run)
-    counts = journal.record(run, target, owner_id, doomed, upserts=not fold)
+    fold_deletes = doomed is not None and journal.folds_deletes(run, target)
+    counts = journal.record(run, target, owner_id, None if fold_deletes else doomed, upserts=not fold)
     if run.dry_run:
         created, updated, unchanged = diff_counts(run, target, owner_id)
         deleted = plan.count()
@@ -103,7 +104,7 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
     else:
         created, updated = upsert(run, target, owner_id, journal_run=run if fold else None, counts=counts)
         unchanged = staged.count() - created - updated
-        deleted = plan.delete()
+        deleted = journal.delete_journaled(run, target, doomed) if fold_deletes else plan.delete()
 
     status = Status.PARTIAL if failed else Status.SUCCEEDED
     if failed:

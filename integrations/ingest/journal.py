@@ -26,6 +26,7 @@ import uuid
 
 from django.conf import settings
 from django.db import connection
+from django.db.models.deletion import Collector
 
 from ..conf import conf
 from ..models import RunChange, SyncRun
@@ -47,6 +48,34 @@ def folds_into_upsert(run: SyncRun) -> bool:
     rows feeds both its INSERT and the journal's (`pg_upsert_journal`); `record` journals the
     deletions only. A dry run and a held run write nothing: `record` journals everything."""
     return enabled() and connection.vendor == "postgresql" and not run.dry_run
+
+
+def folds_deletes(run: SyncRun, target: Target) -> bool:
+    """Does the DELETE journal the rows it removes (PostgreSQL, a run that applies, a target whose
+    rows Django deletes in one statement: no cascade, no signal)? Then the deletion plan's anti-join
+    runs once, in `delete_journaled`, not once for the journal and again for the delete."""
+    if not folds_into_upsert(run) or not in_sql(target):
+        return False
+    return Collector(using=connection.alias).can_fast_delete(target.model)
+
+
+def delete_journaled(run: SyncRun, target: Target, doomed) -> int:
+    """Delete `doomed` (the deletion plan's rows) and journal each row as it was, in one statement
+    (`DELETE ... RETURNING` feeding the journal's INSERT); how many rows went. Only where
+    `folds_deletes` said yes: Django would have deleted them in one statement too."""
+    q = connection.ops.quote_name
+    table = q(target.model._meta.db_table)
+    pk = q(target.model._meta.pk.column)
+    run_id = RunChange._meta.get_field("run").get_db_prep_value(run.pk, connection)
+    ids, ids_params = doomed.values("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH gone AS (DELETE FROM {table} t WHERE t.{pk} IN ({ids}) RETURNING t.*) "
+            f"{_insert()}SELECT %s, 'deleted', {_key(target, 'gone')}, {_json(target, 'gone')}, NULL, false, NULL "
+            f"FROM gone",
+            [*ids_params, run_id],
+        )
+        return cursor.rowcount
 
 
 def record(run: SyncRun, target: Target, owner_id, doomed, *, upserts: bool = True) -> tuple[int, int] | None:
