@@ -12,31 +12,10 @@ from django.urls import reverse
 from catalog.models import Product
 from integrations.models import ApiKey, Integration, SyncRun
 from tests.support import product, scenarios, sync
-from tests.support.admin import change_form_data
+from tests.support.admin import change_form_data, integration_post, page_messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
 S = SyncRun.Status
-
-
-@pytest.fixture
-def world(transactional_db):
-    return scenarios.build()
-
-
-@pytest.fixture
-def boss(client, transactional_db):
-    client.force_login(scenarios.make_superuser())
-    return client
-
-
-@pytest.fixture
-def reviewer(client, transactional_db):
-    client.force_login(scenarios.make_reviewer())
-    return client
-
-
-def page_messages(response):
-    return [str(m) for m in response.context["messages"]] if response.context else []
 
 
 # --- held runs --------------------------------------------------------------------------------
@@ -219,25 +198,6 @@ def test_customer_contacts_are_checked(boss, world):
 
 
 # --- integrations: validated settings -----------------------------------------------------------
-
-
-def integration_post(owner, **overrides):
-    data = {
-        "customer": owner.pk,
-        "slug": "erp",
-        "target": "catalog.product",
-        "default_mode": "full",
-        "is_active": "on",
-        "field_map": '{"Title": "name", "Legacy": null}',
-        "adapter": "",
-        "max_error_rate": "5",
-        "max_deletes_percent": "20",
-        "webhook_url": "",
-        "webhook_secret": "",
-        "contacts": "a@acme.example",
-    }
-    data.update(overrides)
-    return data
 
 
 @pytest.mark.parametrize(

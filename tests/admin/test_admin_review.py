@@ -15,24 +15,10 @@ from catalog.models import Product
 from integrations import services
 from integrations.models import ApiKey, Integration, SyncBatch, SyncRun
 from tests.support import product, scenarios, sync
+from tests.support.admin import page_messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
 S = SyncRun.Status
-
-
-@pytest.fixture
-def world(transactional_db):
-    return scenarios.build()
-
-
-@pytest.fixture
-def boss(client, transactional_db):
-    client.force_login(scenarios.make_superuser())
-    return client
-
-
-def page_messages(response):
-    return [str(m) for m in response.context["messages"]] if response.context else []
 
 
 def csv_rows(response) -> list[list[str]]:

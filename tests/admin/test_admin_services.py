@@ -12,17 +12,9 @@ from integrations import services, storage
 from integrations.admin import REVIEWERS_GROUP, ensure_reviewer_group
 from integrations.exceptions import Conflict, InvalidInput, NotFound, PayloadGone
 from integrations.models import ApiKey, Customer, Integration, SyncRun
-from tests.support import scenarios
-
-from .test_admin_actions import change_form_data, integration_post, page_messages
+from tests.support.admin import change_form_data, integration_post, page_messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def boss(client, transactional_db):
-    client.force_login(scenarios.make_superuser())
-    return client
 
 
 def customer_post(**overrides):

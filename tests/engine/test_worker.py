@@ -1,11 +1,6 @@
 """The real worker path: a `manage.py qcluster` process (ORM broker) picks up the tasks of runs
 created here, validates batches in parallel and applies; order per integration holds."""
 
-import os
-import signal
-import subprocess
-import sys
-
 import pytest
 from django.conf import settings
 
@@ -13,7 +8,7 @@ from catalog.models import Product
 from integrations import services
 from integrations.models import SyncRun
 from tests.support import product
-from tests.support.processes import database_url, post, wait_for
+from tests.support.processes import post, qcluster, wait_for
 
 pytestmark = pytest.mark.slow  # a real qcluster process
 S = SyncRun.Status
@@ -22,30 +17,8 @@ S = SyncRun.Status
 @pytest.fixture
 def worker(transactional_db, tmp_path, settings):
     settings.INTEGRATIONS_RUN_TASKS_INLINE = False
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "MEDIA_ROOT": settings.MEDIA_ROOT,
-        "Q_WORKERS": "2",
-        "EMAIL_URL": "dummymail://",
-        "INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE": "true",
-    }
-    env.pop("REDIS_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    yield proc
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
+    with qcluster(2, INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE="true") as proc:
+        yield proc
 
 
 def test_worker_processes_runs_in_order(worker, integration, customer):

@@ -2,11 +2,6 @@
 forces DEBUG off, which is how `CursorDebugWrapper.copy_expert() got an unexpected keyword argument
 'size'` (PostgreSQL staging) slipped through: these tests turn it on and prove the debug cursor is used."""
 
-import os
-import signal
-import subprocess
-import sys
-
 import pytest
 from django.db import connection, reset_queries
 from django.db.backends.utils import CursorDebugWrapper
@@ -15,7 +10,7 @@ from catalog.models import Product
 from integrations import services
 from integrations.models import SyncRun
 from tests.support import product, sync
-from tests.support.processes import database_url, post, wait_for
+from tests.support.processes import post, qcluster, wait_for
 
 S = SyncRun.Status
 
@@ -57,30 +52,8 @@ def test_the_worker_empties_the_query_log_before_each_task(debug_on):
 def debug_worker(transactional_db, settings):
     """A real `manage.py qcluster` with DEBUG=true, as a fresh startproject host runs it."""
     settings.INTEGRATIONS_RUN_TASKS_INLINE = False
-    env = {
-        **os.environ,
-        "DEBUG": "true",
-        "DATABASE_URL": database_url(),
-        "MEDIA_ROOT": settings.MEDIA_ROOT,
-        "Q_WORKERS": "1",
-        "EMAIL_URL": "dummymail://",
-    }
-    env.pop("REDIS_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    yield proc
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
+    with qcluster(1, DEBUG="true") as proc:
+        yield proc
 
 
 @pytest.mark.slow

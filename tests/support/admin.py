@@ -75,3 +75,28 @@ def change_form_data(response):
             for name in sub.fields:
                 put(sub, name)
     return data
+
+
+def page_messages(response):
+    """The messages framework's messages a response showed."""
+    return [str(m) for m in response.context["messages"]] if response.context else []
+
+
+def integration_post(owner, **overrides):
+    """The POST of the admin's integration add form, valid unless `overrides` break it."""
+    data = {
+        "customer": owner.pk,
+        "slug": "erp",
+        "target": "catalog.product",
+        "default_mode": "full",
+        "is_active": "on",
+        "field_map": '{"Title": "name", "Legacy": null}',
+        "adapter": "",
+        "max_error_rate": "5",
+        "max_deletes_percent": "20",
+        "webhook_url": "",
+        "webhook_secret": "",
+        "contacts": "a@acme.example",
+    }
+    data.update(overrides)
+    return data

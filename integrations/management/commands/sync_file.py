@@ -1,3 +1,4 @@
+import contextlib
 import time
 
 from django.core.management.base import CommandError
@@ -46,28 +47,17 @@ class Command(ServiceCommand):
             stream = open(path, "rb")
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc.strerror}") from None
-        with stream:
-            if wait:
-                with inline():  # do the work in this process; a running worker may share it safely
-                    run = services.upload_create(
-                        integration=target,
-                        stream=stream,
-                        filename=path,
-                        fmt=fmt,
-                        mode=mode,
-                        dry_run=dry_run,
-                        source=SyncRun.Source.COMMAND,
-                    )
-            else:
-                run = services.upload_create(
-                    integration=target,
-                    stream=stream,
-                    filename=path,
-                    fmt=fmt,
-                    mode=mode,
-                    dry_run=dry_run,
-                    source=SyncRun.Source.COMMAND,
-                )
+        # --wait: do the work in this process (a running worker may share it safely)
+        with stream, inline() if wait else contextlib.nullcontext():
+            run = services.upload_create(
+                integration=target,
+                stream=stream,
+                filename=path,
+                fmt=fmt,
+                mode=mode,
+                dry_run=dry_run,
+                source=SyncRun.Source.COMMAND,
+            )
         self.stdout.write(str(run.pk))
         if not wait:
             return
