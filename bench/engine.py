@@ -11,9 +11,11 @@ referencing one of the customer's 100 categories; cases (A) first load and (B) i
 against a ceiling that resolves the reference by a join to crm_category in the same statement.
 BENCH_CASES=product or =contact runs one half only.
 Journal cost (SPEC 13, issue 15), catalog.product only: before the cases above, the same sequence
-(ceiling then engine, case by case, on the same data) runs once more from the same table state (the bench
-and ceiling owners' rows removed, VACUUM ANALYZE) through a cluster started with
-INTEGRATIONS_BENCH_NO_JOURNAL=1; the cases above (journal on) are the other half of the comparison. Then case C is undone through the service and the worker (as `undo_run RUN --yes` does),
+(ceiling then engine, case by case, on the same data, from the same table state: the bench and ceiling
+owners' rows removed, VACUUM ANALYZE) runs BENCH_JOURNAL_ROUNDS times (default 3), alternating a cluster
+started with INTEGRATIONS_BENCH_NO_JOURNAL=1 and one with the journal: off, on, off; the cases above are
+the last journal-on round. The cost is the median on against the median off: a difference of two noisy
+times, measured on both sides early and late in the bench. Then case C is undone through the service and the worker (as `undo_run RUN --yes` does),
 timed from the undo's creation to its end state, and the table is checked against its state before C.
 Results go to stdout and bench/RESULTS.md.
 """
@@ -23,6 +25,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +39,8 @@ NEIGHBOUR_ROWS = int(os.environ.get("BENCH_NEIGHBOUR_ROWS", 100_000))
 CONTACTS = int(os.environ.get("BENCH_CONTACTS", N))
 CASES = os.environ.get("BENCH_CASES", "product,contact").split(",")
 CATEGORIES = 100
+# journal cost: rounds before the main cases, alternating off, on, off, ... (the main cases are one more on)
+JOURNAL_ROUNDS = int(os.environ.get("BENCH_JOURNAL_ROUNDS", 3))
 BATCH = 50_000
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/integrations_bench")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
@@ -308,13 +313,13 @@ def table_state(owner) -> tuple[int, int]:
     return n, int(checksum)
 
 
-def journal_off_round(integration, owner, ceiling_owner) -> dict:
-    """A, B and C with the journal switched off in the worker (INTEGRATIONS_BENCH_NO_JOURNAL is read
-    there, by journal.enabled()): {case: (seconds, peak RSS MB)}. Each case's ceiling runs before it,
-    not reported, so that the table holds the same rows before each engine run as in the journal-on
-    round (the ceiling's rows beside the bench's)."""
+def journal_round(integration, owner, ceiling_owner, *, journal: bool) -> dict:
+    """A, B and C through a cluster of their own, with the journal on or switched off in the worker
+    (INTEGRATIONS_BENCH_NO_JOURNAL, read there by journal.enabled()): {case: (seconds, peak RSS MB)}.
+    Each case's ceiling runs before it, not reported, so that the table holds the same rows before
+    each engine run as in every other round (the ceiling's rows beside the bench's)."""
     reset_rows(owner, ceiling_owner)
-    cluster = Cluster({**ENV, "INTEGRATIONS_BENCH_NO_JOURNAL": "1"})
+    cluster = Cluster(ENV if journal else {**ENV, "INTEGRATIONS_BENCH_NO_JOURNAL": "1"})
     out = {}
     try:
         for case, label in PRODUCT_CASES:
@@ -322,10 +327,10 @@ def journal_off_round(integration, owner, ceiling_owner) -> dict:
             ceiling(records, ceiling_owner.pk)
             elapsed, run, peak = engine(integration, records, cluster)
             assert run.status == "succeeded", (run.status, run.message)
-            assert not run.changes.exists(), "journal off, yet the run journaled"
+            assert run.changes.exists() == journal, f"journal {'on' if journal else 'off'}: changes {run.counts}"
             print(
-                f"{case} {label}, journal off: engine {len(records) / elapsed:,.0f} rec/s ({elapsed:.1f} s), "
-                f"worker peak RSS {peak:.0f} MB",
+                f"{case} {label}, journal {'on' if journal else 'off'}: engine {len(records) / elapsed:,.0f} rec/s "
+                f"({elapsed:.1f} s), worker peak RSS {peak:.0f} MB",
                 flush=True,
             )
             out[case] = (elapsed, peak)
@@ -334,6 +339,17 @@ def journal_off_round(integration, owner, ceiling_owner) -> dict:
         cluster.stop()
     reset_rows(owner, ceiling_owner)
     return out
+
+
+def journal_rounds(integration, owner, ceiling_owner) -> tuple[list, list]:
+    """The journal's cost is a difference of two noisy times: rounds alternate off, on, off, ...
+    (JOURNAL_ROUNDS rounds before the main cases, which are the last journal-on round), so that
+    a slower machine late or early in the bench weighs on both sides. ([off rounds], [on rounds])."""
+    off, on = [], []
+    for i in range(JOURNAL_ROUNDS):
+        journal = i % 2 == 1
+        (on if journal else off).append(journal_round(integration, owner, ceiling_owner, journal=journal))
+    return off, on
 
 
 def undo(run: SyncRun, owner, before: tuple[int, int], cluster: Cluster) -> tuple:
@@ -394,10 +410,10 @@ def main():
         Contact.objects.filter(customer=neighbour).count(),
     )
 
-    journal_off = journal_off_round(integration, bench, ceiling_owner) if "product" in CASES else {}
+    journal_off, journal_on = journal_rounds(integration, bench, ceiling_owner) if "product" in CASES else ([], [])
     cluster = Cluster()
     results = []
-    journal_on = {}
+    main_on = {}
     undone = None
     try:
         if "product" in CASES:
@@ -406,7 +422,7 @@ def main():
                 ceil = ceiling(records, ceiling_owner.pk)
                 before = table_state(bench) if case == "C" else None
                 results.append(measure(f"{case} {label}", integration, records, ceil, cluster))
-                journal_on[case] = (results[-1][3], results[-1][4])
+                main_on[case] = (results[-1][3], results[-1][4])
                 del records
             undone = undo(SyncRun.objects.get(pk=results[-1][6]), bench, before, cluster)
         if "contact" in CASES:
@@ -422,7 +438,7 @@ def main():
         Product.objects.filter(customer=neighbour).count(),
         Contact.objects.filter(customer=neighbour).count(),
     ) == neighbour_before
-    write_results(results, journal_off, journal_on, undone)
+    write_results(results, journal_off, journal_on + ([main_on] if main_on else []), undone)
 
 
 def measure(label: str, integration, records: list[dict], ceil: float, cluster: Cluster) -> tuple:
@@ -458,19 +474,24 @@ def write_results(results, journal_off=None, journal_on=None, undone=None):
         targets = {"A": 0.25, "B": 0.05, "C": 0.25}  # issue 15
         lines += [
             "",
-            "Journal cost (catalog.product, SPEC 13): the same cases on the same data from the same table state, "
-            "once through a",
-            "cluster started with INTEGRATIONS_BENCH_NO_JOURNAL=1 (before the cases above) and once "
-            "with the journal (the cases above).",
+            f"Journal cost (catalog.product, SPEC 13): the same cases on the same data from the same table state, "
+            f"in {len(journal_off) + len(journal_on)} rounds alternating",
+            "a cluster started with INTEGRATIONS_BENCH_NO_JOURNAL=1 (off) and one with the journal (on; the last on "
+            "round is the cases above); the median of each side, every round's time in order.",
             "",
-            "| case | journal off | journal on | slowdown | target | worker peak RSS off / on |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| case | journal off (median) | journal on (median) | slowdown | target | rounds off | rounds on "
+            "| worker peak RSS off / on |",
+            "|---|---:|---:|---:|---:|---|---|---:|",
         ]
         for case, label in PRODUCT_CASES:
-            (off, rss_off), (on, rss_on) = journal_off[case], journal_on[case]
+            offs = [r[case][0] for r in journal_off]
+            ons = [r[case][0] for r in journal_on]
+            off, on = statistics.median(offs), statistics.median(ons)
+            rss_off, rss_on = max(r[case][1] for r in journal_off), max(r[case][1] for r in journal_on)
             lines.append(
-                f"| {case} {label} | {off:.1f} s | {on:.1f} s | {on / off - 1:+.0%} | "
-                f"<= {targets[case]:.0%} | {rss_off:.0f} / {rss_on:.0f} MB |"
+                f"| {case} {label} | {off:.1f} s | {on:.1f} s | {on / off - 1:+.0%} | <= {targets[case]:.0%} | "
+                f"{', '.join(f'{t:.1f}' for t in offs)} s | {', '.join(f'{t:.1f}' for t in ons)} s | "
+                f"{rss_off:.0f} / {rss_on:.0f} MB |"
             )
     if undone:
         elapsed, peak, counts, rows = undone

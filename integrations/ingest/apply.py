@@ -308,22 +308,39 @@ def upsert(
     conflict = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
     if postgres:
         select_cols = ", ".join(["%s", *keys] + [q(c) for c in cols] + other_exprs)
-        extra, returning, journaled, journal_params = "", "", "", []
-        if journal_run is not None:
-            extra, returning, cte = journal.pg_upsert_journal(target, cols, "changed", "up")
-            extra, journaled, journal_params = f", {extra}", f", j AS ({cte})", [journal_run.pk] * 2
-        sql = (
-            f"WITH src AS ({source}), "
-            f"changed AS (SELECT src.*{extra} FROM src LEFT JOIN {table} t ON {_join(target)} "
-            f"  WHERE t.{pk} IS NULL OR {differs}), "
-            f"up AS (INSERT INTO {table} ({insert_cols}) SELECT {select_cols} FROM changed "
-            f"  ON CONFLICT ({owner}, {', '.join(keys)}) {conflict} RETURNING (xmax = 0) AS inserted{returning}){journaled} "
-            f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*source_params, owner_id, owner_id, *other_params, *set_params, *journal_params])
-            created, updated = cursor.fetchone()
-        return created, updated
+
+        def run_upsert(updates: bool) -> tuple[int, int]:
+            extra, returning, journaled, journal_params = "", "", "", []
+            if journal_run is not None:
+                extra, returning, cte = journal.pg_upsert_journal(target, cols, "changed", "up", updates=updates)
+                extra = f", {extra}" if extra else ""
+                journaled, journal_params = f", j AS ({cte})", [journal_run.pk] * (2 if updates else 1)
+            sql = (
+                f"WITH src AS ({source}), "
+                f"changed AS (SELECT src.*{extra} FROM src LEFT JOIN {table} t ON {_join(target)} "
+                f"  WHERE t.{pk} IS NULL OR {differs}), "
+                f"up AS (INSERT INTO {table} ({insert_cols}) SELECT {select_cols} FROM changed "
+                f"  ON CONFLICT ({owner}, {', '.join(keys)}) {conflict} RETURNING (xmax = 0) AS inserted{returning})"
+                f"{journaled} SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
+            )
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [*source_params, owner_id, owner_id, *other_params, *set_params, *journal_params])
+                return cursor.fetchone()
+
+        if journal_run is None or _owner_has_rows(target, owner_id):
+            return run_upsert(updates=True)
+        # a first load: nothing to update, so the journal reads only what the INSERT returns and the
+        # prefilter is not kept for it (1,000,000 rows written to a temporary file and read back, a
+        # second of a first load's journal). Should a row of the owner appear between the check and
+        # the statement (a hand edit), the statement updated it: it is undone and run in full.
+        try:
+            with transaction.atomic():
+                created, updated = run_upsert(updates=False)
+                if updated:
+                    raise _RowsAppeared
+            return created, updated
+        except _RowsAppeared:
+            return run_upsert(updates=True)
     created, updated = counts if counts is not None else diff_counts(run, target, owner_id)[:2]
     if not created and not updated:
         return 0, 0
@@ -342,6 +359,20 @@ def upsert(
     with connection.cursor() as cursor:
         cursor.execute(sql, [*source_params, owner_id, *other_params, *set_params])
     return created, updated
+
+
+class _RowsAppeared(Exception):
+    """The owner had no rows when the upsert began, and had some when it ran (see upsert)."""
+
+
+def _owner_has_rows(target: Target, owner_id) -> bool:
+    """Has the owner any row of the target (whatever the model's default manager hides)?"""
+    q = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {q(target.model._meta.db_table)} WHERE {q(target.owner_column)} = %s LIMIT 1", [owner_id]
+        )
+        return cursor.fetchone() is not None
 
 
 def _source(target: Target, run_id, owner_id) -> tuple[str, list, list[str]]:

@@ -421,18 +421,20 @@ def pg_digest(target: Target, alias: str) -> str:
     return f"hash_record_extended(ROW({columns}), 0)"
 
 
-def pg_upsert_journal(target: Target, cols: list[str], changed: str, up: str) -> tuple[str, str, str]:
+def pg_upsert_journal(
+    target: Target, cols: list[str], changed: str, up: str, *, updates: bool = True
+) -> tuple[str, str, str]:
     """For the upsert (PostgreSQL): (the extra columns its prefilter `changed` selects beside the
     staged record: the existing row's primary key as "_j_old" and its synced fields as JSON as
     "_j_before"; what its INSERT returns beside `inserted`; a CTE journaling what it wrote, taking
-    the run's id as its two parameters). An updated row is journaled from `changed`, with its values
-    before and after; a created row from what the INSERT returned: its key and, where the target
-    allows (`digests`), only the digest of its values (its JSON was most of a first load's
-    journal), else its values."""
+    the run's id as its parameters, one per branch). An updated row is journaled from `changed`, with
+    its values before and after; a created row from what the INSERT returned: its key and, where the
+    target allows (`digests`), only the digest of its values (its JSON was most of a first load's
+    journal), else its values. Without `updates` (the owner has no rows: a first load) only the
+    created rows, and the prefilter selects nothing extra (read once, it is not kept for the journal)."""
     q = connection.ops.quote_name
     pk = q(target.model._meta.pk.column)
     table = q(target.model._meta.db_table)
-    extra = f"t.{pk} AS _j_old, CASE WHEN t.{pk} IS NULL THEN NULL ELSE {_json(target, 't')} END AS _j_before"
     keys = "".join(f", {table}.{q(c)}" for c in target.key_columns)
     if digests(target):
         returning = f"{keys}, {pg_digest(target, table)} AS _j_digest"
@@ -440,10 +442,14 @@ def pg_upsert_journal(target: Target, cols: list[str], changed: str, up: str) ->
     else:
         returning = f"{keys}, {_json(target, table)} AS _j_after"
         created = "_j_after, false, NULL"
+    cte = f"SELECT %s, 'created', {_key(target, up)}, NULL, {created} FROM {up} WHERE inserted"
+    if not updates:
+        return "", returning, f"{_insert()}{cte}"
+    extra = f"t.{pk} AS _j_old, CASE WHEN t.{pk} IS NULL THEN NULL ELSE {_json(target, 't')} END AS _j_before"
     cte = (
         f"{_insert()}SELECT %s, 'updated', {_key(target, changed)}, _j_before, "
         f"{_json(target, changed, columns=cols)}, false, NULL FROM {changed} WHERE _j_old IS NOT NULL "
-        f"UNION ALL SELECT %s, 'created', {_key(target, up)}, NULL, {created} FROM {up} WHERE inserted"
+        f"UNION ALL {cte}"
     )
     return extra, returning, cte
 
