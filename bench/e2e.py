@@ -84,39 +84,74 @@ client = Client({url!r}, {key!r}, format={fmt!r})
 t0, wall0 = time.perf_counter(), time.time()
 report = client.sync("products", snapshot({case!r}, {n}), poll_timeout=7200)
 seconds = time.perf_counter() - t0
+usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({{"seconds": seconds, "report": str(report), "start": wall0, "end": time.time(),
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "peak_mb": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime}}))
 """
 
 
 # --- peak memory: RSS of each process group, sampled -----------------------------------------------
 
 
+def busy_seconds() -> float:
+    """CPU time the whole machine has spent busy (every core, every process) since boot."""
+    with open("/proc/stat") as stat:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in stat.readline().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 class Peaks(threading.Thread):
+    """Peak RSS and CPU time of each process group (the web, the worker), sampled from /proc; and
+    the CPU time the machine spent meanwhile (the client's, the database's, everything's)."""
+
     def __init__(self, groups: dict):
         super().__init__(daemon=True)
         self.groups, self.peak, self.done = groups, dict.fromkeys(groups, 0.0), threading.Event()
+        self.cpu: dict[tuple[str, int], float] = {}  # (role, pid): CPU seconds, the last seen
+        self.busy0 = busy_seconds()
+        self.cpu0 = self._sample(initial=True)
+
+    def _sample(self, initial: bool = False) -> dict:
+        tick = os.sysconf("SC_CLK_TCK")
+        seen = {}
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                pgid = os.getpgid(int(pid))
+                role = next((r for r, g in self.groups.items() if g == pgid), None)
+                if role is None:
+                    continue
+                with open(f"/proc/{pid}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                seen[(role, int(pid))] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+                if initial:
+                    continue
+                for line in open(f"/proc/{pid}/status"):
+                    if line.startswith("VmRSS:"):
+                        self.peak[role] = max(self.peak[role], int(line.split()[1]) / 1024)
+            except (OSError, ProcessLookupError, IndexError, ValueError):
+                pass
+        return seen
 
     def run(self):
         while not self.done.wait(0.2):
-            for pid in os.listdir("/proc"):
-                if not pid.isdigit():
-                    continue
-                try:
-                    pgid = os.getpgid(int(pid))
-                    role = next((r for r, g in self.groups.items() if g == pgid), None)
-                    if role is None:
-                        continue
-                    for line in open(f"/proc/{pid}/status"):
-                        if line.startswith("VmRSS:"):
-                            self.peak[role] = max(self.peak[role], int(line.split()[1]) / 1024)
-                except (OSError, ProcessLookupError):
-                    pass
+            self.cpu.update(self._sample())
 
     def stop(self) -> dict:
         self.done.set()
         self.join()
+        self.cpu.update(self._sample())
+        self.busy = busy_seconds() - self.busy0
         return self.peak
+
+    def cpu_seconds(self) -> dict:
+        """CPU seconds each group spent between start and stop (a process that ended between two
+        samples counts up to its last sample)."""
+        out = dict.fromkeys(self.groups, 0.0)
+        for (role, pid), seconds in self.cpu.items():
+            out[role] += seconds - self.cpu0.get((role, pid), 0.0)
+        return out
 
 
 # --- the ceilings ---------------------------------------------------------------------------------
@@ -237,6 +272,17 @@ def phases(procs, out: dict) -> str:
     )
 
 
+def cpu_text(peaks: Peaks, out: dict) -> str:
+    """Where the machine's CPU went during the case: the client (its own rusage, which includes the
+    interpreter's start), the web and worker groups, everything else (the database, the broker)."""
+    cpu = peaks.cpu_seconds()
+    rest = peaks.busy - out["cpu"] - cpu["web"] - cpu["worker"]
+    return (
+        f"CPU s: client {out['cpu']:.1f}, web {cpu['web']:.1f}, worker {cpu['worker']:.1f}, "
+        f"database and rest {rest:.1f}, of {peaks.busy:.1f} busy"
+    )
+
+
 def clear(stack: str, url: str, owners) -> None:
     sql = f"DELETE FROM catalog_product WHERE customer_id IN ({', '.join(str(o) for o in owners)})"
     if stack == "sqlite":
@@ -313,11 +359,12 @@ def run_stack(stack: str) -> list[dict]:
                     "client_mb": out["peak_mb"],
                     "shape": shape,
                     "phases": phases(procs, out),
+                    "cpu": cpu_text(peaks, out),
                 }
                 print(
                     f"{stack:8} {fmt:8} {case}: {out['seconds']:6.1f} s ({n / out['seconds']:,.0f} rec/s), ceiling "
                     f"{ceil:5.2f} s ({n / ceil:,.0f} rec/s), {row['ratio']:.0%}; peaks worker {mem['worker']:.0f} MB, "
-                    f"web {mem['web']:.0f} MB, client {out['peak_mb']:.0f} MB | {row['phases']} | {out['report']}",
+                    f"web {mem['web']:.0f} MB, client {out['peak_mb']:.0f} MB | {row['phases']} | {row['cpu']} | {out['report']}",
                     flush=True,
                 )
                 results.append(row)
