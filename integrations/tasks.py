@@ -39,7 +39,7 @@ def split_upload(run_id):
     _guarded("split_upload", run_id, services.upload_split)
 
 
-def validate_batch(batch_id):
+def validate_batch(batch_id, early_task=False):
     from .models import SyncBatch
 
     # the batch's run and its names in the one query that was needed for run_id anyway
@@ -50,7 +50,7 @@ def validate_batch(batch_id):
         task="validate_batch", run_id=run_id, batch_seq=seq, integration=integration, customer=customer
     ):
         try:
-            _reported(services.batch_validate, batch_id=int(batch_id))
+            _reported(services.batch_validate, batch_id=int(batch_id), early_task=bool(early_task))
         except Exception as exc:
             if not run_id:
                 raise

@@ -15,6 +15,7 @@ run, or is retried, as for any batch).
 """
 
 import datetime
+import time
 
 from django.db import transaction
 from django.db.models import Q
@@ -23,6 +24,9 @@ from django.utils import timezone
 from ..conf import conf
 from ..models import Customer, SyncBatch, SyncRun
 from ..queue import Task, enqueue
+
+# how long a batch handed out after `complete` waits for the early task validating it (see wait_for_claim)
+WAIT_FOR_CLAIM = 10.0
 
 # the claim of a batch whose early validation gave up: long past, so it neither counts nor is claimed again
 GAVE_UP = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
@@ -64,7 +68,7 @@ def validate_early(*, customer_id) -> int:
         if ids:
             SyncBatch.objects.filter(pk__in=ids).update(validating_since=now)
             for batch_id in ids:
-                enqueue(Task.VALIDATE_BATCH, batch_id)
+                enqueue(Task.VALIDATE_BATCH, batch_id, True)  # the early task of its claim
     return len(ids)
 
 
@@ -72,3 +76,27 @@ def give_up(*, batch_id) -> None:
     """An early validation failed: its place is free again, and the batch is validated after
     `complete` like any other (never early again: what failed would fail again)."""
     SyncBatch.objects.filter(pk=batch_id, validated_at__isnull=True).update(validating_since=GAVE_UP)
+
+
+def begin(*, batch_id) -> None:
+    """The early task of a claimed batch starts: its claim dates from now (wait_for_claim waits for
+    a task that runs, not for one still queued behind others)."""
+    SyncBatch.objects.filter(pk=batch_id, validated_at__isnull=True, validating_since__gt=GAVE_UP).update(
+        validating_since=timezone.now()
+    )
+
+
+def wait_for_claim(batch: SyncBatch) -> bool:
+    """A batch handed out after `complete` while a worker is validating it early: rather than decode,
+    validate and stage it a second time beside that worker (the same CPU twice, on the cores the
+    apply needs), wait for it, up to WAIT_FOR_CLAIM seconds from when the early task began; a claim
+    older than that (a task the broker lost, or one that gave up) is not waited for, and the batch
+    is validated here. True when the batch is validated now (nothing left to do)."""
+    started = batch.validating_since
+    while started is not None and started > timezone.now() - datetime.timedelta(seconds=WAIT_FOR_CLAIM):
+        time.sleep(0.05)
+        row = SyncBatch.objects.filter(pk=batch.pk).values_list("validated_at", "validating_since").first()
+        if row is None or row[0] is not None:
+            return True
+        started = row[1]
+    return False

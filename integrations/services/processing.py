@@ -72,7 +72,8 @@ def run_process(*, run_id) -> None:
         enqueue(Task.SPLIT_UPLOAD, run.pk)
         return
     # what is left to validate; a batch a worker is validating early is handed out again too (an
-    # early task the broker lost must not hold the run up), which wastes at most the few of the bound
+    # early task the broker lost must not hold the run up): it waits a while for that worker first
+    # (early.wait_for_claim), so that the batch is not validated twice side by side
     pending = list(SyncBatch.objects.filter(run=run, validated_at__isnull=True).values_list("pk", flat=True))
     if not pending:
         enqueue(Task.APPLY_RUN, run.pk)
@@ -138,11 +139,16 @@ def _fail_unreadable_file(run_id, reason: str) -> SyncRun | None:
         return run_fail(run_id=run.pk, message=f"the uploaded file could not be read: {reason}")
 
 
-def batch_validate(*, batch_id) -> None:
+def batch_validate(*, batch_id, early_task: bool = False) -> None:
     """Decode, map and validate one stored batch; stage its valid records, keep its errors. A batch
-    of a run not yet started (receiving, or queued for its turn) is validated early (early.py)."""
+    of a run not yet started (receiving, or queued for its turn) is validated early (early.py;
+    `early_task`: this is the task its claim handed out)."""
     batch = SyncBatch.objects.select_related("run__integration__customer").filter(pk=batch_id).first()
     if batch is None or batch.validated_at is not None or not batch.run.is_active:
+        return
+    if early_task:
+        early.begin(batch_id=batch.pk)
+    elif early.wait_for_claim(batch):  # the early task finished it meanwhile
         return
     claimed = batch.validating_since is not None
     early_now = batch.run.status in SyncRun.EARLY_STATES
@@ -182,13 +188,17 @@ def _validate(batch: SyncBatch, *, early_now: bool) -> None:
         return
     staging.ensure_table(target)
     with transaction.atomic():
+        # the rows first, the locks last: a batch POST, `complete` or a cancel of this run (each
+        # locks the run's row) waits for the few statements below, not for the rows' COPY
+        staged = stage_batch(run_id=run.pk, seq=batch.seq, result=result, target=target)
         locked = SyncBatch.objects.select_for_update().get(pk=batch.pk)
-        # the run's row locked too: a cancel commits before this (and its cleanup finds these rows)
-        # or after (and finds them too), never in between
+        # the run's row locked too: a cancel that committed before this is seen here (and these
+        # rows go with the rollback); one after it waits for the commit (its cleanup finds them)
         run_now = SyncRun.objects.select_for_update().filter(pk=run.pk).values_list("status", flat=True).first()
         if locked.validated_at is not None or run_now not in SyncRun.ACTIVE_STATES:
+            transaction.set_rollback(True)  # staged by another worker meanwhile, or the run ended
             return
-        locked.staged = stage_batch(run_id=run.pk, seq=batch.seq, result=result, target=target)
+        locked.staged = staged
         locked.validated_at = timezone.now()
         locked.valid, locked.invalid = len(result.valid), len(result.problems)
         locked.save(update_fields=["validated_at", "valid", "invalid", "staged"])

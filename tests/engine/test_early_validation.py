@@ -3,6 +3,7 @@ staged at once, the apply still waits for `complete` and for rule 6's order, a r
 unapplied drops what it staged, counts stay exact, and one customer's early validations are bounded."""
 
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -12,12 +13,19 @@ from catalog.models import Product
 from integrations import services, storage
 from integrations.ingest import staging
 from integrations.models import RecordError, SyncBatch, SyncRun
-from integrations.services import early
+from integrations.services import early, processing
 from integrations.targets import get_target
 from tests.support import product
 
 S = SyncRun.Status
 TARGET = "catalog.product"
+
+
+@pytest.fixture(autouse=True)
+def no_wait_for_claims(monkeypatch):
+    """These tests are the workers: a claimed batch they validate after `complete` is one whose early
+    task never ran (a lost task), which is not waited for (early.wait_for_claim)."""
+    monkeypatch.setattr(early, "WAIT_FOR_CLAIM", 0.0)
 
 
 def body(records, seq=1) -> bytes:
@@ -193,7 +201,8 @@ def test_early_validation_can_be_turned_off(integration, settings):
     assert fresh(run).status == S.SUCCEEDED and Product.objects.filter(sku="A").exists()
 
 
-def test_a_lost_early_task_does_not_hold_the_run_up(integration, customer, settings):
+def test_a_lost_early_task_does_not_hold_the_run_up(integration, customer, settings, monkeypatch):
+    monkeypatch.setattr(early, "WAIT_FOR_CLAIM", 0.3)  # a batch handed out again waits this long for its claim
     settings.INTEGRATIONS_RUN_TASKS_INLINE = False  # the early task goes to a queue no worker reads: lost
     run, _ = services.run_create(integration=integration, mode="incremental")
     batch = receive(run, 1, [product("A")])
@@ -201,3 +210,39 @@ def test_a_lost_early_task_does_not_hold_the_run_up(integration, customer, setti
     settings.INTEGRATIONS_RUN_TASKS_INLINE = True  # now a worker runs what is queued from here on
     services.run_complete(run=run)
     assert fresh(run).status == S.SUCCEEDED and Product.objects.filter(sku="A").exists()
+
+
+def test_a_batch_handed_out_again_waits_for_its_early_task_instead_of_validating_twice(
+    integration, customer, settings, monkeypatch
+):
+    monkeypatch.setattr(early, "WAIT_FOR_CLAIM", 10.0)
+    settings.INTEGRATIONS_RUN_TASKS_INLINE = False
+    run, _ = services.run_create(integration=integration, mode="incremental")
+    batch = receive(run, 1, [product("A"), product("B", price="oops")])
+    assert claimed(customer) == [batch]
+    services.run_complete(run=run)
+    services.integration_kick(integration_id=integration.pk)
+    services.run_process(run_id=run.pk)  # hands the claimed batch out again
+    validations = []
+    real_validate = processing._validate
+
+    def counted(batch, **kwargs):
+        validations.append(batch.pk)
+        return real_validate(batch, **kwargs)
+
+    monkeypatch.setattr(processing, "_validate", counted)
+    real_sleep = time.sleep
+
+    waited = []
+
+    def early_task_finishes(seconds):  # while the second task waits, the early one finishes
+        monkeypatch.setattr(time, "sleep", real_sleep)
+        waited.append(seconds)
+        services.batch_validate(batch_id=batch.pk, early_task=True)
+
+    monkeypatch.setattr(time, "sleep", early_task_finishes)
+    services.batch_validate(batch_id=batch.pk)  # the task handed out after `complete`
+    assert waited and validations == [batch.pk]  # it waited, and the early task validated it, once
+    assert RecordError.objects.filter(run=run).count() == 1 and staged_rows(run) == 2
+    services.run_apply(run_id=run.pk)
+    assert fresh(run).status == S.FAILED  # 1 of 2 failed, above the default max_error_rate: validated as usual
