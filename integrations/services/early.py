@@ -7,8 +7,9 @@ rule 6, and a run that ends without being applied (cancelled, expired, failed) d
 Bounded: at most INTEGRATIONS_EARLY_VALIDATION_PER_CUSTOMER batches of one customer's unfinished runs
 are handed to workers early at a time (a claim: SyncBatch.validating_since). When one is done the
 next is claimed. Whatever is not validated when the run starts is handed out by process_run, claimed
-or not (a claimed batch then validates twice at worst, and is staged once: the lock in
-batch_validate). A batch is claimed early once at most: a claim older than
+or not: a claimed batch handed out again first waits for its early task, up to WAIT_FOR_CLAIM seconds
+from when that task began (wait_for_claim), and is validated again only if the early task did not
+finish by then (lost, or slow); it is staged once at most (the locks in batch_validate). A batch is claimed early once at most: a claim older than
 INTEGRATIONS_REQUEUE_AFTER (its worker died, its task was lost) no longer counts, and such a batch,
 like one whose early validation failed, is validated after `complete` (where a failure fails the
 run, or is retried, as for any batch).
