@@ -113,3 +113,22 @@ def task_paths(app_configs, **kwargs):
         )
         for name in unresolved_tasks()
     ]
+
+
+@checks.register()
+def apply_work_mem(app_configs, **kwargs):
+    """INTEGRATIONS_APPLY_WORK_MEM is a PostgreSQL memory size (or empty)."""
+    from .conf import conf
+    from .ingest.apply import WORK_MEM
+
+    value = conf.APPLY_WORK_MEM
+    if not value or WORK_MEM.match(value):
+        return []
+    return [
+        checks.Error(
+            f"INTEGRATIONS_APPLY_WORK_MEM = {value!r} is not a PostgreSQL memory size: the apply keeps the "
+            "server's work_mem.",
+            hint='A number with an optional unit, e.g. "128MB" or "1GB"; empty keeps the server\'s setting.',
+            id="integrations.E006",
+        )
+    ]

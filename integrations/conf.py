@@ -66,6 +66,10 @@ _DEFAULTS = {
     "INTEGRATIONS_BEHIND_AFTER": (int, 900),
     # more runs than this hitting one condition in one sweep: staff get one digest, not one e-mail each
     "INTEGRATIONS_ALERT_DIGEST_AFTER": (int, 3),
+    # PostgreSQL's work_mem inside a run's apply (its transaction only): the hash joins of a large run's
+    # staged records with the owner's rows fit in memory instead of spilling to disk in batches
+    # (1,000,000 products: about 140 MB); empty: the server's setting
+    "INTEGRATIONS_APPLY_WORK_MEM": (str, "128MB"),
     # benchmarks only (bench/engine.py measures the journal's cost): no change journal, so no undo
     "INTEGRATIONS_BENCH_NO_JOURNAL": (bool, False),
 }

@@ -26,7 +26,7 @@ from .. import conditions, metrics, storage
 from ..conf import conf
 from ..exceptions import IntegrationsError
 from ..ingest import decode, files, staging, transport, undo
-from ..ingest.apply import lock_owner_rows, plan_and_apply, refresh_statistics
+from ..ingest.apply import lock_owner_rows, plan_and_apply, refresh_statistics, set_work_mem
 from ..ingest.outcome import stage_batch
 from ..ingest.validate import Validator
 from ..models import Integration, RecordError, RunChange, SyncBatch, SyncRun
@@ -250,6 +250,7 @@ def run_apply(*, run_id) -> SyncRun | None:
         if not _staging_complete(run, target):
             transitions.restage(run, target)
             return run
+        set_work_mem()  # this transaction's hash joins in memory
         # an undo plays the undone run's journal backwards (SPEC 13); the guard does not hold it
         outcome = undo.apply(run, target) if run.source == SyncRun.Source.UNDO else plan_and_apply(run, target)
         transitions.end(run, outcome)  # with the run's counts, in this transaction
