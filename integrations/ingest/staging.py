@@ -157,18 +157,32 @@ def same_key(target: Target) -> dict:
     return {name: OuterRef(name) for name in target.keys}
 
 
-def write(target: Target, run_id, seq: int, valid: list, *, failed: list = (), deletes: list = ()) -> int:
-    """Stage one batch, inside the caller's transaction: `valid` [(index, key, record struct)],
-    the keys of failed records [(index, key)] and listed deletes [key]. The number of rows."""
+class Prepared:
+    """One batch's staging rows, made ready to write (`prepare`); `write()` writes them inside the
+    caller's transaction and returns their number. Made before the transaction because on SQLite a
+    write transaction holds the database's one write lock: every Python step per row done inside it
+    (adapting values, encoding JSON) made every other writer wait (the web storing the next batch,
+    the queue, the other worker's staging)."""
+
+    def __init__(self, rows: int, execute):
+        self.rows, self._execute = rows, execute
+
+    def write(self) -> int:
+        if self.rows:
+            self._execute()
+        return self.rows
+
+
+def prepare(target: Target, run_id, seq: int, valid: list, *, failed: list = (), deletes: list = ()) -> Prepared:
+    """The staging rows of one batch: `valid` [(index, key, record struct)], the keys of failed
+    records [(index, key)] and listed deletes [key], ready to write (Prepared.write)."""
     rows = len(valid) + len(failed) + len(deletes)
     if not rows:
-        return 0
+        return Prepared(0, None)
     model = stage_model(target)
     if connection.vendor == "postgresql":
-        _copy(model, target, run_id, seq, valid, failed, deletes)
-        return rows
-    _insert_many(model, target, run_id, seq, valid, failed, deletes)
-    return rows
+        return Prepared(rows, _copy(model, target, run_id, seq, valid, failed, deletes))
+    return Prepared(rows, _insert_many(model, target, run_id, seq, valid, failed, deletes))
 
 
 def _adapter(field: models.Field):
@@ -193,9 +207,10 @@ def _adapter(field: models.Field):
     return lambda v: field.get_db_prep_save(v, connection)
 
 
-def _insert_many(model, target: Target, run_id, seq: int, valid: list, failed: list, deletes: list) -> None:
+def _insert_many(model, target: Target, run_id, seq: int, valid: list, failed: list, deletes: list):
     """Elsewhere than PostgreSQL: one INSERT statement run for many rows (executemany), each value
-    adapted by its column's type, without a model instance per row (PERFORMANCE.md lesson 1)."""
+    adapted by its column's type, without a model instance per row (PERFORMANCE.md lesson 1). The
+    rows are made now; the statement runs when the returned function is called."""
     meta = model._meta
     names, keys = target.fields, target.keys
     key_adapters = [_adapter(meta.get_field(n)) for n in keys]
@@ -235,11 +250,15 @@ def _insert_many(model, target: Target, run_id, seq: int, valid: list, failed: l
         q(meta.get_field(n).column) for n in (*keys, *names, *target.staged_defaults)
     ]
     sql = f"INSERT INTO {q(meta.db_table)} ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})"
-    with connection.cursor() as cursor:
-        for rows in (records(), keys_only()):
-            rows = list(rows)  # a list: with DEBUG on, Django's cursor wrapper takes len() of it
-            if rows:
+    # lists: with DEBUG on, Django's cursor wrapper takes len() of them
+    parts = [rows for rows in (list(records()), list(keys_only())) if rows]
+
+    def execute() -> None:
+        with connection.cursor() as cursor:
+            for rows in parts:
                 cursor.executemany(sql, rows)
+
+    return execute
 
 
 def _text(value: str) -> str:
@@ -263,7 +282,8 @@ def _encoder(field: models.Field):
     return lambda v: "\\N" if v is None else _text(str(v))
 
 
-def _copy(model, target: Target, run_id, seq: int, valid: list, failed: list, deletes: list) -> None:
+def _copy(model, target: Target, run_id, seq: int, valid: list, failed: list, deletes: list):
+    """PostgreSQL: the rows as COPY text, made now; the COPY runs when the returned function is called."""
     meta = model._meta  # the staging table's fields: a reference is its key's type there
     names, keys = target.fields, target.keys
     key_encoders = [_encoder(meta.get_field(n)) for n in keys]
@@ -293,14 +313,18 @@ def _copy(model, target: Target, run_id, seq: int, valid: list, failed: list, de
         + [q(model._meta.get_field(n).column) for n in (*keys, *names, *target.staged_defaults)]
     )
     sql = f"COPY {q(model._meta.db_table)} ({cols}) FROM STDIN"
-    with connection.cursor() as cursor:
-        if hasattr(cursor.cursor, "copy_expert"):  # psycopg2
-            # size positionally: with DEBUG on, Django's CursorDebugWrapper.copy_expert(sql, file, *args) takes no keywords
-            cursor.copy_expert(sql, data, 1 << 20)
-        else:  # psycopg 3 (Django's choice when a host has it installed)
-            with cursor.copy(sql) as copy:
-                while chunk := data.read(1 << 20):
-                    copy.write(chunk)
+
+    def execute() -> None:
+        with connection.cursor() as cursor:
+            if hasattr(cursor.cursor, "copy_expert"):  # psycopg2
+                # size positionally: with DEBUG on, Django's CursorDebugWrapper.copy_expert(sql, file, *args) takes no keywords
+                cursor.copy_expert(sql, data, 1 << 20)
+            else:  # psycopg 3 (Django's choice when a host has it installed)
+                with cursor.copy(sql) as copy:
+                    while chunk := data.read(1 << 20):
+                        copy.write(chunk)
+
+    return execute
 
 
 def row_values(target: Target, row: models.Model) -> dict:

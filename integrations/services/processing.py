@@ -27,7 +27,7 @@ from ..conf import conf
 from ..exceptions import IntegrationsError
 from ..ingest import decode, files, staging, transport, undo
 from ..ingest.apply import lock_owner_rows, plan_and_apply, refresh_statistics
-from ..ingest.outcome import stage_batch
+from ..ingest.outcome import prepare_batch
 from ..ingest.validate import Validator
 from ..models import Integration, RecordError, RunChange, SyncBatch, SyncRun
 from ..queue import Task, enqueue
@@ -181,6 +181,7 @@ def _validate(batch: SyncBatch, *, early_now: bool) -> None:
         run_fail(run_id=run.pk, message=f"batch {batch.seq} could not be read: {message}")
         return
     staging.ensure_table(target)
+    staged = prepare_batch(run_id=run.pk, seq=batch.seq, result=result, target=target)
     with transaction.atomic():
         locked = SyncBatch.objects.select_for_update().get(pk=batch.pk)
         # the run's row locked too: a cancel commits before this (and its cleanup finds these rows)
@@ -188,7 +189,7 @@ def _validate(batch: SyncBatch, *, early_now: bool) -> None:
         run_now = SyncRun.objects.select_for_update().filter(pk=run.pk).values_list("status", flat=True).first()
         if locked.validated_at is not None or run_now not in SyncRun.ACTIVE_STATES:
             return
-        locked.staged = stage_batch(run_id=run.pk, seq=batch.seq, result=result, target=target)
+        locked.staged = staged.write()
         locked.validated_at = timezone.now()
         locked.valid, locked.invalid = len(result.valid), len(result.problems)
         locked.save(update_fields=["validated_at", "valid", "invalid", "staged"])
