@@ -34,6 +34,18 @@ _json = msgspec.json.Encoder()
 RECORD, FAILED_KEY, DELETE = "r", "f", "d"  # row_kind: a valid record, a failed record's key, a listed delete
 
 
+class _RowId(models.BigAutoField):
+    """The staging table's id. On SQLite a plain INTEGER PRIMARY KEY (the rowid), not AUTOINCREMENT:
+    AUTOINCREMENT keeps ids from ever being reused by keeping the highest one in sqlite_sequence,
+    which costs about a seventh of each batch's INSERT (measured: 200,000 rows, 0.70 s of CPU with
+    it, 0.60 s without), inside the write lock. Ids are still unique and, within a run, in the
+    order of staging (a new rowid is above every id in the table, and a run's earlier rows are
+    still there); only the id of a row long dropped may come back, which nothing refers to."""
+
+    def db_type_suffix(self, connection):
+        return None if connection.vendor == "sqlite" else super().db_type_suffix(connection)
+
+
 def _stage_field(source: models.Field, *, null: bool) -> models.Field:
     field = source.clone()
     field.primary_key = False
@@ -56,7 +68,7 @@ def stage_model(target: Target) -> type[models.Model]:
         columns = ["v2"]
         attrs = {
             "__module__": __name__,
-            "id": models.BigAutoField(primary_key=True),
+            "id": _RowId(primary_key=True),
             "run_id": models.UUIDField(),
             "seq": models.PositiveIntegerField(),
             "index": models.PositiveIntegerField(),
