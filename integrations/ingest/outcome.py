@@ -1,7 +1,8 @@
 """The outcome of validating one batch, kept: its valid records, the keys of its failed records and
 its listed deletes go to the target's staging table (staging.py), its failures to RecordError, as
-values both databases can store. Called inside the transaction that marks the batch validated, so a
-batch is staged once or not at all."""
+values both databases can store. Made ready before, and written inside, the transaction that marks
+the batch validated, so a batch is staged once or not at all, and that transaction (on SQLite, the
+database's one write lock) does no per-record Python work."""
 
 from decimal import Decimal
 
@@ -10,33 +11,43 @@ from . import staging
 from .validate import BatchResult
 
 
-def stage_batch(*, run_id, seq: int, result: BatchResult, target) -> int:
-    """Stage the batch; the number of staging rows written (checked again before the apply)."""
+class StagedBatch:
+    """A validated batch's staging rows and record errors, ready to write (prepare_batch)."""
+
+    def __init__(self, rows: staging.Prepared, errors: list[RecordError]):
+        self.rows, self.errors = rows, errors
+
+    def write(self) -> int:
+        """Inside the caller's transaction: the number of staging rows written (checked again before the apply)."""
+        written = self.rows.write()
+        if self.errors:
+            RecordError.objects.bulk_create(self.errors, batch_size=1000)
+        return written
+
+
+def prepare_batch(*, run_id, seq: int, result: BatchResult, target) -> StagedBatch:
+    """The batch's staging rows and errors, made outside any transaction; StagedBatch.write() stores them."""
     fits = target.key_fits
     # a failed record's key protects its row from snapshot deletion (SPEC 3 rule 4); a key that
     # does not fit the model's key column names no row, so it needs no staging row
     failed = [(p.index, p.key) for p in result.problems if p.key is not None and fits(p.key)]
     deletes = list(dict.fromkeys(result.deletes))
-    written = staging.write(target, run_id, seq, result.valid, failed=failed, deletes=deletes)
-    if result.problems:
-        key_json = target.key_json
-        RecordError.objects.bulk_create(
-            (
-                RecordError(
-                    run_id=run_id,
-                    seq=seq,
-                    index=p.index,
-                    key=_storable(key_json(p.key)),
-                    code=p.code,
-                    message=_storable(p.message),
-                    fields=_storable(p.fields),
-                    record=_storable(p.record),
-                )
-                for p in result.problems
-            ),
-            batch_size=1000,
+    rows = staging.prepare(target, run_id, seq, result.valid, failed=failed, deletes=deletes)
+    key_json = target.key_json
+    errors = [
+        RecordError(
+            run_id=run_id,
+            seq=seq,
+            index=p.index,
+            key=_storable(key_json(p.key)),
+            code=p.code,
+            message=_storable(p.message),
+            fields=_storable(p.fields),
+            record=_storable(p.record),
         )
-    return written
+        for p in result.problems
+    ]
+    return StagedBatch(rows, errors)
 
 
 def _storable(value):

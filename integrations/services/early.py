@@ -45,14 +45,21 @@ def validate_early(*, customer_id) -> int:
     if not conf.EARLY_VALIDATION:
         return 0
     now = timezone.now()
+    batches = SyncBatch.objects.filter(run__integration__customer_id=customer_id)
+    claims = batches.filter(fresh_claims(now), run__status__in=SyncRun.ACTIVE_STATES)
+    # every place taken (the usual answer while a sender sends): known from a read, without the
+    # write transaction below, which on SQLite waits for the database's one write lock (held by a
+    # worker staging a batch) and made each batch post wait twice. Nothing is left unclaimed by
+    # it: a place frees when its batch is marked validated (or given up), and the worker then
+    # calls this itself (batch_validate), seeing every batch stored before
+    if claims.count() >= conf.EARLY_VALIDATION_PER_CUSTOMER:
+        return 0
     with transaction.atomic():
         # one customer's claims are counted and made one request at a time (the row lock), so two
         # web processes receiving at once cannot both take the last free place
         if Customer.objects.select_for_update().filter(pk=customer_id).first() is None:
             return 0
-        batches = SyncBatch.objects.filter(run__integration__customer_id=customer_id)
-        busy = batches.filter(fresh_claims(now), run__status__in=SyncRun.ACTIVE_STATES).count()
-        free = conf.EARLY_VALIDATION_PER_CUSTOMER - busy
+        free = conf.EARLY_VALIDATION_PER_CUSTOMER - claims.count()
         if free <= 0:
             return 0
         # an upload's batches are made by the worker that splits it, after `complete`

@@ -27,7 +27,7 @@ from ..conf import conf
 from ..exceptions import IntegrationsError
 from ..ingest import decode, files, staging, transport, undo
 from ..ingest.apply import lock_owner_rows, plan_and_apply, refresh_statistics, set_work_mem
-from ..ingest.outcome import stage_batch
+from ..ingest.outcome import prepare_batch
 from ..ingest.validate import Validator
 from ..models import Integration, RecordError, RunChange, SyncBatch, SyncRun
 from ..queue import Task, enqueue
@@ -187,10 +187,11 @@ def _validate(batch: SyncBatch, *, early_now: bool) -> None:
         run_fail(run_id=run.pk, message=f"batch {batch.seq} could not be read: {message}")
         return
     staging.ensure_table(target)
+    staged = prepare_batch(run_id=run.pk, seq=batch.seq, result=result, target=target)  # outside the lock
     with transaction.atomic():
         # the rows first, the locks last: a batch POST, `complete` or a cancel of this run (each
         # locks the run's row) waits for the few statements below, not for the rows' COPY
-        staged = stage_batch(run_id=run.pk, seq=batch.seq, result=result, target=target)
+        written = staged.write()
         locked = SyncBatch.objects.select_for_update().get(pk=batch.pk)
         # the run's row locked too: a cancel that committed before this is seen here (and these
         # rows go with the rollback); one after it waits for the commit (its cleanup finds them)
@@ -198,7 +199,7 @@ def _validate(batch: SyncBatch, *, early_now: bool) -> None:
         if locked.validated_at is not None or run_now not in SyncRun.ACTIVE_STATES:
             transaction.set_rollback(True)  # staged by another worker meanwhile, or the run ended
             return
-        locked.staged = staged
+        locked.staged = written
         locked.validated_at = timezone.now()
         locked.valid, locked.invalid = len(result.valid), len(result.problems)
         locked.save(update_fields=["validated_at", "valid", "invalid", "staged"])
