@@ -293,8 +293,7 @@ def run_cleanup(*, run_id) -> None:
                 "run %s: its target %r is no longer registered; no staging rows to drop", run_id, run.integration.target
             )
     if target is not None:
-        staging.ensure_table(target)
-        staging.staged(target, run_id, None).delete()
+        staging.discard(target, run_id)
 
 
 def is_transient(exc: BaseException) -> bool:
