@@ -2,10 +2,25 @@
 key named twice in one object found (a parse_error, SPEC section 4), and a record that could not be
 read at all kept as an Unparseable, to fail on its own."""
 
+import gc
 import json
+from contextlib import contextmanager
 from decimal import Decimal
 
 import msgspec
+
+
+@contextmanager
+def no_gc():
+    """For a block that makes tens of thousands of new objects with no cycles among them (a batch's
+    validated records, its staging rows): the cyclic collector would only walk them again and again."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Unparseable:

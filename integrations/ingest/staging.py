@@ -13,12 +13,10 @@ UNLOGGED tables are emptied by PostgreSQL's crash recovery; the apply therefore 
 run's staged rows are all there (`count == sum of batches' staged`) and re-validates otherwise.
 """
 
-import gc
 import hashlib
 import io
 import operator
 import threading
-from contextlib import contextmanager
 from itertools import repeat
 
 import msgspec
@@ -27,6 +25,7 @@ from django.db import DatabaseError, connection, models, transaction
 from django.db.models import OuterRef
 
 from ..targets import Target
+from .records import no_gc
 
 _models: dict[str, type[models.Model]] = {}
 _ready: set[tuple[str, str, str]] = set()  # (database alias, database name, table) known to exist
@@ -257,19 +256,6 @@ def _adapter(field: models.Field):
     return lambda v: field.get_db_prep_save(v, connection)
 
 
-@contextmanager
-def _no_gc():
-    """Hundreds of thousands of new tuples and lists and no cycles among them: the cyclic collector
-    would only walk them again and again (as in Validator.validate)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _insert_many(model, target: Target, run_id, seq: int, valid: list, failed: list, deletes: list):
     """Elsewhere than PostgreSQL: one INSERT statement run for many rows (executemany), each value
     adapted by its column's type, without a model instance per row (PERFORMANCE.md lesson 1). The
@@ -313,7 +299,7 @@ def _insert_many(model, target: Target, run_id, seq: int, valid: list, failed: l
     ]
     sql = f"INSERT INTO {q(meta.db_table)} ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})"
     # lists: with DEBUG on, Django's cursor wrapper takes len() of them
-    with _no_gc():
+    with no_gc():
         parts = [rows for rows in (records(), list(keys_only())) if rows]
 
     def execute() -> None:

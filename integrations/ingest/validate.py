@@ -5,7 +5,6 @@ million records a second); only when that fails are records checked one by one, 
 failing ones by the detailed checker that lists every bad field (PERFORMANCE.md lesson 5).
 """
 
-import gc
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -19,7 +18,7 @@ import msgspec
 from ..models import RecordError
 from ..targets import Adapter, Target
 from .decode import DecodedBatch
-from .records import ExactNumbers, Unparseable, count_keys, distinct_keys, keys_differ
+from .records import ExactNumbers, Unparseable, count_keys, distinct_keys, keys_differ, no_gc
 
 Code = RecordError.Code  # the error codes (SPEC section 3), one vocabulary with the stored errors
 MAX_KEY_LENGTH = 255  # the staging and error columns; longer keys are not "readable"
@@ -85,14 +84,8 @@ class Validator:
 
     # --- the batch -----------------------------------------------------------------------------
     def validate(self, batch: DecodedBatch) -> BatchResult:
-        # tens of thousands of new objects and no cycles among them: the collector only costs time
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with no_gc():
             return self._validate(batch)
-        finally:
-            if enabled:
-                gc.enable()
 
     def _validate(self, batch: DecodedBatch) -> BatchResult:
         fast = self._fast_path(batch)

@@ -17,22 +17,14 @@ def work_mem() -> str:
 
 
 @pytest.mark.skipif(not db_is_postgres(), reason="work_mem is PostgreSQL's")
-def test_set_for_the_transaction_only(settings, transactional_db):
-    settings.INTEGRATIONS_APPLY_WORK_MEM = "77MB"
+@pytest.mark.parametrize("value", ["77MB", ""])
+def test_set_for_the_transaction_only_and_empty_keeps_the_servers(settings, transactional_db, value):
+    settings.INTEGRATIONS_APPLY_WORK_MEM = value
     before = work_mem()
     with transaction.atomic():
         set_work_mem()
-        assert work_mem() == "77MB"
+        assert work_mem() == (value or before)
     assert work_mem() == before
-
-
-@pytest.mark.skipif(not db_is_postgres(), reason="work_mem is PostgreSQL's")
-def test_empty_keeps_the_servers(settings, transactional_db):
-    settings.INTEGRATIONS_APPLY_WORK_MEM = ""
-    before = work_mem()
-    with transaction.atomic():
-        set_work_mem()
-        assert work_mem() == before
 
 
 def test_a_run_applies_with_it(integration, settings):

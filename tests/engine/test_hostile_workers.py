@@ -2,11 +2,7 @@
 at once, the customer never reads SQL or a traceback; no customer waits on another's lock."""
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -20,7 +16,7 @@ from integrations.models import Integration, SyncRun, WebhookAttempt
 from integrations.targets import get_target
 from tests.support import db_is_postgres, product, sync
 from tests.support.api import API
-from tests.support.processes import database_url
+from tests.support.processes import start_qcluster, stop_qcluster
 
 S = SyncRun.Status
 GENERIC = re.compile(r"^internal error while processing this run; our team was alerted \(reference [0-9a-f]{8}\)$")
@@ -276,34 +272,13 @@ def test_complete_of_another_integration_does_not_wait_for_an_apply(customer, se
 
 
 def start_cluster(settings, **extra):
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "MEDIA_ROOT": settings.MEDIA_ROOT,
-        "EMAIL_URL": "dummymail://",
-        "INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE": "true",
-        **extra,
-    }
-    for name in ("REDIS_URL", "INTEGRATIONS_WEBHOOK_CLUSTER", "Q_QUEUE", "Q_CLUSTER_NAME"):
-        if name not in extra:
-            env.pop(name, None)
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    return start_qcluster(
+        {"INTEGRATIONS_WEBHOOK_ALLOW_PRIVATE": "true", **extra},
+        scrub=("REDIS_URL", "INTEGRATIONS_WEBHOOK_CLUSTER", "Q_QUEUE", "Q_CLUSTER_NAME"),
     )
 
 
-def stop_cluster(proc):
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
+stop_cluster = stop_qcluster
 
 
 @pytest.fixture

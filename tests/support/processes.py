@@ -37,33 +37,46 @@ def post(run, seq, records, deletes=()):
     services.batch_receive(run=run, seq=seq, body=body, content_type="application/json")
 
 
-@contextlib.contextmanager
-def qcluster(workers: int, **env):
-    """A real `manage.py qcluster` (ORM broker) on the test database, stopped (TERM, then KILL)
-    when the block ends; `env`: what the test adds (DEBUG, webhook settings)."""
-    env = {
+def start_qcluster(env: dict, scrub=("REDIS_URL",)):
+    """Start a real `manage.py qcluster` (ORM broker) on the test database in a session of its own:
+    `env` is what the test adds; the names in `scrub` are dropped from the inherited environment
+    unless `env` sets them (a Redis URL would pick another broker)."""
+    full = {
         **os.environ,
         "DATABASE_URL": database_url(),
         "MEDIA_ROOT": settings.MEDIA_ROOT,
-        "Q_WORKERS": str(workers),
         "EMAIL_URL": "dummymail://",
         **env,
     }
-    env.pop("REDIS_URL", None)
-    proc = subprocess.Popen(
+    for name in scrub:
+        if name not in env:
+            full.pop(name, None)
+    return subprocess.Popen(
         [sys.executable, "manage.py", "qcluster"],
         cwd=settings.BASE_DIR,
-        env=env,
+        env=full,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def stop_qcluster(proc) -> None:
+    """TERM the cluster's process group, then KILL it if it has not stopped in 20 s."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+@contextlib.contextmanager
+def qcluster(workers: int, **env):
+    """A real `manage.py qcluster` (ORM broker) on the test database, stopped (TERM, then KILL)
+    when the block ends; `env`: what the test adds (DEBUG, webhook settings)."""
+    proc = start_qcluster({"Q_WORKERS": str(workers), **env})
     try:
         yield proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        stop_qcluster(proc)
