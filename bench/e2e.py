@@ -14,7 +14,7 @@ anti-join DELETE). The ceiling's input is prepared before its clock starts (it p
 transport or validation). Peak RSS of the worker, web and client processes is sampled from /proc.
 
 Environment: E2E_RECORDS (200000), E2E_STACKS (sqlite,postgres), E2E_FORMATS (json,protobuf),
-E2E_CASES (A,B,C), E2E_REPEAT (3 rounds, the median reported), E2E_DATABASE_URL (postgres://postgres@127.0.0.1:5432/integrations_e2e, dropped and
+E2E_CASES (A,B,C), E2E_REPEAT (3 rounds, the median reported), E2E_TIMELINE=1 (each batch's times), E2E_DATABASE_URL (postgres://postgres@127.0.0.1:5432/integrations_e2e, dropped and
 created), E2E_REDIS_URL (redis://127.0.0.1:6379/6); E2E_SET_<NAME>=value sets <NAME> in the server's
 processes (an A/B of a setting: E2E_SET_INTEGRATIONS_EARLY_VALIDATION=false). Results: stdout and bench/RESULTS.md.
 """
@@ -42,7 +42,10 @@ N = int(os.environ.get("E2E_RECORDS", 200_000))
 STACKS = os.environ.get("E2E_STACKS", "sqlite,postgres").split(",")
 FORMATS = os.environ.get("E2E_FORMATS", "json,protobuf").split(",")
 CASES = os.environ.get("E2E_CASES", "A,B,C").split(",")
-REPEAT = int(os.environ.get("E2E_REPEAT", 3))  # each figure is the median of this many rounds
+REPEAT = int(os.environ.get("E2E_REPEAT", 3))
+TIMELINE = (
+    os.environ.get("E2E_TIMELINE") == "1"
+)  # print each batch's received / claimed / validated times  # each figure is the median of this many rounds
 PG_URL = os.environ.get("E2E_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/integrations_e2e")
 REDIS = os.environ.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/6")
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -259,13 +262,18 @@ from integrations.models import SyncBatch, SyncRun
 run = SyncRun.objects.order_by("-created_at").first()
 last = SyncBatch.objects.filter(run=run).aggregate(v=Max("validated_at"))["v"]
 t = lambda d: d.timestamp() if d else None
-print(json.dumps({"completed": t(run.completed_at), "validated": t(last), "finished": t(run.finished_at)}))
+batches = SyncBatch.objects.filter(run=run).order_by("seq").values_list("created_at", "validating_since", "validated_at")
+print(json.dumps({"completed": t(run.completed_at), "validated": t(last), "finished": t(run.finished_at),
+                  "batches": [[t(d) for d in b] for b in batches]}))
 """
 
 
 def phases(procs, out: dict) -> str:
     p = json.loads(procs.manage("shell", "-c", PHASES).stdout.strip().splitlines()[-1])
     validated = max(p["validated"] or p["completed"], p["completed"])
+    if TIMELINE:  # each batch: received, claimed early (or not), validated; seconds from sync()
+        rel = lambda v: "-" if v is None or v < 1e9 else f"{v - out['start']:.2f}"  # noqa: E731
+        print("  batches (received/claimed/validated):", " ".join("/".join(map(rel, b)) for b in p["batches"]))
     return (
         f"send {p['completed'] - out['start']:.1f} s, validate after complete {validated - p['completed']:.1f} s, "
         f"apply {p['finished'] - validated:.1f} s, notice {out['end'] - p['finished']:.1f} s"

@@ -48,8 +48,16 @@ class _RowId(models.BigAutoField):
         return None if connection.vendor == "sqlite" else super().db_type_suffix(connection)
 
 
+def _unchecked(field: models.Field) -> models.Field:
+    """The field without its column CHECK (a positive integer's, SQLite's JSON_VALID of a JSON
+    field): staged values are validated already, and on SQLite the checks cost a tenth of each
+    batch's INSERT (measured: 50,000 products, 0.166 s of CPU with them, 0.149 s without)."""
+    field.db_check = lambda connection: None
+    return field
+
+
 def _stage_field(source: models.Field, *, null: bool) -> models.Field:
-    field = source.clone()
+    field = _unchecked(source.clone())
     field.primary_key = False
     field._unique = False
     field.db_index = False
@@ -67,13 +75,13 @@ def stage_model(target: Target) -> type[models.Model]:
         if target.name in _models:
             return _models[target.name]
         meta = target.model._meta
-        columns = ["v2"]
+        columns = ["v3"]  # the table's layout version: v3, no column CHECKs
         attrs = {
             "__module__": __name__,
             "id": _RowId(primary_key=True),
             "run_id": models.UUIDField(),
-            "seq": models.PositiveIntegerField(),
-            "index": models.PositiveIntegerField(),
+            "seq": _unchecked(models.PositiveIntegerField()),
+            "index": _unchecked(models.PositiveIntegerField()),
             "row_kind": models.CharField(max_length=1),
         }
         # the key columns typed like the model's, so every comparison with the target is typed
