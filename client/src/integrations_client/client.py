@@ -30,6 +30,10 @@ from .report import SETTLED_STATES, Report
 from .retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
 
 MAX_BATCH_RECORDS = 50_000
+# Records are read and encoded this many at a time at most (one msgspec call for a JSON chunk);
+# fewer while a batch's first records show how wide they are, so that a chunk of wide records
+# cannot carry a batch far past max_batch_bytes.
+CHUNK_RECORDS = 1_000
 _NOTHING = object()
 # A batch is closed early when its records reach this size before compression: well under the
 # server's INTEGRATIONS_MAX_BATCH_BYTES (64 MiB by default), so wide records never make a 413.
@@ -43,6 +47,16 @@ LONG_POLL = 25.0
 
 # Called after each batch is accepted: (the batch answer, records sent so far).
 Progress = Callable[[dict[str, Any], int], None]
+
+
+def _chunk_size(encoder: BatchEncoder, batch_size: int, max_bytes: int) -> int:
+    """How many records to read next into `encoder`'s batch: at most what the batch has room for,
+    by count and (at the size of its records so far, with half the room to spare) by bytes."""
+    room = batch_size - encoder.count
+    if encoder.count == 0:
+        return min(room, 16)
+    width = encoder.size / encoder.count
+    return max(1, min(room, CHUNK_RECORDS, int((max_bytes - encoder.size) / 2 / width)))
 
 
 class Client:
@@ -447,16 +461,22 @@ class Client:
             while not exhausted and encoder.count < batch_size and encoder.size < self.max_batch_bytes:
                 if pending is not _NOTHING:
                     record, pending = pending, _NOTHING
-                else:
-                    try:
-                        record = next(rows)
-                    except StopIteration:
-                        exhausted = True
-                        break
-                if isinstance(record, Unparseable) and fmt != "json":
-                    pending = record
+                    encoder.add(record)
+                    continue
+                # records are read (and encoded) a chunk at a time, never past the batch's end
+                wanted = _chunk_size(encoder, batch_size, self.max_batch_bytes)
+                chunk = list(itertools.islice(rows, wanted))
+                exhausted = len(chunk) < wanted
+                bad = None  # the first Unparseable record: it cannot travel in protobuf
+                if fmt != "json" and Unparseable in set(map(type, chunk)):
+                    bad = next(i for i, r in enumerate(chunk) if isinstance(r, Unparseable))
+                added = encoder.add_many(chunk if bad is None else chunk[:bad], self.max_batch_bytes)
+                if added < len(chunk):  # what was not added is read again, first, for what comes next
+                    rows, exhausted = itertools.chain(chunk[added:], rows), False
+                if bad is not None and added == bad:  # the batch closes before it; the next starts with it
+                    pending = next(rows)
+                if bad is not None:
                     break
-                encoder.add(record)
             if encoder.count == 0 and pending is not _NOTHING:
                 continue  # the batch starts with the pending record, as JSON
             chunk = list(itertools.islice(keys, batch_size))

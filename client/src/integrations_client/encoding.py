@@ -18,10 +18,13 @@ from __future__ import annotations
 import datetime as _dt
 import gzip
 import json
+import operator
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import chain as _chain
+from math import isfinite as _isfinite
 from typing import Any
 
 from .proto import batch_pb2
@@ -197,6 +200,24 @@ def _plain_only(container: dict | list) -> bool:
     return True
 
 
+def _plain_records(records: list) -> bool:
+    """Whether every item of `records` is a dict of plain JSON values only (and Decimals), however
+    deep, no float among them NaN or an infinity: what `_plain_only` says of one record, for a
+    chunk at a time (each level's values gathered in C, no Python call per record)."""
+    if set(map(type, records)) != {dict}:
+        return False
+    level: list = records
+    while level:
+        values = list(_chain.from_iterable(v.values() if type(v) is dict else v for v in level))
+        kinds = set(map(type, values))
+        if not kinds <= _PLAIN_TYPES:
+            return False
+        if float in kinds and not all(map(_isfinite, (v for v in values if type(v) is float))):
+            return False  # msgspec would write null where the standard library refuses
+        level = [v for v in values if type(v) is dict or type(v) is list] if kinds & {dict, list} else []
+    return True
+
+
 def _fast_json_record(record: Mapping[str, Any]) -> bytes | None:
     """The record as JSON by msgspec when it writes what the standard library would; else None."""
     if _msgspec_json is None or type(record) is not dict or not _plain_only(record):
@@ -277,6 +298,66 @@ class BatchEncoder:
             self._parts.append(part)
             self.size += len(part) + 1
         self.count += 1
+
+    def add_many(self, records: list, limit: float = float("inf")) -> int:
+        """`add` records in order while the batch's size is under `limit` (as adding them one at a
+        time would stop); returns how many were added. JSON records that are plain dicts (the usual
+        case) are encoded in one msgspec call: the same bytes as one at a time, about four times as fast."""
+        if self.format == "json" and _msgspec_json is not None and records and _plain_records(records):
+            try:
+                part = _msgspec_json.encode(records)[1:-1]  # the items, without the list's brackets
+            except (TypeError, ValueError, OverflowError):
+                part = b""
+            if part and self.size + len(part) < limit:
+                self._parts.append(part)
+                self.size += len(part) + 1
+                self.count += len(records)
+                return len(records)
+        if self.format == "protobuf" and records and self._add_columns(records, limit):
+            return len(records)
+        added = 0
+        for record in records:
+            if self.size >= limit:
+                break
+            self.add(record)
+            added += 1
+        return added
+
+    def _add_columns(self, records: list, limit: float) -> bool:
+        """Records that are dicts naming the same fields in the same order (the usual chunk) added to
+        the protobuf columns a field at a time, their size estimated as `_add_protobuf` does; False
+        (nothing added) for any other chunk, or one that would reach `limit`."""
+        if set(map(type, records)) != {dict} or len(set(map(tuple, map(dict.keys, records)))) != 1:
+            return False
+        names = list(records[0])
+        if not all(type(name) is str for name in names):
+            return False
+        values = [list(map(operator.itemgetter(name), records)) for name in names]
+        size = 0
+        for column in values:
+            kinds = set(map(type, column))
+            if kinds == {str}:
+                text = sum(map(len, column))
+                size += (text if all(map(str.isascii, column)) else 3 * text) + 2 * len(column)
+            elif kinds <= _FREE_FORM:
+                size += sum(map(len, map(repr, column)))
+            elif not kinds & _FREE_FORM and str not in kinds:
+                size += 10 * len(column)
+            else:
+                return False  # mixed: the sizes record by record
+        if self.size + size >= limit:
+            return False
+        columns, count, n = self._columns, self.count, len(records)
+        for name, column in zip(names, values):
+            if name not in columns:
+                columns[name] = [_ABSENT] * count
+            columns[name].extend(column)
+        for column in columns.values():  # fields these records do not have
+            if len(column) == count:
+                column.extend([_ABSENT] * n)
+        self.size += size
+        self.count += n
+        return True
 
     def _add_protobuf(self, record: Mapping[str, Any]) -> None:
         columns = self._columns
