@@ -465,7 +465,7 @@ def _sql_record(run, target, owner_id, doomed, *, upserts: bool = True) -> tuple
     """The journal in INSERT ... SELECT statements (PostgreSQL; SQLite where `in_sql`): the staged
     records compared with the table as the upsert compares them (apply._compare), new and changed
     ones journaled, and counted (created, updated; None unless `upserts`); then the doomed rows."""
-    from .apply import _compare, _join, _source
+    from .apply import _compare, _join, _owner_has_rows, _source
 
     q = connection.ops.quote_name
     table = q(target.model._meta.db_table)
@@ -474,7 +474,17 @@ def _sql_record(run, target, owner_id, doomed, *, upserts: bool = True) -> tuple
     insert = _insert()
     counts = None
     with connection.cursor() as cursor:
-        if upserts:
+        if upserts and connection.vendor == "sqlite" and not _owner_has_rows(target, owner_id):
+            # a first load: every staged record is created; no join with the table. It stays so:
+            # this transaction holds SQLite's one write lock since `record` deleted the old journal
+            source, source_params, cols = _source(target, run.pk, owner_id)
+            cursor.execute(
+                f"WITH src AS ({source}) {insert}"
+                f"SELECT %s, 'created', {_key(target, 'src')}, NULL, {_json(target, 'src', columns=cols)}, false, NULL "
+                f"FROM src",
+                [*source_params, run_id],
+            )
+        elif upserts:
             source, source_params, cols = _source(target, run.pk, owner_id)
             differs, _ = _compare(target, cols)
             cursor.execute(
