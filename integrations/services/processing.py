@@ -73,8 +73,13 @@ def run_process(*, run_id) -> None:
         return
     # what is left to validate; a batch a worker is validating early is handed out again too (an
     # early task the broker lost must not hold the run up): it waits a while for that worker first
-    # (early.wait_for_claim), so that the batch is not validated twice side by side
-    pending = list(SyncBatch.objects.filter(run=run, validated_at__isnull=True).values_list("pk", flat=True))
+    # (early.wait_for_claim), so that the batch is not validated twice side by side. Claimed batches
+    # go last: a free worker starts on a batch nobody validates, not by waiting for that worker
+    pending = list(
+        SyncBatch.objects.filter(run=run, validated_at__isnull=True)
+        .order_by(F("validating_since").asc(nulls_first=True), "seq")
+        .values_list("pk", flat=True)
+    )
     if not pending:
         enqueue(Task.APPLY_RUN, run.pk)
         return
