@@ -109,7 +109,8 @@ Q_CLUSTER = {
     # How long the ORM broker's pusher sleeps when the queue is empty: each task of a run's chain
     # (complete -> start -> validate -> apply) waits up to this long to be picked up. 0.05 s: the
     # zero-setup default's sync of 200,000 records ends ~0.3 s sooner than with django-q2's 0.2 s, for
-    # one indexed query every 50 ms while idle (the Redis broker blocks on its list instead).
+    # one indexed query every 50 ms while idle: the idle cluster then uses ~5 % of a core instead of
+    # ~1 % (measured: 0.93 s against 0.25 s of CPU in 20 s). The Redis broker blocks on its list instead.
     "poll": env.float("Q_POLL", default=0.05),
     "label": "Task queue",
 }
