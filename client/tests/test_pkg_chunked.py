@@ -86,3 +86,21 @@ def test_a_protobuf_chunk_is_the_same_batch_as_its_records_one_at_a_time(name):
     many.add_many(records[3:])
     assert (many.count, many.size) == (one.count, one.size)
     assert many.finish(1).body == one.finish(1).body
+
+
+def test_a_batch_full_before_an_unparseable_record_loses_and_reorders_nothing():
+    from integrations_client.encoding import Unparseable, decode_protobuf
+
+    client = Client("http://127.0.0.1:9", "key", max_batch_bytes=3_000)  # protobuf: ~25 records a batch
+    rows = [{"sku": f"S{i:03d}", "name": "x" * 100} for i in range(40)]
+    rows[30:30] = [Unparseable("{oops")]
+    batches = list(client.iter_batches(iter(rows), batch_size=1_000))
+    sent = []
+    for b in batches:
+        body = __import__("gzip").decompress(b.body)
+        if b.content_type == "application/json":
+            sent += [r if isinstance(r, str) else r["sku"] for r in __import__("json").loads(body)["records"]]
+        else:
+            sent += [r["sku"] for r in decode_protobuf(body)[1]]
+    assert sent == [r.text if isinstance(r, Unparseable) else r["sku"] for r in rows]
+    assert len(batches) >= 3 and all(b.records < 40 for b in batches)
