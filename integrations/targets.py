@@ -29,6 +29,7 @@ import typing
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, ClassVar
 
 import msgspec
@@ -123,6 +124,12 @@ class Target:
         if self.composite:
             return tuple(getattr(record, name) for name in self.keys)
         return getattr(record, self.keys[0])
+
+    def keys_of(self, records: list) -> list:
+        """The keys of validated records, in their order: key_of a column at a time."""
+        if not self.composite:
+            return list(map(attrgetter(self.keys[0]), records))
+        return list(zip(*(map(attrgetter(name), records) for name in self.keys)))
 
     def read_key(self, record: dict, *, lax: bool = False):
         """(key, None) when `record` holds a usable key, else (None, why it does not)."""

@@ -174,36 +174,43 @@ def staged(target: Target, run_id, kind: str | None = RECORD) -> models.QuerySet
     return rows if kind is None else rows.filter(row_kind=kind)
 
 
+# Emptying the staging table when no other unfinished run keeps rows there (discard): the statements
+# that lock it against a batch being staged meanwhile, and the one that empties it whole.
+_EMPTY_WHOLE = {
+    # TRUNCATE: a DELETE leaves dead tuples until VACUUM; waits at most 200 ms for the lock
+    "postgresql": (
+        ("SET LOCAL lock_timeout = '200ms'", "LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"),
+        "TRUNCATE {table}",
+    ),
+    # a first statement that writes takes the one write lock (if BEGIN did not); a DELETE without
+    # WHERE empties the table without visiting its rows
+    "sqlite": (("DELETE FROM {table} WHERE 0",), "DELETE FROM {table}"),
+}
+
+
 def discard(target: Target, run_id) -> None:
-    """Drop the staging rows of a run that has ended. On PostgreSQL (and SQLite), when no other unfinished run of
-    the target keeps rows there, the table is emptied with TRUNCATE instead: a DELETE leaves a run's
-    rows as dead tuples until VACUUM, and on a server without autovacuum (or one behind a table that
-    takes and drops 1,000,000 rows a run) the table grew without bound, every apply's scan of it
-    slower (a bench database reached 7 GB, B's apply 50 % slower). The check runs under the table's
-    exclusive lock, so no batch is being staged meanwhile (a staged batch commits its rows with its
-    validated_at); a lock not granted at once (another run reading or writing it) leaves the DELETE."""
+    """Drop the staging rows of a run that has ended. When no other unfinished run of the target
+    keeps rows there, the whole table is emptied instead (_EMPTY_WHOLE): on PostgreSQL a DELETE left
+    a run's rows as dead tuples until VACUUM, and on a server without autovacuum the table grew
+    without bound, every apply's scan of it slower (a bench database reached 7 GB, B's apply 50 %
+    slower); on SQLite a DELETE by run held the one write lock about half a second per 1,000,000
+    rows. The check runs under the table's lock, so no batch is being staged meanwhile (a staged
+    batch commits its rows with its validated_at); a lock not granted (another run reading or
+    writing it) leaves the DELETE by run."""
     model = ensure_table(target)
-    if connection.vendor == "postgresql":
+    whole = _EMPTY_WHOLE.get(connection.vendor)
+    if whole is not None:
+        lock, empty = whole
         table = connection.ops.quote_name(model._meta.db_table)
         try:
             with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute("SET LOCAL lock_timeout = '200ms'")
-                cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+                for sql in lock:
+                    cursor.execute(sql.format(table=table))
                 if not _kept_by_others(target, run_id):
-                    cursor.execute(f"TRUNCATE {table}")
+                    cursor.execute(empty.format(table=table))
                     return
         except DatabaseError:
             pass  # busy: the DELETE below, and a later cleanup empties it
-    elif connection.vendor == "sqlite":
-        # the same on SQLite, where a DELETE without WHERE empties the table without visiting its rows
-        # (1,000,000 staged rows: a DELETE by run held the one write lock about half a second). The
-        # first statement writes, so this transaction holds that lock before it looks at other runs
-        table = connection.ops.quote_name(model._meta.db_table)
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {table} WHERE 0")
-            if not _kept_by_others(target, run_id):
-                cursor.execute(f"DELETE FROM {table}")
-                return
     staged(target, run_id, None).delete()
 
 

@@ -92,7 +92,7 @@ class Validator:
         if fast is not None:
             records, deletes = fast
             result = BatchResult(deletes=self._usable_keys(deletes), received=len(records))
-            keys = self._keys(records)
+            keys = self.target.keys_of(records)
             if not self.references and len(set(keys)) == len(keys):
                 # every record valid and each key once (the usual batch): no record looked at alone
                 result.valid = list(zip(range(len(records)), keys, records))
@@ -211,13 +211,6 @@ class Validator:
             distinct = envelope_keys + sum(map(len, msgspec.json.decode(body, type=_Keys).records))
         nested = distinct_keys([getattr(r, n) for r in records for n in json_fields])
         return keys_differ(body, None if nested is None else distinct + nested)
-
-    def _keys(self, records: list) -> list:
-        """The keys of validated records, in their order (Target.key_of, a column at a time)."""
-        names = self.target.keys
-        if len(names) == 1:
-            return list(map(attrgetter(names[0]), records))
-        return list(zip(*(map(attrgetter(name), records) for name in names)))
 
     def _usable_keys(self, deletes) -> list:
         """The listed deletes that are keys of the target (others cannot name a row)."""

@@ -184,26 +184,11 @@ _PLAIN_TYPES = _SCALARS | {dict, list}
 _msgspec_json = _msgspec.json.Encoder(enc_hook=_json_default) if _msgspec is not None else None
 
 
-def _plain_only(container: dict | list) -> bool:
-    """Whether a dict or list holds only plain JSON values (and Decimals), however deep: msgspec
-    would also write bytes, sets, dataclasses... which the standard library (and so this client) refuses."""
-    values = container.values() if type(container) is dict else container
-    kinds = set(map(type, values))
-    if kinds <= _SCALARS:
-        return True
-    if not kinds <= _PLAIN_TYPES:
-        return False
-    for value in values:
-        kind = type(value)
-        if (kind is dict or kind is list) and not _plain_only(value):
-            return False
-    return True
-
-
 def _plain_records(records: list) -> bool:
     """Whether every item of `records` is a dict of plain JSON values only (and Decimals), however
-    deep, no float among them NaN or an infinity: what `_plain_only` says of one record, for a
-    chunk at a time (each level's values gathered in C, no Python call per record)."""
+    deep, no float among them NaN or an infinity: what msgspec writes as the standard library would
+    (msgspec would also write bytes, sets, dataclasses..., which the standard library, and so this
+    client, refuses; and null for NaN). Each level's values are gathered in C, a chunk at a time."""
     if set(map(type, records)) != {dict}:
         return False
     level: list = records
@@ -220,15 +205,12 @@ def _plain_records(records: list) -> bool:
 
 def _fast_json_record(record: Mapping[str, Any]) -> bytes | None:
     """The record as JSON by msgspec when it writes what the standard library would; else None."""
-    if _msgspec_json is None or type(record) is not dict or not _plain_only(record):
+    if _msgspec_json is None or not _plain_records([record]):
         return None
     try:
-        part = _msgspec_json.encode(record)
+        return _msgspec_json.encode(record)
     except (TypeError, ValueError, OverflowError):
         return None
-    # msgspec writes null for NaN and the infinities, which the standard library refuses: such a
-    # record (or one holding a null) goes the standard library's way
-    return None if b"null" in part else part
 
 
 class Unparseable:
