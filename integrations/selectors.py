@@ -40,7 +40,7 @@ def run_for(customer: Customer, run_id) -> SyncRun:
 _WATCHED = ("status", "batches_done", "batches_total", "received", "failed")
 
 
-def run_wait_for_change(run: SyncRun, seconds: float, *, interval: float = 0.1) -> SyncRun:
+def run_wait_for_change(run: SyncRun, seconds: float, *, interval: float = 0.05) -> SyncRun:
     """The run as soon as its status or progress differs from `run`'s, or as it is after `seconds`
     (GET runs/{id}/?wait=N). A settled run (an end state, or held for review: nothing happens
     without a person) is returned at once, so a client never sleeps through the end it waits for.

@@ -5,6 +5,7 @@ task's name and, for a run's task, the run, its integration and its customer (on
 per task, never per record)."""
 
 from . import logcontext, notify, services, webhooks
+from .queue import in_task
 
 
 def _run_context(run_id) -> dict:
@@ -115,8 +116,11 @@ def _guarded(task, run_id, service):
 
 
 def _reported(service, **kwargs):
+    """Every task's call of its service: an error is reported with the task's context; the next
+    step of a run's chain that the service enqueues with `follow` runs in this worker (queue.in_task)."""
     try:
-        return service(**kwargs)
+        with in_task():
+            return service(**kwargs)
     except Exception as exc:
         logcontext.report_exception(exc)  # tagged with the task's context, while it is bound
         raise

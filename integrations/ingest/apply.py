@@ -239,9 +239,14 @@ def mark_cross_batch_duplicates(run: SyncRun, target: Target) -> int:
     """Rule 2's duplicate_key across batches (within a batch, validation found them already):
     of all records of the run with one key, valid or not, the first keeps it. A later valid
     record becomes a duplicate_key error and its staging row a failed record's key."""
-    keyed = staging.staged(target, run.pk, None).filter(row_kind__in=[staging.RECORD, staging.FAILED_KEY])
+    every = staging.staged(target, run.pk, None)
+    if not every.values(*target.keys).alias(n=Count("*")).filter(n__gt=1).exists():
+        # the usual case: no key staged twice, whatever its kind. One aggregate, read from the
+        # staging index (run, key) alone on SQLite, without the rows' kinds (a third cheaper)
+        return 0
+    keyed = every.filter(row_kind__in=[staging.RECORD, staging.FAILED_KEY])
     if not keyed.values(*target.keys).alias(n=Count("id")).filter(n__gt=1).exists():
-        return 0  # the usual case: one aggregate, no more
+        return 0  # a listed delete of a key the run also sends: not a duplicate
     earlier = keyed.filter(**staging.same_key(target)).filter(
         Q(seq__lt=OuterRef("seq")) | Q(seq=OuterRef("seq"), index__lt=OuterRef("index"))
     )

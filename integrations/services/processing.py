@@ -81,7 +81,7 @@ def run_process(*, run_id) -> None:
         .values_list("pk", flat=True)
     )
     if not pending:
-        enqueue(Task.APPLY_RUN, run.pk)
+        enqueue(Task.APPLY_RUN, run.pk, follow=True)
         return
     for batch_id in pending:
         enqueue(Task.VALIDATE_BATCH, batch_id)
@@ -223,7 +223,7 @@ def _validate(batch: SyncBatch, *, early_now: bool) -> None:
 
 def _apply_when_validated(run_id) -> None:
     if not SyncBatch.objects.filter(run_id=run_id, validated_at__isnull=True).exists():
-        enqueue(Task.APPLY_RUN, run_id)
+        enqueue(Task.APPLY_RUN, run_id, follow=True)  # in this worker: the run's last step, at once
 
 
 def run_apply(*, run_id) -> SyncRun | None:

@@ -115,7 +115,7 @@ def start(run: SyncRun) -> bool:
     run.heartbeat_at = now
     run.save(update_fields=["status", "started_at", "heartbeat_at"])
     metrics.run_started(run)
-    enqueue(Task.PROCESS_RUN, run.pk)
+    enqueue(Task.PROCESS_RUN, run.pk, follow=True)
     return True
 
 

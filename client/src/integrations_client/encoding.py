@@ -231,10 +231,16 @@ class Unparseable:
         return f"Unparseable({self.text[:40]!r}, {self.reason!r})"
 
 
+# gzip's fastest level: a 50,000-product JSON batch (7.6 MB) deflates in 0.016 s to 664 kB, against
+# 0.043 s to 625 kB at the usual level 6; protobuf 0.009 s to 380 kB against 0.030 s to 364 kB.
+# Level 6 would save its 40 kB only on an uplink slower than about 10 Mbit/s
+COMPRESSLEVEL = 1
+
+
 class BatchEncoder:
     """Accumulates the records of one batch in their wire form; `finish()` returns the bytes."""
 
-    def __init__(self, fmt: str = "protobuf", *, compress: bool = True, compresslevel: int = 6):
+    def __init__(self, fmt: str = "protobuf", *, compress: bool = True, compresslevel: int = COMPRESSLEVEL):
         if fmt not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
         self.format = fmt
