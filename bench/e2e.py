@@ -62,8 +62,8 @@ PRICES = [[f"{j / 100 + rev:.2f}" for j in range(100_000)] for rev in (0, 1)]
 
 def record(i: int, rev: int = 0) -> dict:
     return {
-        "sku": "SKU-%08d" % i,
-        "name": "Product %d rev %d" % (i, rev),
+        "sku": f"SKU-{i:08d}",
+        "name": f"Product {i} rev {rev}",
         "price": PRICES[rev][i % 100_000],
         "currency": "EUR",
         "quantity": i % 1000,
