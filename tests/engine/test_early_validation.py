@@ -246,3 +246,35 @@ def test_a_batch_handed_out_again_waits_for_its_early_task_instead_of_validating
     assert RecordError.objects.filter(run=run).count() == 1 and staged_rows(run) == 2
     services.run_apply(run_id=run.pk)
     assert fresh(run).status == S.FAILED  # 1 of 2 failed, above the default max_error_rate: validated as usual
+
+
+def test_a_customer_alone_may_validate_early_on_every_worker(
+    integration, customer, other_customer, settings, monkeypatch
+):
+    settings.INTEGRATIONS_RUN_TASKS_INLINE = False  # the queue only: we are the workers below
+    settings.INTEGRATIONS_EARLY_VALIDATION_PER_CUSTOMER = 1
+    monkeypatch.setattr(early.QConf, "WORKERS", 3)
+    run, _ = services.run_create(integration=integration, mode="incremental")
+    for seq in (1, 2, 3, 4):
+        receive(run, seq, [product(f"P{seq}")])
+    assert len(claimed(customer)) == 3  # nobody else has an unfinished run: every worker
+    # another customer starts sending: from then on each has its one place
+    theirs = services.integration_create(customer=other_customer, slug="products", target=TARGET)
+    other_run, _ = services.run_create(integration=theirs, mode="incremental")
+    receive(other_run, 1, [product("THEIRS")])
+    assert len(claimed(other_customer)) == 1
+    assert early.places(customer.pk) == 1 and early.places(other_customer.pk) == 1
+    services.batch_validate(batch_id=claimed(customer)[0].pk)  # a place frees: not taken again
+    assert len(claimed(customer)) == 2
+    services.run_cancel(run=other_run)  # alone again: the next free place is taken
+    services.batch_validate(batch_id=claimed(customer)[0].pk)
+    assert len(claimed(customer)) == 2 and early.places(customer.pk) == 3
+
+
+def test_no_place_at_all_when_the_bound_is_zero(integration, customer, settings, monkeypatch):
+    settings.INTEGRATIONS_RUN_TASKS_INLINE = False
+    settings.INTEGRATIONS_EARLY_VALIDATION_PER_CUSTOMER = 0
+    monkeypatch.setattr(early.QConf, "WORKERS", 3)
+    run, _ = services.run_create(integration=integration, mode="incremental")
+    receive(run, 1, [product("A")])
+    assert claimed(customer) == [] and early.places(customer.pk) == 0

@@ -7,13 +7,14 @@ import json
 from integrations import services
 from integrations.models import SyncBatch
 from integrations.queue import Task
-from integrations.services import processing
+from integrations.services import early, processing
 from tests.support import product
 
 
 def test_claimed_batches_are_handed_out_after_the_unclaimed_ones(integration, settings, monkeypatch):
     settings.INTEGRATIONS_RUN_TASKS_INLINE = False
     settings.INTEGRATIONS_EARLY_VALIDATION_PER_CUSTOMER = 1
+    monkeypatch.setattr(early.QConf, "WORKERS", 1)  # one place, whoever else sends
     run, _ = services.run_create(integration=integration, mode="incremental")
     for seq in (1, 2, 3):
         body = json.dumps({"seq": seq, "records": [product(f"S{seq}")]}).encode()
