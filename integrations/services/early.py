@@ -11,13 +11,15 @@ the others; a customer whose runs are the only unfinished ones may have as many 
 workers (nobody else's work waits for them; measured, 200,000 products on the zero-setup default with
 2 workers: an identical re-sync 1.9 -> 1.8 s, its ratio to plain SQLite 48 -> 52 %). Work that
 arrives meanwhile waits at most for one batch's validation, after which the customer is back to its
-bound. When one is done the next is claimed. Whatever is not validated when the run starts is handed out by process_run, claimed
-or not: a claimed batch handed out again first waits for its early task, up to WAIT_FOR_CLAIM seconds
-from when that task began (wait_for_claim), and is validated again only if the early task did not
-finish by then (lost, or slow); it is staged once at most (the locks in batch_validate). A batch is claimed early once at most: a claim older than
-INTEGRATIONS_REQUEUE_AFTER (its worker died, its task was lost) no longer counts, and such a batch,
-like one whose early validation failed, is validated after `complete` (where a failure fails the
-run, or is retried, as for any batch).
+bound. When one is done the next is claimed.
+
+Whatever is not validated when the run starts is handed out by process_run, claimed or not: a
+claimed batch handed out again first waits for its early task, up to WAIT_FOR_CLAIM seconds from
+when that task began (wait_for_claim), and is validated again only if the early task did not finish
+by then (lost, or slow); it is staged once at most (the locks in batch_validate). A batch is claimed
+early once at most: a claim older than INTEGRATIONS_REQUEUE_AFTER (its worker died, its task was
+lost) no longer counts, and such a batch, like one whose early validation failed, is validated
+after `complete` (where a failure fails the run, or is retried, as for any batch).
 """
 
 import datetime
