@@ -59,22 +59,22 @@ _in_task = contextvars.ContextVar("integrations_in_task", default=False)
 
 
 @contextlib.contextmanager
-def inline():
-    token = _inline.set(True)
+def _set(flag: contextvars.ContextVar):
+    token = flag.set(True)
     try:
         yield
     finally:
-        _inline.reset(token)
+        flag.reset(token)
 
 
-@contextlib.contextmanager
+def inline():
+    """Every task enqueued inside runs in this process after commit (`sync_file --wait`, `review_run`)."""
+    return _set(_inline)
+
+
 def in_task():
     """Around the service a worker's task calls (tasks.py): what it enqueues with `follow` runs here."""
-    token = _in_task.set(True)
-    try:
-        yield
-    finally:
-        _in_task.reset(token)
+    return _set(_in_task)
 
 
 def enqueue(task: Task, *args, group: str | None = None, cluster: str | None = None, follow: bool = False) -> None:

@@ -145,24 +145,17 @@ def _free_form_text(values: list) -> str | None:
         return None
 
 
-def _free_form_size(value) -> int:
-    """About the bytes of a free-form value as JSON (what a batch's size counts)."""
+def _free_form_size(values: list) -> int:
+    """About the bytes of free-form values as JSON, summed (what a batch's size counts): the whole
+    list in one msgspec call when installed, without its brackets and commas; a value msgspec cannot
+    write counts as its repr, alone."""
     if _msgspec_json is not None:
         try:
-            return len(_msgspec_json.encode(value))
+            return len(_msgspec_json.encode(values)) - len(values) - 1
         except (TypeError, ValueError, OverflowError):
-            pass
-    return len(repr(value))
-
-
-def _free_form_sizes(values: list) -> int:
-    """`_free_form_size` of each of a chunk's values, summed: the whole list in one msgspec call."""
-    if _msgspec_json is not None:
-        try:
-            return len(_msgspec_json.encode(values)) - len(values) - 1  # without the brackets and commas
-        except (TypeError, ValueError, OverflowError):
-            pass
-    return sum(map(_free_form_size, values))
+            if len(values) > 1:
+                return sum(_free_form_size([value]) for value in values)
+    return sum(map(len, map(repr, values)))
 
 
 def _fill_column(column: batch_pb2.Column, values: list) -> None:
@@ -360,7 +353,7 @@ class BatchEncoder:
                 text = sum(map(len, column))
                 size += (text if all(map(str.isascii, column)) else 3 * text) + 2 * len(column)
             elif kinds <= _FREE_FORM:
-                size += _free_form_sizes(column)
+                size += _free_form_size(column)
             elif not kinds & _FREE_FORM and str not in kinds:
                 size += 10 * len(column)
             else:
@@ -395,7 +388,7 @@ class BatchEncoder:
             if kind is str:
                 size += len(obj) + 2 if obj.isascii() else 3 * len(obj) + 2
             elif kind in _FREE_FORM:
-                size += _free_form_size(obj)
+                size += _free_form_size([obj])
             else:
                 size += 10
         if len(record) != len(columns):  # fields this record does not have
