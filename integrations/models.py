@@ -288,6 +288,9 @@ class SyncBatch(models.Model):
     # rows this batch wrote to the staging table (records, failed records' keys, listed deletes):
     # the apply checks they are all still there (an UNLOGGED table loses them in a crash)
     staged = models.PositiveIntegerField(default=0)
+    # the lowest and highest key it staged (Target.key_span): batches whose spans do not overlap
+    # share no key, and the apply skips its search for a key staged twice
+    key_span = models.JSONField(null=True, blank=True)
     payload_purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

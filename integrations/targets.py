@@ -199,6 +199,31 @@ class Target:
             return {name: _json_part(v) for name, v in zip(self.keys, key)}
         return _json_part(key)
 
+    def key_span(self, keys: list) -> list | None:
+        """The lowest and the highest of these keys, as JSON ([low, high], a composite key as a list
+        of its parts), or None when they do not say which keys the database would call equal: no
+        keys, or a key column with a collation of its own (a case-insensitive one makes "a" and "A"
+        one key). Batches whose spans do not overlap share no key (apply.mark_cross_batch_duplicates).
+        A uuid part is compared as its text, whose order is the uuid's."""
+        if not keys or not self._keys_compare_exactly:
+            return None
+        if "uuid" in self.key_kinds:
+            keys = [tuple(map(_json_part, k)) if self.composite else _json_part(k) for k in keys]
+        try:
+            low, high = min(keys), max(keys)
+        except TypeError:  # parts of different types: no order
+            return None
+        return [list(low), list(high)] if self.composite else [low, high]
+
+    @property
+    def _keys_compare_exactly(self) -> bool:
+        from django.db import connection
+
+        fields = [self.model._meta.get_field(name) for name in self.keys]
+        return not any(
+            getattr(f, "db_collation", None) or "citext" in (f.db_type(connection) or "").lower() for f in fields
+        )
+
     def key_display(self, key) -> str:
         if self.composite:
             return ", ".join(f"{name}={v}" for name, v in zip(self.keys, key))

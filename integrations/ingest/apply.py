@@ -187,7 +187,12 @@ def mark_unknown_references(run: SyncRun, target: Target, owner_id) -> int:
 def refresh_statistics(target: Target) -> None:
     """PostgreSQL plans the set-based statements from table statistics; the staging table has just
     grown by the whole run, and a stale estimate turns the anti-joins into nested loops
-    (PERFORMANCE.md lesson 3). ANALYZE samples a bounded number of rows, so this stays cheap.
+    (PERFORMANCE.md lesson 3). The staging table, ours, is analysed from a sample of 3,000 rows
+    (statistics target 10) instead of 30,000: enough for the run's share of it, its keys' spread and
+    its rows' width (measured at 1,000,000 staged rows: 0.2 s -> 0.01 s). The target, the customer's
+    table, at the server's statistics target, so its other queries keep the plans they had. (Its
+    key and owner columns alone would take half the time, but a column never analysed leaves the
+    planner guessing the rows' width, and then the apply's join hashed the wrong side: 1.2 -> 1.8 s.)
 
     Called before the run's transaction, never inside it: ANALYZE holds a lock on the table that
     every other ANALYZE of it waits for, until its transaction ends; inside an apply that was the
@@ -197,10 +202,13 @@ def refresh_statistics(target: Target) -> None:
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return
     q = connection.ops.quote_name
-    for table in (staging.stage_model(target)._meta.db_table, target.model._meta.db_table):
+    tables = ((staging.stage_model(target)._meta.db_table, 10), (target.model._meta.db_table, None))
+    for table, sample in tables:
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute("SET LOCAL lock_timeout = '1s'")
+                if sample:
+                    cursor.execute(f"SET LOCAL default_statistics_target = {int(sample)}")
                 cursor.execute(f"ANALYZE {q(table)}")
         except OperationalError as exc:
             log.info("ANALYZE %s skipped: %s", table, exc)
@@ -239,6 +247,8 @@ def mark_cross_batch_duplicates(run: SyncRun, target: Target) -> int:
     """Rule 2's duplicate_key across batches (within a batch, validation found them already):
     of all records of the run with one key, valid or not, the first keeps it. A later valid
     record becomes a duplicate_key error and its staging row a failed record's key."""
+    if _spans_apart(run):
+        return 0  # no two batches' spans of keys overlap: no key can be staged twice
     every = staging.staged(target, run.pk, None)
     if not every.values(*target.keys).alias(n=Count("*")).filter(n__gt=1).exists():
         # the usual case: no key staged twice, whatever its kind. One aggregate, read from the
@@ -271,6 +281,22 @@ def mark_cross_batch_duplicates(run: SyncRun, target: Target) -> int:
     # still staged, as a failed record's key: the run's count of staged rows stays as validated
     staging.staged(target, run.pk).filter(pk__in=[r.pk for r in losers]).update(row_kind=staging.FAILED_KEY)
     return len(losers)
+
+
+def _spans_apart(run: SyncRun) -> bool:
+    """Whether the run's batches staged keys in spans that do not overlap (Target.key_span), so no
+    key is staged twice: the usual case of a snapshot sent in the order of its keys, decided without
+    reading the staged rows (the search below reads every one: 0.35 s per 1,000,000 on PostgreSQL).
+    A batch without a span (its keys have no exact order, or it was validated before spans were
+    kept) leaves the search to the database."""
+    spans = list(SyncBatch.objects.filter(run=run, staged__gt=0).values_list("key_span", flat=True))
+    if any(span is None for span in spans):
+        return False
+    try:
+        spans.sort()
+        return all(before[1] < after[0] for before, after in zip(spans, spans[1:]))
+    except TypeError:  # spans of keys of different types (not one target's): no order
+        return False
 
 
 # --- the diff and the upsert: one builder of the SQL, two dialects where they differ -------------

@@ -14,8 +14,8 @@ from .validate import BatchResult
 class StagedBatch:
     """A validated batch's staging rows and record errors, ready to write (prepare_batch)."""
 
-    def __init__(self, rows: staging.Prepared, errors: list[RecordError]):
-        self.rows, self.errors = rows, errors
+    def __init__(self, rows: staging.Prepared, errors: list[RecordError], key_span: list | None = None):
+        self.rows, self.errors, self.key_span = rows, errors, key_span
 
     def write(self) -> int:
         """Inside the caller's transaction: the number of staging rows written (checked again before the apply)."""
@@ -47,7 +47,9 @@ def prepare_batch(*, run_id, seq: int, result: BatchResult, target) -> StagedBat
         )
         for p in result.problems
     ]
-    return StagedBatch(rows, errors)
+    # every key it stages, whatever the row's kind: the span the apply's duplicate search reads
+    span = target.key_span([key for _index, key, _rec in result.valid] + [key for _index, key in failed] + deletes)
+    return StagedBatch(rows, errors, span)
 
 
 def _storable(value):

@@ -204,10 +204,10 @@ def _validate(batch: SyncBatch, *, early_now: bool) -> None:
         if locked.validated_at is not None or run_now not in SyncRun.ACTIVE_STATES:
             transaction.set_rollback(True)  # staged by another worker meanwhile, or the run ended
             return
-        locked.staged = written
+        locked.staged, locked.key_span = written, staged.key_span
         locked.validated_at = timezone.now()
         locked.valid, locked.invalid = len(result.valid), len(result.problems)
-        locked.save(update_fields=["validated_at", "valid", "invalid", "staged"])
+        locked.save(update_fields=["validated_at", "valid", "invalid", "staged", "key_span"])
         SyncRun.objects.filter(pk=run.pk).update(batches_done=F("batches_done") + 1, heartbeat_at=timezone.now())
         if run_now == Status.PROCESSING:  # else the run's start finds every batch validated
             transaction.on_commit(lambda: _apply_when_validated(run.pk))

@@ -125,7 +125,9 @@ def restage(run: SyncRun, target) -> None:
     log.warning("run %s: staged rows missing (database crash?); validating its batches again", run.pk)
     staging.staged(target, run.pk, None).delete()
     RecordError.objects.filter(run=run).delete()
-    SyncBatch.objects.filter(run=run).update(validated_at=None, validating_since=None, valid=0, invalid=0, staged=0)
+    SyncBatch.objects.filter(run=run).update(
+        validated_at=None, validating_since=None, valid=0, invalid=0, staged=0, key_span=None
+    )
     run.batches_done = 0
     run.heartbeat_at = timezone.now()
     run.save(update_fields=["batches_done", "heartbeat_at"])
