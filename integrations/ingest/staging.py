@@ -155,7 +155,16 @@ def ensure_table(target: Target) -> type[models.Model]:
         create, params = editor.table_sql(model)
         if connection.vendor == "postgresql":
             create = create.replace("CREATE TABLE", "CREATE UNLOGGED TABLE", 1)
-        statements = [create] + [str(index.create_sql(model, editor)) for index in model._meta.indexes]
+            q = connection.ops.quote_name
+            # a BRIN index of the run (a few pages) instead of the model's B-tree of (run, key): a
+            # batch's COPY writes its rows side by side, so block ranges keep apart the runs staged
+            # at once, and every join of the apply is a hash join over the run's rows, which reads
+            # them all anyway. The B-tree cost a quarter of each COPY (measured: 1,000,000 rows,
+            # 2.4 s with it, 1.8 s without); SQLite, without hash joins, keeps it
+            indexes = [f"CREATE INDEX {q(model._meta.indexes[0].name)} ON {q(table)} USING brin (run_id)"]
+        else:
+            indexes = [str(index.create_sql(model, editor)) for index in model._meta.indexes]
+        statements = [create, *indexes]
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 for statement in statements:
