@@ -40,3 +40,28 @@ def test_the_system_check(settings, value, ok):
     settings.INTEGRATIONS_APPLY_WORK_MEM = value
     ids = [e.id for e in checks.run_checks() if e.id.startswith("integrations.")]
     assert ("integrations.E006" not in ids) == ok
+
+
+@pytest.mark.skipif(not db_is_postgres(), reason="ANALYZE before the apply is PostgreSQL's")
+def test_statistics_of_every_column_first_then_of_the_owner_and_key_only(integration):
+    from django.test.utils import CaptureQueriesContext
+
+    from integrations.ingest import staging
+    from integrations.ingest.apply import refresh_statistics
+    from integrations.targets import get_target
+
+    target = get_target("catalog.product")
+    staging.ensure_table(target)
+    sync(integration, [product("A")])
+    with connection.cursor() as cursor:  # as on a table no ANALYZE has seen
+        cursor.execute("SELECT pg_stat_reset_single_table_counters('catalog_product'::regclass)")
+        cursor.execute("DELETE FROM pg_statistic WHERE starelid = 'catalog_product'::regclass")
+    with CaptureQueriesContext(connection) as first:
+        refresh_statistics(target)
+    with CaptureQueriesContext(connection) as then:
+        refresh_statistics(target)
+    analysed = [[q["sql"] for q in c.captured_queries if q["sql"].startswith("ANALYZE")] for c in (first, then)]
+    assert analysed[0][1] == 'ANALYZE "catalog_product"'
+    assert analysed[1][1] == 'ANALYZE "catalog_product" ("customer_id", "sku")'
+    # the staging table, ours, from a small sample
+    assert [q["sql"] for q in first.captured_queries if "statistics_target" in q["sql"]]
