@@ -428,11 +428,17 @@ class _RowsAppeared(Exception):
 
 
 def _owner_has_rows(target: Target, owner_id) -> bool:
-    """Has the owner any row of the target (whatever the model's default manager hides)?"""
+    """Has the owner any row of the target (whatever the model's default manager hides)? Ordered by
+    the key, so the plan is the unique index of (owner, key), read from its first entry: without
+    the ORDER BY, PostgreSQL took an owner with many rows for one a scan of the table finds at
+    once, and the scan read every other owner's rows first (0.1 s, behind 1,000,000 of them)."""
     q = connection.ops.quote_name
+    keys = ", ".join(map(q, target.key_columns))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT 1 FROM {q(target.model._meta.db_table)} WHERE {q(target.owner_column)} = %s LIMIT 1", [owner_id]
+            f"SELECT 1 FROM {q(target.model._meta.db_table)} WHERE {q(target.owner_column)} = %s "
+            f"ORDER BY {keys} LIMIT 1",
+            [owner_id],
         )
         return cursor.fetchone() is not None
 
