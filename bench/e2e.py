@@ -112,13 +112,28 @@ def busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+def postmaster() -> int | None:
+    """The local PostgreSQL server's main process (each backend is its child, in a session of its
+    own), or None."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                name, rest = stat.read().split(") ", 1)
+            if name.endswith("(postgres") and rest.split()[1] == "1":  # its parent is init
+                return int(pid)
+        except (OSError, ValueError, IndexError):
+            pass
+    return None
+
+
 class Peaks(threading.Thread):
     """Peak RSS and CPU time of each process group (the web, the worker), sampled from /proc; and
     the CPU time the machine spent meanwhile (the client's, the database's, everything's)."""
 
-    def __init__(self, groups: dict):
+    def __init__(self, groups: dict, database: int | None = None):
         super().__init__(daemon=True)
         self.groups, self.peak, self.done = groups, dict.fromkeys(groups, 0.0), threading.Event()
+        self.database = database  # the PostgreSQL server's main process: it and its children, CPU only
         self.cpu: dict[tuple[str, int], float] = {}  # (role, pid): CPU seconds, the last seen
         self.busy0 = busy_seconds()
         self.cpu0 = self._sample(initial=True)
@@ -132,12 +147,14 @@ class Peaks(threading.Thread):
             try:
                 pgid = os.getpgid(int(pid))
                 role = next((r for r, g in self.groups.items() if g == pgid), None)
-                if role is None:
-                    continue
                 with open(f"/proc/{pid}/stat") as stat:
                     fields = stat.read().rsplit(")", 1)[1].split()
+                if role is None and self.database in (int(pid), int(fields[1])):
+                    role = "database"
+                if role is None:
+                    continue
                 seen[(role, int(pid))] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
-                if initial:
+                if initial or role == "database":
                     continue
                 for line in open(f"/proc/{pid}/status"):
                     if line.startswith("VmRSS:"):
@@ -160,7 +177,7 @@ class Peaks(threading.Thread):
     def cpu_seconds(self) -> dict:
         """CPU seconds each group spent between start and stop (a process that ended between two
         samples counts up to its last sample)."""
-        out = dict.fromkeys(self.groups, 0.0)
+        out = dict.fromkeys([*self.groups, *(["database"] if self.database else [])], 0.0)
         for (role, pid), seconds in self.cpu.items():
             out[role] += seconds - self.cpu0.get((role, pid), 0.0)
         return out
@@ -299,9 +316,10 @@ def cpu_text(peaks: Peaks, out: dict) -> str:
     interpreter's start), the web and worker groups, everything else (the database, the broker)."""
     cpu = peaks.cpu_seconds()
     rest = peaks.busy - out["cpu"] - cpu["web"] - cpu["worker"]
+    database = f"database {cpu['database']:.1f}, rest {rest - cpu['database']:.1f}" if "database" in cpu else ""
     return (
         f"CPU s: client {out['cpu']:.1f}, web {cpu['web']:.1f}, worker {cpu['worker']:.1f}, "
-        f"database and rest {rest:.1f}, of {peaks.busy:.1f} busy"
+        f"{database or f'database and rest {rest:.1f}'}, of {peaks.busy:.1f} busy"
     )
 
 
@@ -357,7 +375,8 @@ def run_stack(stack: str) -> list[dict]:
         for fmt, _round in ((f, r) for f in FORMATS for r in range(REPEAT)):
             clear(stack, target, (owner, ceiling_owner))
             for case in CASES:
-                peaks = Peaks({"web": web.popen.pid, "worker": cluster.popen.pid})
+                server = postmaster() if stack == "postgres" else None
+                peaks = Peaks({"web": web.popen.pid, "worker": cluster.popen.pid}, database=server)
                 peaks.start()
                 code = CLIENT.format(root=str(ROOT), url=web.url, key=key, fmt=fmt, case=case, n=N)
                 client = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
