@@ -213,17 +213,17 @@ def refresh_statistics(target: Target) -> None:
             [q(table), table],
         )
         unanalysed = cursor.fetchone()[0]
-    statements = (
+    statements = (  # (table, statistics target or the server's, the columns or all)
         (staging.stage_model(target)._meta.db_table, 10, ""),
         (table, None, "" if unanalysed else f" ({', '.join(map(q, columns))})"),
     )
-    for name, sample, some in statements:
+    for name, sample, column_list in statements:
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute("SET LOCAL lock_timeout = '1s'")
                 if sample:
                     cursor.execute(f"SET LOCAL default_statistics_target = {int(sample)}")
-                cursor.execute(f"ANALYZE {q(name)}{some}")
+                cursor.execute(f"ANALYZE {q(name)}{column_list}")
         except OperationalError as exc:
             log.info("ANALYZE %s skipped: %s", name, exc)
 
