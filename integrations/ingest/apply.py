@@ -21,7 +21,7 @@ from django.utils import timezone
 from ..conf import conf
 from ..models import RecordError, SyncBatch, SyncRun
 from ..targets import Target
-from . import journal, staging
+from . import journal, parallel, staging
 from .deletions import DeletionPlan
 from .validate import duplicate_message, unknown_reference
 
@@ -58,6 +58,7 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
 
     staged = staging.staged(target, run.pk)
     plan = DeletionPlan.of(run, target, owner_id)  # rule 4: what the run deletes
+    plan.read_ids()
     notes: list[str] = []
     if plan.keyless:
         notes.append(f"snapshot deletion skipped: {plan.keyless} failed record(s) had no readable key")
@@ -104,9 +105,16 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
         deleted = plan.count()
         notes.insert(0, "dry run: nothing was applied")
     else:
-        created, updated = upsert(run, target, owner_id, journal_run=run if fold else None, counts=counts)
-        unchanged = staged.count() - created - updated
-        deleted = journal.delete_journaled(run, target, doomed) if fold_deletes else plan.delete()
+        records = staged.count()
+        writes = records_to_write(run, target, owner_id, plan, records) if fold else None
+        if writes == []:  # every staged record is as its row is: nothing to write, nothing to journal
+            created = updated = 0
+        else:
+            created, updated = upsert(
+                run, target, owner_id, journal_run=run if fold else None, counts=counts, only=writes
+            )
+        unchanged = records - created - updated
+        deleted = journal.delete_journaled(run, target, plan) if fold_deletes else plan.delete()
 
     status = Status.PARTIAL if failed else Status.SUCCEEDED
     if failed:
@@ -334,12 +342,40 @@ def diff_counts(run: SyncRun, target: Target, owner_id) -> tuple[int, int, int]:
         return tuple(v or 0 for v in cursor.fetchone())
 
 
+def records_to_write(run: SyncRun, target: Target, owner_id, plan: DeletionPlan, staged: int) -> list | None:
+    """The staging ids of the run's records that are new or differ from their row, where asking is
+    worth it; None: the upsert compares every record itself (as it always does on SQLite).
+
+    On PostgreSQL a statement that writes runs in one process: the upsert's comparison of 1,000,000
+    records took 1.6 s, the same comparison as a read (parallel.ids) 1.1 s. With no id the upsert
+    is skipped; with a few it reads only those records, one by one (10,000 of 1,000,000: 0.5 s,
+    not 1.6 s plus their writes). It is asked only where few writes are likely: a full snapshot
+    none of whose records can be new (the owner's rows less those it deletes are as many as its
+    records), the shape of a re-sync. A snapshot with new records (one that grows, as most that
+    change do) is upserted without asking. The ids are used only up to a twentieth of the records
+    (or 1,000): beyond, reading records one by one costs more than the upsert's one join (150,000
+    of 1,000,000: 7.8 s, not 6.5 s)."""
+    if plan.snapshot_ids is None or staged != plan.current - len(plan.snapshot_ids):
+        return None  # read_ids read nothing (SQLite, no snapshot, too many rows), or records are new
+    source, source_params, cols = _source(target, run.pk, owner_id, staged_id=True)
+    differs, _ = _compare(target, cols)
+    q = connection.ops.quote_name
+    return parallel.ids(
+        f"WITH src AS ({source}) SELECT src.{STAGED_ID} FROM src "
+        f"LEFT JOIN {q(target.model._meta.db_table)} t ON {_join(target)} "
+        f"WHERE t.{q(target.model._meta.pk.column)} IS NULL OR {differs}",
+        [*source_params, owner_id],
+        limit=max(staged // 20, 1000),
+    )
+
+
 def upsert(
     run: SyncRun,
     target: Target,
     owner_id,
     journal_run: SyncRun | None = None,
     counts: tuple[int, int] | None = None,
+    only: list | None = None,
 ) -> tuple[int, int]:
     """Write new and changed records; unchanged rows are not touched. (created, updated).
 
@@ -350,8 +386,9 @@ def upsert(
     With `journal_run` (PostgreSQL), the same statement journals what it writes (SPEC 13): the
     prefilter, computed once, feeds the INSERT and the journal's INSERT. On SQLite, `counts`
     (created, updated), when the journal has just compared the same rows the same way
-    (journal.record), stands for that first join."""
-    source, source_params, cols = _source(target, run.pk, owner_id)
+    (journal.record), stands for that first join. With `only` (records_to_write), the staged
+    records read are those of these staging ids."""
+    source, source_params, cols = _source(target, run.pk, owner_id, only=only)
     differs, _ = _compare(target, cols)
     q = connection.ops.quote_name
     table = q(target.model._meta.db_table)
@@ -443,10 +480,16 @@ def _owner_has_rows(target: Target, owner_id) -> bool:
         return cursor.fetchone() is not None
 
 
-def _source(target: Target, run_id, owner_id) -> tuple[str, list, list[str]]:
+STAGED_ID = '"_staged_id"'  # the staging row's id, in `_source` with staged_id
+
+
+def _source(
+    target: Target, run_id, owner_id, *, staged_id: bool = False, only: list | None = None
+) -> tuple[str, list, list[str]]:
     """The staged records of a run as typed rows (key columns first, under the model's column
     names, a reference resolved to the referenced row's id by a join within the owner's rows),
-    its parameters, and the target's non-key column names."""
+    its parameters, and the target's non-key column names. With `staged_id`, each row's staging
+    id too (as STAGED_ID); with `only`, the records of these staging ids alone."""
     meta = target.model._meta
     stage = staging.stage_model(target)._meta
     q = connection.ops.quote_name
@@ -467,12 +510,15 @@ def _source(target: Target, run_id, owner_id) -> tuple[str, list, list[str]]:
             params.append(owner_id)
         else:
             select.append(f"s.{q(stage.get_field(name).column)} AS {q(col)}")
-    run = stage.get_field("run_id").get_db_prep_value(run_id, connection)
-    sql = (
-        f"SELECT {', '.join(select)} FROM {q(stage.db_table)} s{''.join(joins)} "
-        f"WHERE s.run_id = %s AND s.row_kind = '{staging.RECORD}'"
-    )
-    return sql, [*params, run], cols
+    if staged_id:
+        select.append(f"s.{q(stage.pk.column)} AS {STAGED_ID}")
+    params.append(stage.get_field("run_id").get_db_prep_value(run_id, connection))
+    where = f"s.run_id = %s AND s.row_kind = '{staging.RECORD}'"
+    if only is not None:  # unnest: planned as a few rows (each looked up), whatever the list's length
+        where += f" AND s.{q(stage.pk.column)} IN (SELECT unnest(%s::{stage.pk.db_type(connection)}[]))"
+        params.append(only)
+    sql = f"SELECT {', '.join(select)} FROM {q(stage.db_table)} s{''.join(joins)} WHERE {where}"
+    return sql, params, cols
 
 
 def _compare(target: Target, cols: list[str], old: str = "t", new: str = "src") -> tuple[str, str]:

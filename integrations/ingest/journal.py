@@ -32,6 +32,7 @@ from ..conf import conf
 from ..models import RunChange, SyncRun
 from ..targets import Target
 from . import staging
+from .deletions import DeletionPlan, pk_subquery
 
 CHUNK = 2000
 Op = RunChange.Op
@@ -59,25 +60,18 @@ def folds_deletes(run: SyncRun, target: Target) -> bool:
     return Collector(using=connection.alias).can_fast_delete(target.model)
 
 
-def _ids_sql(doomed) -> tuple[str, tuple]:
-    """The primary keys of `doomed` as a subquery (SQL, parameters), without the model's default
-    ordering: a model ordered by a related field (catalog.Product by its customer's slug) would
-    otherwise join that table and sort every doomed row, for an IN that ignores the order."""
-    return doomed.order_by().values("pk").query.sql_with_params()
-
-
-def delete_journaled(run: SyncRun, target: Target, doomed) -> int:
-    """Delete `doomed` (the deletion plan's rows) and journal each row as it was, in one statement
+def delete_journaled(run: SyncRun, target: Target, plan: DeletionPlan) -> int:
+    """Delete the deletion plan's rows and journal each row as it was, in one statement
     (`DELETE ... RETURNING` feeding the journal's INSERT); how many rows went. Only where
     `folds_deletes` said yes: Django would have deleted them in one statement too."""
     q = connection.ops.quote_name
     table = q(target.model._meta.db_table)
     pk = q(target.model._meta.pk.column)
     run_id = RunChange._meta.get_field("run").get_db_prep_value(run.pk, connection)
-    ids, ids_params = _ids_sql(doomed)
+    rows, ids_params = plan.rows_sql(f"t.{pk}")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH gone AS (DELETE FROM {table} t WHERE t.{pk} IN ({ids}) RETURNING t.*) "
+            f"WITH gone AS (DELETE FROM {table} t WHERE {rows} RETURNING t.*) "
             f"{_insert()}SELECT %s, 'deleted', {_key(target, 'gone')}, {_json(target, 'gone')}, NULL, false, NULL "
             f"FROM gone",
             [*ids_params, run_id],
@@ -505,7 +499,7 @@ def _sql_record(run, target, owner_id, doomed, *, upserts: bool = True) -> tuple
             created, updated = cursor.fetchone()
             counts = (created or 0, updated or 0)
         if doomed is not None:
-            ids, ids_params = _ids_sql(doomed)
+            ids, ids_params = pk_subquery(doomed)
             cursor.execute(
                 f"{insert}SELECT %s, 'deleted', {_key(target, 't')}, {_json(target, 't')}, NULL, false, NULL "
                 f"FROM {table} t WHERE t.{pk} IN ({ids})",
