@@ -44,11 +44,16 @@ class Outcome:
 def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
     integration = run.integration
     owner_id = integration.customer_id
-    mark_cross_batch_duplicates(run, target)
+    duplicates = mark_cross_batch_duplicates(run, target)
     # unknown references are failed records, counted by the error policy like any other
-    mark_unknown_references(run, target, owner_id)
+    unknown = mark_unknown_references(run, target, owner_id)
 
-    received = SyncBatch.objects.filter(run=run).aggregate(n=Sum("received"))["n"] or 0
+    sums = SyncBatch.objects.filter(run=run).aggregate(received=Sum("received"), valid=Sum("valid"))
+    received = sums["received"] or 0
+    # the staged records: each batch staged its valid records (the caller has checked that every
+    # staged row is there), less those the two steps above made failed records' keys. Counted
+    # from the batches, not by reading the run's staged rows again (0.1 s at 1,000,000)
+    records = (sums["valid"] or 0) - duplicates - unknown
     failed = RecordError.objects.filter(run=run).count()
 
     # rule 3: the error policy comes first; a failed run changes nothing
@@ -56,7 +61,6 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
     if over:
         return Outcome(Status.FAILED, received=received, failed=failed, message=over)
 
-    staged = staging.staged(target, run.pk)
     plan = DeletionPlan.of(run, target, owner_id)  # rule 4: what the run deletes
     plan.read_ids()
     notes: list[str] = []
@@ -105,7 +109,6 @@ def plan_and_apply(run: SyncRun, target: Target) -> Outcome:
         deleted = plan.count()
         notes.insert(0, "dry run: nothing was applied")
     else:
-        records = staged.count()
         writes = records_to_write(run, target, owner_id, plan, records) if fold else None
         if writes == []:  # every staged record is as its row is: nothing to write, nothing to journal
             created = updated = 0

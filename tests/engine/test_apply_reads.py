@@ -9,8 +9,9 @@ from django.test.utils import CaptureQueriesContext
 from catalog.models import Product
 from crm.models import Contact
 from integrations import services
-from integrations.ingest import parallel
+from integrations.ingest import parallel, staging
 from integrations.models import RunChange
+from integrations.targets import get_target
 from tests.support import db_is_postgres, product, sync
 
 
@@ -126,3 +127,20 @@ def test_a_snapshot_that_deletes_every_row_is_held_and_applied_on_approval(integ
     run.refresh_from_db()
     assert (run.status, run.counts["deleted"]) == ("succeeded", 20), run.message
     assert _skus(customer) == ["N1"]
+
+
+def test_the_staging_table_on_postgresql_has_a_brin_index_of_the_run_and_cached_ids(integration):
+    if not db_is_postgres():
+        return
+    sync(integration, [product("S1")])
+    table = staging.stage_model(get_target("catalog.product"))._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", [table])
+        indexes = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            "SELECT seqcache FROM pg_sequence WHERE seqrelid = pg_get_serial_sequence(%s, 'id')::regclass", [table]
+        )
+        (cache,) = cursor.fetchone()
+    assert any("USING brin (run_id)" in index for index in indexes), indexes
+    assert not any("btree (run_id" in index for index in indexes), indexes
+    assert cache == 1000
