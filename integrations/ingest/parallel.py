@@ -11,7 +11,7 @@ deletes, the records it changes), and `ids` stops reading it after `limit` rows.
 
 from django.db import connection
 
-LIMIT = 250_000  # ids kept in the worker's memory at most (about 10 MB); beyond, the caller's SQL decides
+LIMIT = 250_000  # ids held in the worker at most (some 20 MB while read); beyond, the caller's SQL decides
 
 
 def ids(sql: str, params, limit: int | None = None) -> list | None:
@@ -21,12 +21,11 @@ def ids(sql: str, params, limit: int | None = None) -> list | None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('parallel_tuple_cost')")
         (before,) = cursor.fetchone()
+        # for this transaction only (a failing read aborts it, and the rollback undoes this too)
         cursor.execute("SELECT set_config('parallel_tuple_cost', '0.001', true)")
-        try:
-            cursor.execute(sql, params)
-            rows = cursor.fetchmany(limit + 1)
-        finally:
-            cursor.execute("SELECT set_config('parallel_tuple_cost', %s, true)", [before])
+        cursor.execute(sql, params)
+        rows = cursor.fetchmany(limit + 1)
+        cursor.execute("SELECT set_config('parallel_tuple_cost', %s, true)", [before])
     if len(rows) > limit:
         return None
     return [row[0] for row in rows]
