@@ -89,7 +89,7 @@ class DeletionPlan:
         meet, and its parameters: by their keys when `read_ids` has them, else as a subquery."""
         if self.snapshot_ids is not None and not self.explicit_count:
             return f"{pk} = ANY(%s::{self.target.model._meta.pk.db_type(connection)}[])", [self.snapshot_ids]
-        sql, params = pk_subquery(self.doomed())
+        sql, params = pk_subquery(self._rows())
         return f"{pk} IN ({sql})", list(params)
 
     @cached_property
@@ -127,6 +127,9 @@ class DeletionPlan:
         """Every row the run deletes as one queryset; None when it deletes none."""
         if not self.count():
             return None
+        return self._rows()
+
+    def _rows(self) -> QuerySet:
         return self.explicit if self.snapshot is None else self.explicit | self.snapshot
 
     def keys(self, limit: int | None = None, *, chunk_size: int = 2000):
