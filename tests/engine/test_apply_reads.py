@@ -144,3 +144,17 @@ def test_the_staging_table_on_postgresql_has_a_brin_index_of_the_run_and_cached_
     assert any("USING brin (run_id)" in index for index in indexes), indexes
     assert not any("btree (run_id" in index for index in indexes), indexes
     assert cache == 1000
+
+
+def test_a_held_run_with_a_key_sent_twice_counts_its_records_again_on_approval(integration, customer):
+    # found by test_property_engine: the first pass marks the later record a duplicate; the approved
+    # pass must count the staged records as they are now, not as the batches validated them
+    sync(integration, [product(f"K{i:02d}") for i in range(12)])
+    integration.max_error_rate, integration.max_deletes_percent = 0.5, 0.0
+    integration.save()
+    run = sync(integration, [], [product("K00")], [product("K00")])
+    assert run.status == "needs_review", run.message
+    services.run_review(run=run, approve=True, user="staff")
+    run.refresh_from_db()
+    assert run.status == "partial", run.message
+    assert (run.counts["unchanged"], run.counts["failed"], run.counts["deleted"]) == (1, 1, 11)
